@@ -1,0 +1,201 @@
+"""The on-screen caption: a frameless, translucent, always-on-top window with the last lines.
+
+It is a top-level window of its own (no parent), so it stays up while the main window is minimised.
+Drag it anywhere, resize it from the corner grip, right-click for font size, background opacity,
+what to show and click-through. Its geometry and style live in the app settings.
+"""
+
+from __future__ import annotations
+
+import html
+
+from PySide6.QtCore import QPoint, QRect, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QColor, QPainter
+from PySide6.QtWidgets import QLabel, QMenu, QSizeGrip, QVBoxLayout, QWidget
+
+from desktop_app.settings import AppSettings
+from desktop_app.transcript_model import SegmentRow
+
+DEFAULT_RECT = (200, 200, 900, 140)
+
+
+class CaptionOverlay(QWidget):
+    visibility_changed = Signal(bool)
+
+    def __init__(self, settings: AppSettings):
+        super().__init__(None)
+        self.settings = settings
+        self.setObjectName("captionOverlay")
+        self.setWindowTitle("Parley captions")
+        self.setWindowFlags(Qt.WindowType.Window | Qt.WindowType.FramelessWindowHint
+                            | Qt.WindowType.WindowStaysOnTopHint | Qt.WindowType.Tool)
+        self.setAttribute(Qt.WidgetAttribute.WA_TranslucentBackground)
+        self.setAttribute(Qt.WidgetAttribute.WA_ShowWithoutActivating)
+        self.setMinimumSize(240, 60)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(18, 10, 18, 6)
+        self.label = QLabel(self)
+        self.label.setObjectName("captionText")
+        self.label.setWordWrap(True)
+        self.label.setTextFormat(Qt.TextFormat.RichText)
+        self.label.setAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom)
+        layout.addWidget(self.label, 1)
+        self.grip = QSizeGrip(self)
+        layout.addWidget(self.grip, 0, Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignRight)
+
+        self._rows: list[SegmentRow] = []
+        self._plain = ""
+        self._drag_from: QPoint | None = None
+        # Moves arrive per pixel while dragging; write the settings once the window comes to rest.
+        self._save_timer = QTimer(self, singleShot=True, interval=300)
+        self._save_timer.timeout.connect(self.save_geometry)
+
+        x, y, w, h = settings.overlay_rect or DEFAULT_RECT
+        self.setGeometry(QRect(x, y, w, h))
+        self.set_click_through(settings.overlay_click_through)
+        self._apply_style()
+
+    # Content
+    def show_rows(self, rows: list[SegmentRow]) -> None:
+        self._rows = rows[-2:]
+        self._render()
+
+    def caption_text(self) -> str:
+        """The caption as plain text, lines joined by newlines (what a user reads)."""
+        return self._plain
+
+    def _render(self) -> None:
+        mode = self.settings.overlay_mode
+        pt = self.settings.overlay_font_pt
+        lines: list[tuple[str, str]] = []  # (text, colour)
+        if mode == "both":
+            if self._rows:
+                last = self._rows[-1]
+                dim = "#d8d8d8" if last.committed else "#a8a8a8"
+                if last.text.strip():
+                    lines.append((last.text.strip(), "#cfcfcf" if last.translation.strip() else dim))
+                if last.translation.strip():
+                    lines.append((last.translation.strip(), "#ffffff" if not last.translation_draft else "#bbbbbb"))
+        else:
+            for row in self._rows:
+                text = (row.translation if mode == "translation" else row.text).strip()
+                if text:
+                    lines.append((text, "#ffffff" if row.committed else "#b0b0b0"))
+        self._plain = "\n".join(t for t, _ in lines)
+        parts = []
+        for i, (text, colour) in enumerate(lines):
+            size = pt if (mode != "both" or i == len(lines) - 1 or len(lines) == 1) else max(8, int(pt * 0.72))
+            parts.append(f'<div style="color:{colour}; font-size:{size}pt;">{html.escape(text)}</div>')
+        self.label.setText("".join(parts))
+
+    # Style
+    def _apply_style(self) -> None:
+        self.label.setStyleSheet("QLabel { background: transparent; font-weight: 600; }")
+        self._render()
+        self.update()
+
+    def set_font_size(self, pt: int) -> None:
+        self.settings.overlay_font_pt = pt
+        self._apply_style()
+
+    def set_opacity(self, opacity: float) -> None:
+        self.settings.overlay_opacity = opacity
+        self.update()
+
+    def set_mode(self, mode: str) -> None:
+        self.settings.overlay_mode = mode
+        self._render()
+
+    def set_click_through(self, on: bool) -> None:
+        """Clicks pass to the window underneath; turn it off again from the main window's View menu."""
+        self.settings.overlay_click_through = on
+        was_visible = self.isVisible()
+        self.setWindowFlag(Qt.WindowType.WindowTransparentForInput, on)
+        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents, on)
+        if was_visible:  # changing window flags hides a window; bring it back
+            self.show()
+
+    def click_through(self) -> bool:
+        return self.settings.overlay_click_through
+
+    def paintEvent(self, _event) -> None:  # noqa: N802
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(QColor(16, 16, 16, int(255 * self.settings.overlay_opacity)))
+        p.drawRoundedRect(self.rect(), 12, 12)
+
+    # Geometry and dragging
+    def save_geometry(self) -> None:
+        g = self.geometry()
+        self.settings.overlay_rect = (g.x(), g.y(), g.width(), g.height())
+
+    def moveEvent(self, event) -> None:  # noqa: N802
+        super().moveEvent(event)
+        self._save_timer.start()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._save_timer.start()
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802
+        if event.button() == Qt.MouseButton.LeftButton:
+            self._drag_from = event.globalPosition().toPoint() - self.frameGeometry().topLeft()
+            event.accept()
+
+    def mouseMoveEvent(self, event) -> None:  # noqa: N802
+        if self._drag_from is not None and event.buttons() & Qt.MouseButton.LeftButton:
+            self.move(event.globalPosition().toPoint() - self._drag_from)
+            event.accept()
+
+    def mouseReleaseEvent(self, event) -> None:  # noqa: N802
+        self._drag_from = None
+        self.save_geometry()
+
+    def contextMenuEvent(self, event) -> None:  # noqa: N802
+        self.build_menu(self).exec(event.globalPos())
+
+    def build_menu(self, parent) -> QMenu:
+        menu = QMenu("Captions", parent)
+        bigger = menu.addAction("Larger text")
+        bigger.triggered.connect(lambda: self.set_font_size(self.settings.overlay_font_pt + 2))
+        smaller = menu.addAction("Smaller text")
+        smaller.triggered.connect(lambda: self.set_font_size(self.settings.overlay_font_pt - 2))
+        opacity_menu = menu.addMenu("Background opacity")
+        group = QActionGroup(opacity_menu)
+        for pct in (0, 25, 50, 60, 75, 90, 100):
+            act = QAction(f"{pct} %", opacity_menu, checkable=True)
+            act.setChecked(abs(self.settings.overlay_opacity * 100 - pct) < 1)
+            act.triggered.connect(lambda _c=False, v=pct: self.set_opacity(v / 100))
+            group.addAction(act)
+            opacity_menu.addAction(act)
+        show_menu = menu.addMenu("Show")
+        mode_group = QActionGroup(show_menu)
+        for mode, label in (("translation", "Translation"), ("transcript", "Transcript"), ("both", "Both")):
+            act = QAction(label, show_menu, checkable=True)
+            act.setChecked(self.settings.overlay_mode == mode)
+            act.triggered.connect(lambda _c=False, m=mode: self.set_mode(m))
+            mode_group.addAction(act)
+            show_menu.addAction(act)
+        through = menu.addAction("Click-through")
+        through.setCheckable(True)
+        through.setChecked(self.click_through())
+        through.toggled.connect(self.set_click_through)
+        menu.addSeparator()
+        menu.addAction("Hide captions").triggered.connect(lambda: self.set_shown(False))
+        return menu
+
+    def set_shown(self, on: bool) -> None:
+        """The user's choice (remembered); closing the app hides the window without changing it."""
+        self.settings.overlay_visible = on
+        self.setVisible(on)
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        self.visibility_changed.emit(True)
+
+    def hideEvent(self, event) -> None:  # noqa: N802
+        super().hideEvent(event)
+        self.save_geometry()
+        self.visibility_changed.emit(False)

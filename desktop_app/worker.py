@@ -1,0 +1,224 @@
+"""The engine worker: a QObject moved to a QThread that loads the model and runs files and live sessions.
+
+The window talks to it only through signals (queued across the thread boundary), so the GUI thread
+never runs a model. Cancelling a file sets the request's threading.Event from the GUI thread (the
+worker thread is busy inside the engine then, which polls the event). Live events arrive from the
+session's own thread and are re-emitted as `live_event`, queued to the window.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from desktop_app.errors import describe_error
+from desktop_app.transcript_model import SegmentRow
+
+log = logging.getLogger(__name__)
+
+LEVEL_INTERVAL_S = 0.04  # the meter needs no more than 25 updates a second
+PROGRESS_INTERVAL_S = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class FileRequest:
+    path: str
+    language: str | None  # None: detect
+    translate_to: str | None  # None: no translation; 'en': Whisper's speech translation
+    # Set from the GUI thread to cancel; one per request, so a cancel sent before the job starts counts.
+    cancel: threading.Event = dataclasses.field(default_factory=threading.Event, compare=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class LiveRequest:
+    device_index: int | None
+    language: str | None
+    translate_to: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    path: str
+    requested_device: str
+    provider: str
+    note: str  # why it fell back to CPU, when it did
+
+
+@dataclasses.dataclass(frozen=True)
+class FileResult:
+    path: str
+    rows: list
+    language: str | None
+    language_probability: float | None
+    duration_s: float
+    elapsed_s: float
+
+
+def default_model_loader(pack_path: str, device: str):
+    from engine.whisper import WhisperModel
+
+    return WhisperModel.load(pack_path, device=device)
+
+
+def align_translation(rows: list[SegmentRow], translated: list) -> None:
+    """Put each translated segment on the transcript row it overlaps most (the passes cut differently)."""
+    if not rows:
+        return
+    parts: list[list[str]] = [[] for _ in rows]
+    for seg in translated:
+        text = seg.text.strip()
+        if not text:
+            continue
+        best = max(range(len(rows)), key=lambda i: (
+            min(rows[i].end_s, seg.end_s) - max(rows[i].start_s, seg.start_s),
+            -abs(rows[i].start_s - seg.start_s)))
+        parts[best].append(text)
+    for row, texts in zip(rows, parts):
+        row.translation = " ".join(texts)
+
+
+class EngineWorker(QObject):
+    model_loading = Signal(str)
+    model_loaded = Signal(object)  # ModelInfo
+    model_failed = Signal(str)
+    file_progress = Signal(float, str)  # fraction 0..1, stage
+    file_done = Signal(object)  # FileResult
+    file_cancelled = Signal(str)
+    file_failed = Signal(str)
+    live_started = Signal()
+    live_event = Signal(object)  # engine.events dataclasses, from the session's thread
+    live_finished = Signal()
+    live_failed = Signal(str)
+
+    def __init__(self, model_loader: Callable | None = None, audio_source_factory: Callable | None = None):
+        super().__init__()
+        self._loader = model_loader or default_model_loader
+        self._source_factory = audio_source_factory
+        self._model = None
+        self._session = None
+        self._last_level = 0.0
+        self._last_progress = 0.0
+
+    def has_model(self) -> bool:
+        return self._model is not None
+
+    @Slot(str, str, str)
+    def load_model(self, name: str, pack_path: str, device: str) -> None:
+        self.model_loading.emit(name)
+        self._model = None
+        try:
+            model = self._loader(pack_path, device)
+        except Exception as e:  # noqa: BLE001 - becomes a sentence in the window
+            self.model_failed.emit(describe_error(e, f"loading the model {name}"))
+            return
+        self._model = model
+        provider = str(getattr(model, "provider", "CPUExecutionProvider"))
+        note = ""
+        if device == "cuda" and "CUDA" not in provider:
+            note = getattr(model, "fallback_reason", "") or (
+                "GPU requested, but onnxruntime's CUDA provider could not start (no NVIDIA GPU, driver or "
+                "CUDA/cuDNN libraries found); running on the CPU.")
+        self.model_loaded.emit(ModelInfo(name, pack_path, device, provider, note))
+
+    @Slot(object)
+    def transcribe_file(self, request: FileRequest) -> None:
+        name = Path(request.path).name
+        if request.cancel.is_set():
+            self.file_cancelled.emit(f"Cancelled {name}.")
+            return
+        if self._model is None:
+            self.file_failed.emit(f"Cannot transcribe {name}: no model is loaded. Choose or build a model first.")
+            return
+        started = time.monotonic()
+        try:
+            from engine.whisper import TranscribeOptions
+
+            two_pass = request.translate_to == "en" and request.language != "en"
+            share = 0.5 if two_pass else 1.0
+            options = TranscribeOptions(language=request.language, task="transcribe")
+            result = self._model.transcribe(request.path, options, self._progress_fn(0.0, share, "transcribing"),
+                                            request.cancel)
+            rows = [SegmentRow(i, s.start_s, s.end_s, s.text.strip(), words=tuple(getattr(s, "words", None) or ()))
+                    for i, s in enumerate(result.segments)]
+            if two_pass and rows and result.language != "en":
+                # Whisper's translate task on the same audio, told the language the first pass found.
+                options = TranscribeOptions(language=result.language or request.language, task="translate")
+                translated = self._model.transcribe(request.path, options,
+                                                    self._progress_fn(0.5, 0.5, "translating"), request.cancel)
+                align_translation(rows, translated.segments)
+            elif request.translate_to == "en":  # English already: the transcript is the translation
+                for row in rows:
+                    row.translation = row.text
+        except Exception as e:  # noqa: BLE001
+            if type(e).__name__ == "CancelledError" or request.cancel.is_set():
+                self.file_cancelled.emit(f"Cancelled {name}.")
+            else:
+                self.file_failed.emit(describe_error(e, f"transcribing {name}"))
+            return
+        self.file_done.emit(FileResult(request.path, rows, result.language,
+                                       getattr(result, "language_probability", None),
+                                       float(getattr(result, "duration_s", 0.0) or 0.0), time.monotonic() - started))
+
+    def _progress_fn(self, offset: float, share: float, stage: str):
+        def progress(done_s: float, total_s: float) -> None:
+            now = time.monotonic()
+            if total_s <= 0 or (now - self._last_progress < PROGRESS_INTERVAL_S and done_s < total_s):
+                return
+            self._last_progress = now
+            self.file_progress.emit(offset + share * min(1.0, done_s / total_s), stage)
+
+        return progress
+
+    # Live
+    @Slot(object)
+    def start_live(self, request: LiveRequest) -> None:
+        if self._model is None:
+            self.live_failed.emit("Cannot start: no model is loaded. Choose or build a model first.")
+            return
+        try:
+            from engine.session import LiveOptions, LiveSession
+
+            fields = {f.name for f in dataclasses.fields(LiveOptions)}
+            kwargs = {"language": request.language, "device": request.device_index}
+            if request.translate_to and "translate_to" in fields:
+                kwargs["translate_to"] = request.translate_to
+            elif request.translate_to and "translate" in fields:
+                kwargs["translate"] = True
+            options = LiveOptions(**{k: v for k, v in kwargs.items() if k in fields})
+            source = self._source_factory(request.device_index) if self._source_factory else None
+            self._session = LiveSession(self._model, options, on_event=self._on_live_event, source=source)
+            self._session.start()
+        except Exception as e:  # noqa: BLE001
+            self._session = None
+            self.live_failed.emit(describe_error(e, "starting live transcription"))
+            return
+        self.live_started.emit()
+
+    @Slot()
+    def stop_live(self) -> None:
+        """Stop capture, then drain: everything already recorded is still transcribed."""
+        session, self._session = self._session, None
+        if session is None:
+            self.live_finished.emit()
+            return
+        try:
+            session.stop()
+            session.finish()
+        except Exception as e:  # noqa: BLE001
+            self.live_failed.emit(describe_error(e, "finishing live transcription"))
+        self.live_finished.emit()
+
+    def _on_live_event(self, event) -> None:
+        if type(event).__name__ == "Level":
+            now = time.monotonic()
+            if now - self._last_level < LEVEL_INTERVAL_S:
+                return
+            self._last_level = now
+        self.live_event.emit(event)
