@@ -1,0 +1,71 @@
+"""Precisions of a pack: int8 dynamic quantisation (CPU integer kernels) and fp16 (CUDA).
+
+int8: onnxruntime's ``quantize_dynamic`` turns each MatMul with a constant weight into
+DynamicQuantizeLinear + MatMulInteger, so activations are quantised per call and the product runs in
+integer arithmetic. The convolutions of the encoder front end stay float (tiny share of the time, and
+quantising them costs accuracy).
+
+fp16: weights and activations in half precision, graph inputs and outputs kept float32 so a runtime
+that feeds float32 works unchanged; LayerNorm/Softmax stay in float32 for range.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import onnx
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Int8Options:
+    per_channel: bool = True  # one scale per output channel of each weight (better accuracy, same speed)
+    weight_type: str = "QInt8"  # QInt8 (symmetric, signed) or QUInt8
+    quantize_logits: bool = True  # the tied vocabulary projection: ~half of the decoder's weights
+    reduce_range: bool = False  # 7-bit weights, for CPUs without VNNI that can overflow in u8s8
+
+    def __post_init__(self) -> None:
+        if self.weight_type not in ("QInt8", "QUInt8"):
+            raise ValueError(f"weight_type must be QInt8 or QUInt8, not {self.weight_type!r}")
+
+
+def _logits_matmul(model: onnx.ModelProto) -> list[str]:
+    """Names of the MatMul nodes that produce the `logits` output (through a Cast at most)."""
+    producers = {out: node for node in model.graph.node for out in node.output}
+    node = producers.get("logits")
+    while node is not None and node.op_type in ("Cast", "Identity"):
+        node = producers.get(node.input[0])
+    return [node.name] if node is not None and node.op_type == "MatMul" else []
+
+
+def quantize_int8(src: Path, dst: Path, options: Int8Options = Int8Options()) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    exclude = [] if options.quantize_logits else _logits_matmul(onnx.load(str(src), load_external_data=False))
+    quantize_dynamic(
+        model_input=str(src),
+        model_output=str(dst),
+        op_types_to_quantize=["MatMul"],
+        per_channel=options.per_channel,
+        reduce_range=options.reduce_range,
+        weight_type=getattr(QuantType, options.weight_type),
+        nodes_to_exclude=exclude,
+        extra_options={"MatMulConstBOnly": True},
+    )
+    ops = {n.op_type for n in onnx.load(str(dst), load_external_data=False).graph.node}
+    if "MatMulInteger" not in ops and "DynamicQuantizeMatMul" not in ops:
+        raise RuntimeError(f"{dst}: quantisation produced no integer MatMul; the graph's weights may not be constants")
+    log.info("quantised %s -> %s (%.1f MB)", src.name, dst, dst.stat().st_size / 1e6)
+
+
+def convert_fp16(src: Path, dst: Path) -> None:
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = onnx.load(str(src))
+    half = convert_float_to_float16(model, keep_io_types=True, op_block_list=["LayerNormalization", "Softmax"],
+                                    disable_shape_infer=False)
+    onnx.save(half, str(dst))
+    log.info("converted %s to fp16 -> %s (%.1f MB)", src.name, dst, dst.stat().st_size / 1e6)
