@@ -68,6 +68,9 @@ class ControlBar(QWidget):
         grid.addWidget(self.model_combo, 1, 4)
         grid.addWidget(self.compute_combo, 1, 5)
         grid.addWidget(self.provider_label, 1, 6)
+        for combo in (self.source_combo, self.target_combo, self.model_combo):
+            combo.setMinimumContentsLength(10)
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         grid.setColumnStretch(1, 2)
         grid.setColumnStretch(3, 2)
         grid.setColumnStretch(4, 2)

@@ -28,7 +28,7 @@ class DevicePicker(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         self.combo = QComboBox(self)
         self.combo.setObjectName("deviceCombo")
-        self.combo.setMinimumContentsLength(22)
+        self.combo.setMinimumContentsLength(14)
         self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.combo.currentIndexChanged.connect(lambda _i: self.changed.emit())
         self.refresh_button = QToolButton(self)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from PySide6.QtCore import QRectF, QSize, Qt, QTimer
-from PySide6.QtGui import QColor, QPainter
+from PySide6.QtGui import QColor, QPainter, QPalette
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 FLOOR_DB = -60.0
@@ -54,8 +54,8 @@ class LevelMeter(QWidget):
     def paintEvent(self, _event) -> None:  # noqa: N802
         p = QPainter(self)
         rect = QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5)
-        p.setPen(QColor(120, 120, 120))
-        p.setBrush(QColor(40, 40, 40))
+        p.setPen(self.palette().color(QPalette.ColorRole.Mid))
+        p.setBrush(self.palette().color(QPalette.ColorRole.Base))
         p.drawRoundedRect(rect, 3, 3)
         frac = (self._rms_db - FLOOR_DB) / -FLOOR_DB
         if frac > 0:
@@ -67,5 +67,5 @@ class LevelMeter(QWidget):
         peak_frac = (self._peak_db - FLOOR_DB) / -FLOOR_DB
         if peak_frac > 0:
             x = rect.x() + 1 + (rect.width() - 3) * peak_frac
-            p.setPen(QColor(240, 240, 240))
+            p.setPen(self.palette().color(QPalette.ColorRole.Text))
             p.drawLine(int(x), int(rect.y() + 2), int(x), int(rect.bottom() - 2))

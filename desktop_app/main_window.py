@@ -166,7 +166,7 @@ class MainWindow(QMainWindow):
 
     # Model
     def refresh_models(self, select: str | None = None) -> None:
-        entries, default = model_entries(self.controls.compute_device())
+        entries, default = model_entries(self.controls.compute_device(), extra=select or "")
         self.controls.set_models(entries, select or default)
 
     def load_selected_model(self) -> None:

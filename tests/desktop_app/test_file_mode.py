@@ -1,0 +1,144 @@
+"""Files through the real model: transcript in the pane, SRT export, cancel, unreadable files, a responsive GUI."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from PySide6.QtCore import QTimer
+
+pytestmark = pytest.mark.model
+
+FOX = "The quick brown fox jumps over the lazy dog. She sells sea shells by the sea shore."
+SRT_TIME = re.compile(r"^(\d\d):(\d\d):(\d\d),(\d\d\d) --> (\d\d):(\d\d):(\d\d),(\d\d\d)$")
+
+
+class StallProbe:
+    """A 10 ms QTimer on the GUI thread; the longest gap between its ticks is the worst event-loop stall."""
+
+    def __init__(self, interval_ms: int = 10):
+        self.max_gap_s = 0.0
+        self._last = None
+        self.timer = QTimer(interval=interval_ms)
+        self.timer.timeout.connect(self._tick)
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        if self._last is not None:
+            self.max_gap_s = max(self.max_gap_s, now - self._last)
+        self._last = now
+
+    def start(self) -> None:
+        self._last = None
+        self.timer.start()
+
+    def stop(self) -> float:
+        self.timer.stop()
+        return self.max_gap_s
+
+
+def parse_srt(text: str) -> list[tuple[float, float, str]]:
+    cues = []
+    for block in text.strip().split("\n\n"):
+        lines = block.strip().splitlines()
+        assert lines[0].strip().isdigit(), block
+        m = SRT_TIME.match(lines[1].strip())
+        assert m, lines[1]
+        g = [int(x) for x in m.groups()]
+        start = g[0] * 3600 + g[1] * 60 + g[2] + g[3] / 1000
+        end = g[4] * 3600 + g[5] * 60 + g[6] + g[7] / 1000
+        cues.append((start, end, " ".join(lines[2:])))
+    return cues
+
+
+def _ready(window, qtbot):
+    qtbot.waitUntil(lambda: window._model_state in ("ready", "failed"), timeout=120_000)
+    assert window._model_state == "ready", window.banner.message()
+
+
+def _transcribe(window, qtbot, path, timeout_ms=180_000):
+    assert window.open_file(path)
+    qtbot.waitUntil(lambda: window._file_request is None, timeout=timeout_ms)
+
+
+def test_window_is_interactive_while_the_model_loads(make_window, qtbot, pack_int8):
+    started = time.perf_counter()
+    window = make_window(pack=pack_int8)
+    qtbot.waitExposed(window)
+    shown_s = time.perf_counter() - started
+    assert shown_s < 2.0
+    qtbot.waitUntil(lambda: window._model_state in ("loading", "ready"))
+    window.controls.select_languages("en", "")  # the GUI answers while the worker loads
+    assert window.controls.source_language() == "en"
+    _ready(window, qtbot)
+    assert "running on" in window.controls.provider_label.text()
+    assert "whisper-base" in window.status.model_label.text() or pack_int8.name in window.status.model_label.text()
+
+
+def test_file_fills_transcript_and_exports_srt_that_parses(make_window, qtbot, pack_int8, speech_clip, tmp_path,
+                                                           record_property):
+    clip = speech_clip("fox", FOX)
+    window = make_window(pack=pack_int8)
+    _ready(window, qtbot)
+    probe = StallProbe()
+    probe.start()
+    _transcribe(window, qtbot, clip)
+    stall_s = probe.stop()
+    record_property("max_event_loop_stall_ms", round(stall_s * 1000, 1))
+    print(f"max event-loop stall while transcribing a file: {stall_s * 1000:.1f} ms")
+
+    text = window.transcript.transcript_text().lower()
+    for word in ("quick", "brown", "fox", "lazy", "dog"):
+        assert word in text, text
+    assert "English" in window.controls.source_combo.itemText(0)
+    assert window.status.rtf_label.text().startswith("RTF")
+
+    out = window.export_to(tmp_path / "fox.srt", "srt")
+    cues = parse_srt(out.read_text(encoding="utf-8"))
+    assert cues and all(0 <= start < end for start, end, _ in cues)
+    assert all(a[1] <= b[0] + 1e-3 for a, b in zip(cues, cues[1:]))
+    assert "brown fox" in " ".join(c[2] for c in cues).lower()
+    for fmt in ("txt", "vtt", "json"):
+        assert window.export_to(tmp_path / f"fox.{fmt}", fmt).stat().st_size > 0
+    assert stall_s < 0.100
+
+
+def test_cancel_stops_a_long_file_and_the_app_stays_usable(make_window, qtbot, pack_int8, speech_clip):
+    long_clip = speech_clip("fox-long", FOX, repeat=12)  # about 80 s of speech
+    window = make_window(pack=pack_int8)
+    _ready(window, qtbot)
+    assert window.open_file(long_clip)
+    qtbot.waitUntil(lambda: window.progress.bar.value() > 0, timeout=120_000)
+    window.progress.cancel_button.click()
+    qtbot.waitUntil(lambda: window._file_request is None, timeout=60_000)
+    assert window.progress.bar.value() < 1000
+    assert window.transcript.rowCount() == 0
+    assert not window.banner.isVisible()
+    assert window.open_action.isEnabled() and window.controls.start_button.isEnabled()
+
+
+def test_unreadable_file_is_a_sentence_and_the_next_file_works(make_window, qtbot, pack_int8, speech_clip, tmp_path):
+    bad = tmp_path / "notes.wav"
+    bad.write_text("these are meeting notes, not audio\n" * 20)
+    window = make_window(pack=pack_int8)
+    _ready(window, qtbot)
+    _transcribe(window, qtbot, bad)
+    message = window.banner.message()
+    assert "notes.wav" in message and "Traceback" not in message and "\n" not in message
+    _transcribe(window, qtbot, speech_clip("fox", FOX))
+    assert "fox" in window.transcript.transcript_text().lower()
+
+
+def test_translate_to_english_fills_the_translation_pane(make_window, qtbot, pack_int8, speech_clip):
+    clip = speech_clip("fr", "Bonjour à tous. Aujourd'hui il fait très beau, nous allons à la plage.", voice="fr")
+    window = make_window(pack=pack_int8)
+    window.controls.select_languages("", "en")
+    _ready(window, qtbot)
+    _transcribe(window, qtbot, clip)
+    assert window.transcript.rowCount() > 0, window.banner.message()
+    assert "French" in window.controls.source_combo.itemText(0)
+    translation = window.transcript.translation_text().lower()
+    assert translation and translation != window.transcript.transcript_text().lower()
+    assert any(w in translation for w in ("hello", "today", "beach", "weather", "beautiful", "everyone"))
+    assert not window.view.isColumnHidden(2)
