@@ -31,7 +31,7 @@ _SOUNDFILE_SUFFIXES = {".wav", ".wave", ".flac", ".ogg", ".oga", ".aif", ".aiff"
 _RESAMPLER_ZEROS = 12  # sinc zero crossings on each side of the kernel (at the lower rate)
 _RESAMPLER_ROLLOFF = 0.94  # cutoff as a fraction of the lower Nyquist frequency
 _KAISER_BETA = 8.0
-_BLOCK_OUT = 8192  # outputs computed per vectorised step (bounds temporary memory)
+_BLOCK_OUT = 4096  # outputs computed per vectorised step (bounds temporary memory)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -246,7 +246,7 @@ def _decode(path: Path) -> Iterator[np.ndarray]:
 def _decode_soundfile(path: Path, f) -> Iterator[np.ndarray]:
     log.debug("decoding %s with soundfile (%d Hz, %d ch, %s)", path, f.samplerate, f.channels, f.subtype)
     resampler = Resampler(f.samplerate, SAMPLE_RATE)
-    block = max(1024, f.samplerate * 5)
+    block = max(1024, f.samplerate)  # 1 s: small blocks keep the peak memory low
     try:
         for x in f.blocks(blocksize=block, dtype="float32", always_2d=True):
             yield resampler.process(x.mean(axis=1))
