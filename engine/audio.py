@@ -189,11 +189,15 @@ def _probe_av(path: Path) -> AudioInfo:
 
 def iter_audio(path: str | os.PathLike, chunk_s: float = 30.0) -> Iterator[np.ndarray]:
     """Decode a file incrementally into 16 kHz mono float32 chunks of chunk_s seconds (the last
-    one shorter). Raises AudioFileError if the file cannot be read or holds no audio."""
+    one shorter). Raises AudioFileError if the file is missing or empty (at once), or cannot be
+    decoded or holds no audio (while iterating)."""
     if chunk_s <= 0:
         raise ValueError(f"chunk_s must be positive, got {chunk_s}")
-    path = _check_exists(path)
-    chunk = max(1, int(round(chunk_s * SAMPLE_RATE)))
+    # checked now, not on the first next(): a missing file fails where the caller asked for it
+    return _chunks(_check_exists(path), max(1, int(round(chunk_s * SAMPLE_RATE))))
+
+
+def _chunks(path: Path, chunk: int) -> Iterator[np.ndarray]:
     pieces: list[np.ndarray] = []
     held = 0
     total = 0
