@@ -1,0 +1,200 @@
+"""The ONNX graphs of one pack, run with a key/value cache.
+
+``Encoder`` turns a log-mel window into audio states. ``Decoder`` runs the prompt once through
+``decoder_model.onnx`` (which also yields the cross-attention K/V of every layer), then one token per
+sequence per step through ``decoder_with_past_model.onnx`` (or the merged decoder of hub packs, with
+``use_cache_branch``). All beams of a window go through one call (batch = beams).
+
+On CUDA (or with ``io_binding=True``) the K/V tensors stay as onnxruntime values on the device between
+steps: outputs are bound to the device and fed back, only the logits come to the host.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from engine.features import N_FRAMES
+from engine.pack import WhisperPack
+
+log = logging.getLogger(__name__)
+
+_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int64)": np.int64,
+           "tensor(int32)": np.int32, "tensor(bool)": np.bool_}
+
+
+def input_dtypes(session: ort.InferenceSession) -> dict[str, Any]:
+    return {i.name: _DTYPES.get(i.type, np.float32) for i in session.get_inputs()}
+
+
+class Encoder:
+    def __init__(self, session: ort.InferenceSession, pack: WhisperPack):
+        self.session = session
+        self.dynamic_frames = pack.dynamic_frames
+        self.n_mels = pack.dims.n_mels
+        inp = session.get_inputs()[0]
+        self.input_name = inp.name
+        self.dtype = _DTYPES.get(inp.type, np.float32)
+        self.output_name = session.get_outputs()[0].name
+
+    def frames_for(self, n_frames: int) -> int:
+        """The frame count the encoder will be fed for n_frames of audio (even; 3000 if fixed)."""
+        if not self.dynamic_frames:
+            return N_FRAMES
+        return min(N_FRAMES, max(2, n_frames + (n_frames % 2)))
+
+    def __call__(self, mel: np.ndarray) -> np.ndarray:
+        """mel [n_mels, frames] or [batch, n_mels, frames] → audio states [batch, frames/2, d_model].
+
+        A fixed-size encoder (hub packs) gets the window zero-padded to 3000 frames; a dynamic one gets
+        the frames as they are (padded by one to an even count)."""
+        if mel.ndim == 2:
+            mel = mel[None]
+        if mel.shape[1] != self.n_mels:
+            raise ValueError(f"the pack expects {self.n_mels} mel bins, got {mel.shape[1]}")
+        want = self.frames_for(mel.shape[-1])
+        if mel.shape[-1] != want:
+            fitted = np.zeros((*mel.shape[:-1], want), dtype=np.float32)
+            n = min(want, mel.shape[-1])
+            fitted[..., :n] = mel[..., :n]
+            mel = fitted
+        feed = np.ascontiguousarray(mel, dtype=self.dtype)  # [batch, n_mels, frames]
+        return self.session.run([self.output_name], {self.input_name: feed})[0]
+
+
+@dataclasses.dataclass
+class KVCache:
+    """Self-attention K/V per layer (grows by one position per step; reordered with the beams) and
+    cross-attention K/V (fixed for a window). Entries are numpy arrays, or OrtValues when bound."""
+
+    self_kv: list[Any]  # [batch, n_head, length, head_dim] each, in Decoder.self_names order
+    cross_kv: list[Any]  # [batch, n_head, enc_len, head_dim] each, in Decoder.cross_names order
+    batch: int
+    length: int
+
+
+class Decoder:
+    def __init__(self, pack: WhisperPack, first: ort.InferenceSession, with_past: ort.InferenceSession,
+                 merged: bool, io_binding: bool, device_type: str = "cpu"):
+        self.first = first
+        self.with_past = with_past
+        self.merged = merged
+        self.io_binding = io_binding
+        self.device_type = device_type
+        n = pack.dims.n_text_layer
+        self.self_names = [f"{i}.decoder.{kv}" for i in range(n) for kv in ("key", "value")]
+        self.cross_names = [f"{i}.encoder.{kv}" for i in range(n) for kv in ("key", "value")]
+        self.first_inputs = input_dtypes(first)
+        self.past_inputs = input_dtypes(with_past)
+        self.first_outputs = {o.name for o in first.get_outputs()}
+        self.has_cross_attentions = "cross_attentions" in self.first_outputs
+        self.kv_dtype = self.past_inputs.get("past_key_values.0.decoder.key", np.float32)
+        self.n_head = pack.dims.n_text_head
+        self.head_dim = pack.dims.n_text_state // pack.dims.n_text_head
+        self._prefill_out = ["logits", *(f"present.{k}" for k in self.self_names),
+                             *(f"present.{k}" for k in self.cross_names)]
+        self._step_out = ["logits", *(f"present.{k}" for k in self.self_names)]
+        self._empty_kv: np.ndarray | None = None
+
+    # -- feeds ------------------------------------------------------------------------------------
+
+    def _ids(self, tokens: np.ndarray, declared: dict[str, Any]) -> np.ndarray:
+        return np.ascontiguousarray(tokens, dtype=declared.get("input_ids", np.int64))
+
+    def _run(self, session: ort.InferenceSession, feeds: dict[str, Any], outputs: list[str],
+             host_outputs: int) -> list[Any]:
+        """Run with the first host_outputs outputs returned as numpy and the rest kept as they are
+        (numpy without binding; device OrtValues with binding)."""
+        if not self.io_binding:
+            return session.run(outputs, feeds)
+        binding = session.io_binding()
+        for name, value in feeds.items():
+            if isinstance(value, ort.OrtValue):
+                binding.bind_ortvalue_input(name, value)
+            else:
+                binding.bind_cpu_input(name, value)
+        for i, name in enumerate(outputs):
+            if i < host_outputs:
+                binding.bind_output(name, "cpu")
+            else:
+                binding.bind_output(name, self.device_type, 0)
+        session.run_with_iobinding(binding)
+        values = binding.get_outputs()
+        return [v.numpy() if i < host_outputs else v for i, v in enumerate(values)]
+
+    def _empty_past(self, batch: int) -> np.ndarray:
+        if self._empty_kv is None or self._empty_kv.shape[0] != batch:
+            self._empty_kv = np.zeros((batch, self.n_head, 0, self.head_dim), dtype=self.kv_dtype)
+        return self._empty_kv
+
+    # -- running ----------------------------------------------------------------------------------
+
+    def prefill(self, audio: np.ndarray, tokens: list[int]) -> tuple[np.ndarray, KVCache]:
+        """Run the whole prompt for one window: audio [1, enc_len, d] → (logits [seq, n_vocab] float32
+        for every prompt position, cache of batch 1)."""
+        ids = self._ids(np.asarray(tokens)[None], self.first_inputs)  # [1, seq]
+        feeds: dict[str, Any] = {"input_ids": ids,
+                                 "encoder_hidden_states": audio.astype(self.first_inputs["encoder_hidden_states"],
+                                                                       copy=False)}
+        if self.merged:
+            empty = self._empty_past(1)
+            for k in (*self.self_names, *self.cross_names):
+                feeds[f"past_key_values.{k}"] = empty
+            feeds["use_cache_branch"] = np.array([False])
+        out = self._run(self.first, feeds, self._prefill_out, host_outputs=1)
+        n = len(self.self_names)
+        cache = KVCache(self_kv=list(out[1:1 + n]), cross_kv=list(out[1 + n:]), batch=1, length=len(tokens))
+        return out[0][0].astype(np.float32, copy=False), cache
+
+    def step(self, cache: KVCache, tokens: np.ndarray) -> np.ndarray:
+        """One new token per sequence: tokens [batch] → logits [batch, n_vocab] float32; the cache grows."""
+        feeds: dict[str, Any] = {"input_ids": self._ids(tokens.reshape(-1, 1), self.past_inputs)}
+        for k, v in zip(self.self_names, cache.self_kv):
+            feeds[f"past_key_values.{k}"] = v
+        for k, v in zip(self.cross_names, cache.cross_kv):
+            feeds[f"past_key_values.{k}"] = v
+        if self.merged:
+            feeds["use_cache_branch"] = np.array([True])
+        if "encoder_hidden_states" in self.past_inputs:  # some hub decoders declare it but ignore it
+            feeds["encoder_hidden_states"] = np.zeros((cache.batch, 1, self.head_dim * self.n_head),
+                                                      dtype=self.past_inputs["encoder_hidden_states"])
+        out = self._run(self.with_past, feeds, self._step_out, host_outputs=1)
+        cache.self_kv = list(out[1:])
+        cache.length += 1
+        return out[0][:, -1].astype(np.float32, copy=False)
+
+    def tile(self, cache: KVCache, n: int) -> KVCache:
+        """Repeat a batch-1 cache n times (every beam or sample starts from the same prompt). A new
+        cache object: steps on it leave the original as it was (the next fallback starts from it)."""
+        if n == 1:
+            return KVCache(list(cache.self_kv), list(cache.cross_kv), batch=1, length=cache.length)
+        return KVCache([self._map(v, lambda a: np.repeat(a, n, axis=0)) for v in cache.self_kv],
+                       [self._map(v, lambda a: np.repeat(a, n, axis=0)) for v in cache.cross_kv],
+                       batch=n, length=cache.length)
+
+    def reorder(self, cache: KVCache, source: np.ndarray) -> None:
+        """Row i of the self-attention cache becomes row source[i]. The cross-attention cache is the
+        same for every row of a window, so it stays."""
+        if np.array_equal(source, np.arange(cache.batch)):
+            return
+        cache.self_kv = [self._map(v, lambda a: np.take(a, source, axis=0)) for v in cache.self_kv]
+
+    def _map(self, value: Any, fn) -> Any:
+        if isinstance(value, ort.OrtValue):  # a device round trip; only per window or on beam reorder
+            return ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(fn(value.numpy())), self.device_type, 0)
+        return fn(value)
+
+    def cross_attentions(self, audio: np.ndarray, tokens: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """One pass over a whole token sequence for word timing: (logits [seq, n_vocab],
+        attention of the alignment heads [n_heads, seq, enc_len], softmaxed over the audio)."""
+        if not self.has_cross_attentions:
+            raise RuntimeError("this pack's decoder_model.onnx has no cross_attentions output")
+        ids = self._ids(np.asarray(tokens)[None], self.first_inputs)
+        feeds = {"input_ids": ids,
+                 "encoder_hidden_states": audio.astype(self.first_inputs["encoder_hidden_states"], copy=False)}
+        logits, attn = self.first.run(["logits", "cross_attentions"], feeds)
+        return logits[0].astype(np.float32, copy=False), attn[0].astype(np.float32, copy=False)
