@@ -40,11 +40,12 @@ class DecoderGraph(nn.Module):
     def __init__(self, model: Whisper):
         super().__init__()
         self.decoder = model.decoder
+        self.embedding_t = nn.Parameter(model.decoder.token_embedding.weight.detach().T.contiguous())
         self.alignment_heads = model.alignment_heads
 
     def forward(self, input_ids: Tensor, encoder_hidden_states: Tensor) -> tuple[Tensor, ...]:
         cross = self.decoder.cross_kv(encoder_hidden_states)
-        logits, present, weights = self.decoder.step(input_ids, None, cross)
+        logits, present, weights = self.decoder.step(input_ids, None, cross, self.embedding_t)
         outputs: list[Tensor] = [logits]
         for (k, v), (ck, cv) in zip(present, cross):
             outputs += [k, v, ck, cv]
@@ -59,13 +60,14 @@ class DecoderWithPastGraph(nn.Module):
     def __init__(self, model: Whisper):
         super().__init__()
         self.decoder = model.decoder
+        self.embedding_t = nn.Parameter(model.decoder.token_embedding.weight.detach().T.contiguous())
 
     def forward(self, input_ids: Tensor, *past_key_values: Tensor) -> tuple[Tensor, ...]:
         n = len(self.decoder.blocks)
         assert len(past_key_values) == 4 * n
         past = [(past_key_values[4 * i], past_key_values[4 * i + 1]) for i in range(n)]
         cross = [(past_key_values[4 * i + 2], past_key_values[4 * i + 3]) for i in range(n)]
-        logits, present, _ = self.decoder.step(input_ids, past, cross)
+        logits, present, _ = self.decoder.step(input_ids, past, cross, self.embedding_t)
         outputs: list[Tensor] = [logits]
         for k, v in present:
             outputs += [k, v]

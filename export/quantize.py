@@ -41,6 +41,45 @@ def _logits_matmul(model: onnx.ModelProto) -> list[str]:
     return [node.name] if node is not None and node.op_type == "MatMul" else []
 
 
+def _share_quantized_embedding(model: onnx.ModelProto) -> bool:
+    """Let the token lookup read the int8 copy of the tied embedding that the logits MatMul uses.
+
+    The quantiser leaves the float [state, vocab] table in place for the Gather, which would keep
+    106 MB of float32 beside its 26 MB int8 copy. The lookup becomes Gather(int8 columns) ->
+    DequantizeLinear with the gathered per-column scales and zero points: same values the MatMul sees.
+    """
+    from onnx import helper
+
+    inits = {t.name: t for t in model.graph.initializer}
+    changed = False
+    for node in list(model.graph.node):
+        if node.op_type != "Gather" or f"{node.input[0]}_quantized" not in inits:
+            continue
+        name = node.input[0]
+        scale, zero = inits.get(f"{name}_scale"), inits.get(f"{name}_zero_point")
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+        if scale is None or zero is None or len(scale.dims) != 1 or axis != 1:
+            continue  # per-tensor scales or another layout: leave the float lookup alone
+        ids, out = node.input[1], node.output[0]
+        index = list(model.graph.node).index(node)
+        model.graph.node.remove(node)
+        new_nodes = [
+            helper.make_node("Gather", [f"{name}_quantized", ids], [f"{out}_q"], axis=1, name=f"{node.name}_q"),
+            helper.make_node("Gather", [scale.name, ids], [f"{out}_scale"], axis=0, name=f"{node.name}_scale"),
+            helper.make_node("Gather", [zero.name, ids], [f"{out}_zero"], axis=0, name=f"{node.name}_zero"),
+            helper.make_node("DequantizeLinear", [f"{out}_q", f"{out}_scale", f"{out}_zero"], [out], axis=1,
+                             name=f"{node.name}_dequant"),
+        ]
+        for offset, new in enumerate(new_nodes):
+            model.graph.node.insert(index + offset, new)
+        changed = True
+    used = {i for n in model.graph.node for i in n.input}
+    for init in list(model.graph.initializer):
+        if init.name not in used:
+            model.graph.initializer.remove(init)
+    return changed
+
+
 def quantize_int8(src: Path, dst: Path, options: Int8Options = Int8Options()) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -55,7 +94,10 @@ def quantize_int8(src: Path, dst: Path, options: Int8Options = Int8Options()) ->
         nodes_to_exclude=exclude,
         extra_options={"MatMulConstBOnly": True},
     )
-    ops = {n.op_type for n in onnx.load(str(dst), load_external_data=False).graph.node}
+    quantized = onnx.load(str(dst))
+    if _share_quantized_embedding(quantized):
+        onnx.save(quantized, str(dst))
+    ops = {n.op_type for n in quantized.graph.node}
     if "MatMulInteger" not in ops and "DynamicQuantizeMatMul" not in ops:
         raise RuntimeError(f"{dst}: quantisation produced no integer MatMul; the graph's weights may not be constants")
     log.info("quantised %s -> %s (%.1f MB)", src.name, dst, dst.stat().st_size / 1e6)

@@ -154,17 +154,24 @@ class TextDecoder(nn.Module):
         """Each block's cross-attention keys and values of the encoder output, [b, head, enc_len, head_dim]."""
         return [block.cross_attn.project_kv(xa) for block in self.blocks]  # type: ignore[union-attr]
 
-    def step(self, tokens: Tensor, past: list[tuple[Tensor, Tensor]] | None,
-             cross: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, list[tuple[Tensor, Tensor]], list[Tensor]]:
+    def step(self, tokens: Tensor, past: list[tuple[Tensor, Tensor]] | None, cross: list[tuple[Tensor, Tensor]],
+             embedding_t: Tensor | None = None) -> tuple[Tensor, list[tuple[Tensor, Tensor]], list[Tensor]]:
         """tokens [b, t] after `past` (per block self K/V [b, head, past_len, head_dim], or None).
 
         Returns logits [b, t, n_vocab], each block's self K/V including the new tokens, and each block's
-        cross-attention weights [b, head, t, enc_len].
+        cross-attention weights [b, head, t, enc_len]. `embedding_t`, the token embedding transposed to
+        [state, vocab], lets an exported graph hold one constant that serves both the lookup and the
+        logits MatMul (the exporter would otherwise transpose 26M weights at run time, and the int8
+        quantiser can only quantise a constant right-hand side).
         """
-        t = tokens.shape[1]
+        b, t = tokens.shape
         offset = 0 if past is None else past[0][0].shape[2]
         positions = torch.arange(t, device=tokens.device) + offset
-        x = self.token_embedding(tokens) + F.embedding(positions, self.positional_embedding)
+        if embedding_t is None:
+            x = self.token_embedding(tokens)
+        else:
+            x = embedding_t.index_select(1, tokens.reshape(-1)).T.reshape(b, t, -1)  # [b, t, state]
+        x = x + F.embedding(positions, self.positional_embedding)
         kv_len = torch.arange(t + offset, device=tokens.device)
         mask = kv_len[None, :] > positions[:, None]  # [t, past + t]; True = hidden (a later token)
         present, weights = [], []
@@ -174,7 +181,8 @@ class TextDecoder(nn.Module):
             present.append((k, v))
             weights.append(w)
         x = self.ln(x)
-        logits = (x @ self.token_embedding.weight.to(x.dtype).T).float()
+        weight_t = self.token_embedding.weight.T if embedding_t is None else embedding_t
+        logits = (x @ weight_t.to(x.dtype)).float()
         return logits, present, weights
 
     def forward(self, tokens: Tensor, xa: Tensor) -> Tensor:
