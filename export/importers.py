@@ -182,24 +182,27 @@ def load_ct2(folder: Path) -> Whisper:
             raise ImportError_(f"{model_bin}: unexpected alias {alias} -> {target} (untied output projection?)")
     n_enc = _count_layers(v, r"encoder/layer_(\d+)/")
     n_dec = _count_layers(v, r"decoder/layer_(\d+)/")
-    d_model, n_mels, _ = v["encoder/conv1/weight"].shape
-    n_vocab, n_text_state = v["decoder/embeddings/weight"].shape
-    dims = ModelDims(
-        n_mels=n_mels, n_audio_ctx=v["encoder/position_encodings/encodings"].shape[0], n_audio_state=d_model,
-        n_audio_head=int(v["encoder/num_heads"]), n_audio_layer=n_enc, n_vocab=n_vocab,
-        n_text_ctx=v["decoder/position_encodings/encodings"].shape[0], n_text_state=n_text_state,
-        n_text_head=int(v["decoder/num_heads"]), n_text_layer=n_dec,
-    )
-    for flag, want in (("decoder/pre_norm", 1), ("decoder/scale_embeddings", 0), ("decoder/alibi", 0)):
-        if flag in v and int(v[flag]) != want:
-            raise ImportError_(f"{model_bin}: {flag}={int(v[flag])}, Whisper has {want}")
-    state = _ct2_state(v, n_enc, n_dec, d_model)
-    # CT2: 12 tensors per encoder layer, 20 per decoder layer (fused), 7 encoder and 4 decoder globals;
-    # ours: 15 and 24 (split q/k/v, no key bias).
+    # CT2: 12 tensors per encoder layer, 20 per decoder layer (fused q/k/v), 7 encoder and 4 decoder
+    # globals; ours: 15 and 24 per layer (q, k, v split; no key bias).
     weights = {k for k in v if k not in _CT2_SCALARS}
     if len(weights) != 7 + 12 * n_enc + 4 + 20 * n_dec:
         raise ImportError_(f"{model_bin}: {len(weights)} weight tensors, expected {7 + 12 * n_enc + 4 + 20 * n_dec} "
-                           f"for {n_enc}+{n_dec} layers: {sorted(weights - set(_CT2_SCALARS))[:3]}…")
+                           f"for {n_enc} encoder and {n_dec} decoder layers; the file is incomplete or not Whisper")
+    try:
+        d_model, n_mels, _ = v["encoder/conv1/weight"].shape
+        n_vocab, n_text_state = v["decoder/embeddings/weight"].shape
+        dims = ModelDims(
+            n_mels=n_mels, n_audio_ctx=v["encoder/position_encodings/encodings"].shape[0], n_audio_state=d_model,
+            n_audio_head=int(v["encoder/num_heads"]), n_audio_layer=n_enc, n_vocab=n_vocab,
+            n_text_ctx=v["decoder/position_encodings/encodings"].shape[0], n_text_state=n_text_state,
+            n_text_head=int(v["decoder/num_heads"]), n_text_layer=n_dec,
+        )
+        state = _ct2_state(v, n_enc, n_dec, d_model)
+    except KeyError as e:
+        raise ImportError_(f"{model_bin}: variable {e.args[0]} is missing; the file is incomplete or not Whisper") from e
+    for flag, want in (("decoder/pre_norm", 1), ("decoder/scale_embeddings", 0), ("decoder/alibi", 0)):
+        if flag in v and int(v[flag]) != want:
+            raise ImportError_(f"{model_bin}: {flag}={int(v[flag])}, Whisper has {want}")
     assert len(state) == 7 + 15 * n_enc + 4 + 24 * n_dec, len(state)
     model = _load_into(dims, state, model_bin)
     config_path = folder / "config.json"
