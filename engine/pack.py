@@ -210,6 +210,9 @@ def _from_hub(path: Path, onnx_dir: Path) -> WhisperPack:
                 return int(model_vocab[n])
         raise PackError(f"{path / TOKENIZER}: no {names[0]} token; not a Whisper tokenizer")
 
+    def given(table: dict, key: str, *names: str) -> int:
+        return int(table[key]) if key in table else tok(*names)
+
     try:
         dims = WhisperDims(
             n_mels=int(config["num_mel_bins"]), n_audio_ctx=int(config["max_source_positions"]),
@@ -217,13 +220,13 @@ def _from_hub(path: Path, onnx_dir: Path) -> WhisperPack:
             n_audio_layer=int(config["encoder_layers"]), n_vocab=int(config["vocab_size"]),
             n_text_ctx=int(config["max_target_positions"]), n_text_state=int(config["d_model"]),
             n_text_head=int(config["decoder_attention_heads"]), n_text_layer=int(config["decoder_layers"]))
-        no_timestamps = int(gen.get("no_timestamps_token_id", tok("<|notimestamps|>")))
+        no_timestamps = given(gen, "no_timestamps_token_id", "<|notimestamps|>")
         task_to_id = gen.get("task_to_id", {})
         tokens = SpecialTokens(
-            eot=tok("<|endoftext|>"), sot=int(gen.get("decoder_start_token_id", tok("<|startoftranscript|>"))),
-            translate=int(task_to_id.get("translate", tok("<|translate|>"))),
-            transcribe=int(task_to_id.get("transcribe", tok("<|transcribe|>"))),
-            sot_lm=tok("<|startoflm|>"), sot_prev=int(gen.get("prev_sot_token_id", tok("<|startofprev|>"))),
+            eot=tok("<|endoftext|>"), sot=given(gen, "decoder_start_token_id", "<|startoftranscript|>"),
+            translate=given(task_to_id, "translate", "<|translate|>"),
+            transcribe=given(task_to_id, "transcribe", "<|transcribe|>"),
+            sot_lm=tok("<|startoflm|>"), sot_prev=given(gen, "prev_sot_token_id", "<|startofprev|>"),
             no_speech=tok("<|nospeech|>", "<|nocaptions|>"), no_timestamps=no_timestamps,
             timestamp_begin=no_timestamps + 1)
         languages = {k.strip("<|>"): int(v) for k, v in gen.get("lang_to_id", {}).items()}

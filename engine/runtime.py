@@ -87,6 +87,9 @@ def _options(threads: int | None) -> ort.SessionOptions:
     so.intra_op_num_threads = threads if threads else default_threads()
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # Without the arena, the encoder's large transient buffers go back to the OS after each run
+    # instead of staying reserved (~15% lower peak RSS, same speed on CPU).
+    so.enable_cpu_mem_arena = False
     so.log_severity_level = 3  # onnxruntime's own warnings about unused initialisers etc. are noise here
     return so
 

@@ -1,0 +1,71 @@
+"""The session factory: providers, threads, caching, clear errors."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from engine import runtime
+from engine.errors import PackError
+
+onnx = pytest.importorskip("onnx")
+
+
+@pytest.fixture
+def tiny_model(tmp_path):
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [None])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [None])
+    graph = helper.make_graph([helper.make_node("Neg", ["x"], ["y"])], "tiny", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "tiny.onnx"
+    onnx.save(model, str(path))
+    runtime.clear_cache()
+    return path
+
+
+def test_cpu_session_runs_and_reports_its_provider(tiny_model):
+    s = runtime.create_session(tiny_model, device="cpu", threads=1)
+    assert runtime.provider_of(s) == "CPUExecutionProvider"
+    np.testing.assert_array_equal(s.run(None, {"x": np.array([1.0, -2.0], np.float32)})[0], [-1.0, 2.0])
+
+
+def test_one_session_per_file_device_and_threads(tiny_model):
+    a = runtime.create_session(tiny_model, device="cpu", threads=1)
+    assert runtime.create_session(tiny_model, device="cpu", threads=1) is a
+    assert runtime.create_session(tiny_model, device="cpu", threads=2) is not a
+
+
+def test_missing_model_file_is_named(tmp_path):
+    with pytest.raises(PackError, match="nothere.onnx.*parley models build"):
+        runtime.create_session(tmp_path / "nothere.onnx", device="cpu")
+
+
+def test_unknown_device_is_rejected():
+    with pytest.raises(ValueError, match="gpu"):
+        runtime.resolve_device("gpu")
+
+
+def test_cuda_without_provider_warns_and_falls_back_to_cpu(monkeypatch, caplog, tiny_model):
+    monkeypatch.setattr(runtime.ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    monkeypatch.setattr(runtime, "_cuda_probe", None)
+    with caplog.at_level(logging.WARNING, logger="engine.runtime"):
+        providers, reason = runtime.resolve_device("cuda")
+    assert providers == ["CPUExecutionProvider"]
+    assert "CUDA unavailable" in reason and "fell back to CPU" in reason
+    assert any("GPU requested" in r.message for r in caplog.records)
+    s = runtime.create_session(tiny_model, device="cuda", threads=1)
+    assert runtime.provider_of(s) == "CPUExecutionProvider"
+    monkeypatch.setattr(runtime, "_cuda_probe", None)
+
+
+def test_auto_is_quiet_and_picks_what_works(caplog):
+    with caplog.at_level(logging.WARNING, logger="engine.runtime"):
+        providers, reason = runtime.resolve_device("auto")
+    assert providers[-1] == "CPUExecutionProvider" and reason
+    if providers == ["CPUExecutionProvider"]:
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
