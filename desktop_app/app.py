@@ -15,6 +15,16 @@ from desktop_app.settings import AppSettings
 log = logging.getLogger(__name__)
 
 
+def _preload_engine() -> None:
+    """Import the engine's native extensions here, before the window shows: an import in the worker
+    thread holds the GIL for tens of milliseconds at a time (onnxruntime's module init) and would
+    freeze the visible window; here it only delays it by ~0.2 s."""
+    try:
+        import engine.whisper  # noqa: F401
+    except Exception:  # noqa: BLE001 - the worker will report the failure as a sentence
+        log.warning("the engine could not be imported", exc_info=True)
+
+
 def create_main_window(settings: QSettings | AppSettings | None = None, audio_source_factory: Callable | None = None,
                        model_loader: Callable | None = None, list_devices: Callable | None = None,
                        load_model: bool = True) -> MainWindow:
@@ -23,6 +33,7 @@ def create_main_window(settings: QSettings | AppSettings | None = None, audio_so
     audio_source_factory(device_index) -> the `source` handed to engine.session.LiveSession (tests
     replay a clip through it); model_loader(pack_path, device) -> a loaded model.
     """
+    _preload_engine()
     app_settings = settings if isinstance(settings, AppSettings) else AppSettings(settings)
     window = MainWindow(app_settings, model_loader=model_loader, audio_source_factory=audio_source_factory,
                         list_devices=list_devices)

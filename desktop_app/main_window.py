@@ -288,8 +288,7 @@ class MainWindow(QMainWindow):
         self.view.set_translation_visible(bool(target))
         device = self.controls.devices.current_device()
         self._set_live_state("starting")
-        self._live_start_requested.emit(LiveRequest(getattr(device, "index", None),
-                                                    self.controls.source_language(), target))
+        self._live_start_requested.emit(LiveRequest(device, self.controls.source_language(), target))
 
     def stop_live(self) -> None:
         if self._live_state in ("starting", "running"):

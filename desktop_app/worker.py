@@ -37,7 +37,7 @@ class FileRequest:
 
 @dataclasses.dataclass(frozen=True)
 class LiveRequest:
-    device_index: int | None
+    device: object  # engine.capture.DeviceInfo, or None for the default input
     language: str | None
     translate_to: str | None
 
@@ -84,6 +84,17 @@ def align_translation(rows: list[SegmentRow], translated: list) -> None:
         row.translation = " ".join(texts)
 
 
+def _cuda_fallback_reason() -> str:
+    reason = "no NVIDIA GPU, driver or CUDA/cuDNN libraries were found"
+    try:
+        from engine.runtime import resolve_device
+
+        reason = resolve_device("cuda")[1]
+    except Exception:  # noqa: BLE001 - the generic sentence will do
+        log.debug("could not ask the runtime why CUDA is unavailable", exc_info=True)
+    return f"GPU requested, but it is not usable here ({reason}); Parley runs on the CPU."
+
+
 class EngineWorker(QObject):
     model_loading = Signal(str)
     model_loaded = Signal(object)  # ModelInfo
@@ -122,9 +133,7 @@ class EngineWorker(QObject):
         provider = str(getattr(model, "provider", "CPUExecutionProvider"))
         note = ""
         if device == "cuda" and "CUDA" not in provider:
-            note = getattr(model, "fallback_reason", "") or (
-                "GPU requested, but onnxruntime's CUDA provider could not start (no NVIDIA GPU, driver or "
-                "CUDA/cuDNN libraries found); running on the CPU.")
+            note = getattr(model, "fallback_reason", "") or _cuda_fallback_reason()
         self.model_loaded.emit(ModelInfo(name, pack_path, device, provider, note))
 
     @Slot(object)
@@ -186,13 +195,13 @@ class EngineWorker(QObject):
             from engine.session import LiveOptions, LiveSession
 
             fields = {f.name for f in dataclasses.fields(LiveOptions)}
-            kwargs = {"language": request.language, "device": request.device_index}
+            kwargs = {"language": request.language, "device": request.device}
             if request.translate_to and "translate_to" in fields:
                 kwargs["translate_to"] = request.translate_to
             elif request.translate_to and "translate" in fields:
                 kwargs["translate"] = True
             options = LiveOptions(**{k: v for k, v in kwargs.items() if k in fields})
-            source = self._source_factory(request.device_index) if self._source_factory else None
+            source = self._source_factory(request.device) if self._source_factory else None
             self._session = LiveSession(self._model, options, on_event=self._on_live_event, source=source)
             self._session.start()
         except Exception as e:  # noqa: BLE001
