@@ -24,6 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--name", default="whisper", help="pack name recorded in parley.json (e.g. whisper-base)")
     w.add_argument("--tokenizer", type=Path, help="tokenizer.json, when the source folder has none (OpenAI .pt)")
     w.add_argument("--origin", help="where the source came from, recorded in parley.json")
+    w.add_argument("--int8-all", action="store_true",
+                   help="int8: quantise the MLP output projections too (smaller, faster encoder, less faithful)")
     w.add_argument("--threads", type=int, default=2, help="torch and onnxruntime threads (default 2)")
     w.add_argument("--parity", action="store_true", help="after building, compare the pack with torch on speech")
     return parser
@@ -48,9 +50,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     torch.set_num_threads(args.threads)
     from export.pack import build_pack
+    from export.quantize import Int8Options
 
     try:
-        out = build_pack(args.source, args.out, args.precision, args.name, args.tokenizer, args.origin)
+        int8 = Int8Options(float_mlp_out=not args.int8_all)
+        out = build_pack(args.source, args.out, args.precision, args.name, args.tokenizer, args.origin, int8)
         if args.parity:
             from export.parity import parity_of_pack
 

@@ -120,7 +120,7 @@ def build_pack(source: Path, out_dir: Path, precision: str = "fp32", name: str =
         "format": PACK_FORMAT, "kind": "whisper", "name": name, "precision": precision, "dynamic_frames": True,
         "dims": model.dims.as_dict(), "tokens": vocab.tokens, "languages": vocab.languages,
         "suppress_tokens": list(vocab.suppress_tokens), "begin_suppress_tokens": list(vocab.begin_suppress_tokens),
-        "alignment_heads": [list(h) for h in model.alignment_heads],
+        "alignment_heads": [list(h) for h in model.alignment_heads], "is_multilingual": vocab.is_multilingual,
         "source": _source_info(source, kind, origin),
         "files": {f: {"sha256": sha256_file(out_dir / f), "bytes": (out_dir / f).stat().st_size} for f in files},
         "export": {"parley": PARLEY_VERSION, "torch": torch.__version__.split("+")[0], "onnx": onnx.__version__,
@@ -128,7 +128,7 @@ def build_pack(source: Path, out_dir: Path, precision: str = "fp32", name: str =
     }
     if precision == "int8":
         meta["int8"] = {"per_channel": int8.per_channel, "weight_type": int8.weight_type,
-                        "quantize_logits": int8.quantize_logits}
+                        "quantize_logits": int8.quantize_logits, "float_mlp_out": int8.float_mlp_out}
     _write_json(out_dir / "parley.json", meta)
     log.info("pack %s (%s) written to %s in %.1f s", name, precision, out_dir, time.perf_counter() - started)
     return out_dir

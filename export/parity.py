@@ -123,6 +123,7 @@ def greedy_torch(model: Whisper, mel: np.ndarray, prompt: list[int], eot: int, m
 class LengthParity:
     frames: int
     encoder_max_abs: float  # largest |torch - onnx| of last_hidden_state
+    encoder_scale: float  # largest |torch| of last_hidden_state, for scale (Whisper has outlier channels)
     logits_max_abs: float  # decoder_model logits over the prompt
     logits_with_past_max_abs: float  # decoder_with_past logits for two more tokens
     cross_attention_max_abs: float
@@ -140,7 +141,7 @@ class ParityReport:
         return self.torch_tokens == self.onnx_tokens
 
     def summary(self) -> str:
-        rows = [f"{p.frames:5d} frames: encoder {p.encoder_max_abs:.2e}, logits {p.logits_max_abs:.2e}, "
+        rows = [f"{p.frames:5d} frames: encoder {p.encoder_max_abs:.2e} (of {p.encoder_scale:.0f}), logits {p.logits_max_abs:.2e}, "
                 f"with past {p.logits_with_past_max_abs:.2e}, cross-attn {p.cross_attention_max_abs:.2e}, "
                 f"argmax {'same' if p.same_argmax else 'DIFFERENT'}" for p in self.lengths]
         rows.append(f"greedy tokens {'identical' if self.tokens_equal else 'DIFFER'} "
@@ -173,6 +174,7 @@ def check_parity(model: Whisper, pack: Path, audio: np.ndarray, prompt: list[int
         results.append(LengthParity(
             frames=frames,
             encoder_max_abs=float(np.abs(xa_t.numpy() - xa_o).max()),
+            encoder_scale=float(xa_t.abs().max()),
             logits_max_abs=float(np.abs(logits_t.numpy() - out["logits"]).max()),
             logits_with_past_max_abs=float(np.abs(logits2_t.numpy() - logits2_o).max()),
             cross_attention_max_abs=float(np.abs(attn_t - out["cross_attentions"]).max()),
