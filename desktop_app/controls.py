@@ -140,4 +140,4 @@ class ControlBar(QWidget):
     def set_provider(self, text: str, tooltip: str = "", warn: bool = False) -> None:
         self.provider_label.setText(text)
         self.provider_label.setToolTip(tooltip)
-        self.provider_label.setStyleSheet("color: #b3261e;" if warn else "color: palette(mid);")
+        self.provider_label.setStyleSheet("color: #b3261e;" if warn else "")

@@ -11,7 +11,14 @@ log = logging.getLogger(__name__)
 
 
 def pack_label(path: str) -> str:
-    return Path(path).name
+    """name-precision from the pack's own description, else the folder name."""
+    from engine import models
+
+    try:
+        pack = models.describe_pack(Path(path))
+    except Exception:  # noqa: BLE001 - a label is not worth an error
+        return Path(path).name
+    return f"{pack.name}-{pack.precision}" if pack.precision != "?" else pack.name
 
 
 def model_entries(device: str = "cpu", extra: str = "") -> tuple[list[tuple[str, str, str]], str]:
@@ -28,7 +35,7 @@ def model_entries(device: str = "cpu", extra: str = "") -> tuple[list[tuple[str,
         packs = []
     extra_entry = []
     if extra and Path(extra, "encoder_model.onnx").exists() and all(str(p.path) != extra for p in packs):
-        extra_entry = [(pack_label(extra), extra, extra)]
+        extra_entry = [(f"{pack_label(extra)} (folder)", extra, extra)]
     if not packs and extra_entry:
         return extra_entry, extra
     if not packs:
