@@ -77,6 +77,9 @@ class MainWindow(QMainWindow):
         self._connect_controls()
         self._restore_settings()
         self.view.set_translation_visible(bool(self.controls.target_language()))
+        app = QApplication.instance()
+        if app is not None:  # a quit that bypasses closeEvent (session logout, Ctrl+C) still shuts down
+            app.aboutToQuit.connect(self.shutdown)
 
     # Setup
     def _start_worker(self, model_loader, audio_source_factory) -> None:
@@ -381,6 +384,10 @@ class MainWindow(QMainWindow):
         self.save_settings()
         self.overlay.hide()
         self.overlay.close()
+        if self._file_request is not None:
+            self._file_request.cancel.set()
         self.worker_thread.quit()
         self.worker_thread.wait()
+        if self._live_state != "idle":
+            self.worker.stop_live()  # the thread is gone; drain here rather than drop recorded audio
         self.closed.emit()
