@@ -116,6 +116,7 @@ def build_pack(source: Path, out_dir: Path, precision: str = "fp32", name: str =
     _write_json(out_dir / "generation_config.json", _generation_config(model, vocab))
     _write_json(out_dir / "preprocessor_config.json", _preprocessor_config(model))
     files = graphs + ["config.json", "generation_config.json", "preprocessor_config.json", "tokenizer.json"]
+    files += sorted(p.name for p in out_dir.glob("*.onnx.data"))  # external weights of graphs over 2 GB
     meta = {
         "format": PACK_FORMAT, "kind": "whisper", "name": name, "precision": precision, "dynamic_frames": True,
         "dims": model.dims.as_dict(), "tokens": vocab.tokens, "languages": vocab.languages,

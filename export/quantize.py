@@ -120,10 +120,10 @@ def quantize_int8(src: Path, dst: Path, options: Int8Options = Int8Options()) ->
 
 
 def convert_fp16(src: Path, dst: Path) -> None:
-    from onnxruntime.transformers.float16 import convert_float_to_float16
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
     model = onnx.load(str(src))
-    half = convert_float_to_float16(model, keep_io_types=True, op_block_list=["LayerNormalization", "Softmax"],
-                                    disable_shape_infer=False)
+    blocked = sorted(set(DEFAULT_OP_BLOCK_LIST) | {"LayerNormalization", "Softmax"})
+    half = convert_float_to_float16(model, keep_io_types=True, op_block_list=blocked, disable_shape_infer=False)
     onnx.save(half, str(dst))
     log.info("converted %s to fp16 -> %s (%.1f MB)", src.name, dst, dst.stat().st_size / 1e6)
