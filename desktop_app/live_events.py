@@ -20,8 +20,8 @@ def apply_live_event(window: MainWindow, event) -> None:
     if kind == "Partial":
         model.set_tentative(event.text.strip(), event.start_s, event.end_s, source_key=event.segment_id)
     elif kind == "Committed":
-        model.upsert_committed(event.segment_id, event.start_s, event.end_s, event.text.strip(),
-                               tuple(event.words or ()))
+        model.upsert_committed(event.segment_id, event.start_s, event.end_s, event.text,
+                               tuple(event.words or ()), merge=True)
         if event.language and not window.controls.source_language():
             window.controls.show_detected(event.language)
     elif kind == "Translated":

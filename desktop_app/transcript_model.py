@@ -27,6 +27,17 @@ class SegmentRow:
     committed: bool = True
     translation_draft: bool = False
     words: tuple = ()
+    # Live rows grow from several commits: each engine segment's text and translation, in order.
+    parts: dict = dataclasses.field(default_factory=dict)  # key -> raw committed text (leading space kept)
+    translated: dict = dataclasses.field(default_factory=dict)  # key -> (translation, draft)
+
+    def keys(self) -> list:
+        return list(self.parts) or [self.key]
+
+
+SENTENCE_END = (".", "?", "!", "。", "？", "！", "…", "؟", "।")
+MERGE_GAP_S = 1.5  # a longer pause starts a new row
+MERGE_MAX_CHARS = 220  # ... and so does a row this long (a speaker who never ends a sentence)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,23 +149,49 @@ class TranscriptModel(QAbstractTableModel):
     def _tentative_index(self) -> int | None:
         return self._by_key.get(TENTATIVE_KEY)
 
-    def upsert_committed(self, key, start_s: float, end_s: float, text: str, words: tuple = ()) -> int:
-        """A committed segment: update its row, or insert it before the tentative tail."""
+    def upsert_committed(self, key, start_s: float, end_s: float, text: str, words: tuple = (),
+                         merge: bool = False) -> int:
+        """A committed segment: update its row, or add it before the tentative tail.
+
+        With `merge` (live), a commit of a few words joins the previous row until a sentence ends,
+        a pause or a length limit, so rows read as sentences rather than fragments.
+        """
         if key in self._by_key and key != TENTATIVE_KEY:
             i = self._by_key[key]
             row = self._rows[i]
-            row.start_s, row.end_s, row.text, row.words, row.committed = start_s, end_s, text, words, True
+            if row.parts:
+                row.parts[key] = text
+                row.text = "".join(row.parts.values()).strip()
+            else:
+                row.start_s, row.end_s, row.text, row.words = start_s, end_s, text.strip(), words
+            row.committed = True
             self._changed(i)
             return i
         tail = self._tentative_index()
         i = tail if tail is not None else len(self._rows)
-        self.beginInsertRows(QModelIndex(), i, i)
-        self._rows.insert(i, SegmentRow(key, start_s, end_s, text, words=words))
-        self._reindex()
-        self.endInsertRows()
+        prev = self._rows[i - 1] if i > 0 else None
+        if merge and prev is not None and prev.parts and self._can_join(prev, start_s):
+            prev.parts[key] = text
+            prev.text = "".join(prev.parts.values()).strip()
+            prev.end_s = max(prev.end_s, end_s)
+            prev.words = prev.words + tuple(words)
+            self._by_key[key] = i - 1
+            self._changed(i - 1)
+            i -= 1
+        else:
+            self.beginInsertRows(QModelIndex(), i, i)
+            parts = {key: text} if merge else {}
+            self._rows.insert(i, SegmentRow(key, start_s, end_s, text.strip(), words=tuple(words), parts=parts))
+            self._reindex()
+            self.endInsertRows()
         if tail is not None:  # the committed text came out of the tail; the next partial refills it
             self.set_tentative("", end_s, end_s)
         return i
+
+    @staticmethod
+    def _can_join(row: SegmentRow, start_s: float) -> bool:
+        return (row.committed and not row.text.endswith(SENTENCE_END) and start_s - row.end_s < MERGE_GAP_S
+                and len(row.text) < MERGE_MAX_CHARS)
 
     def set_tentative(self, text: str, start_s: float, end_s: float, source_key=None) -> None:
         if source_key is not None:
@@ -186,9 +223,15 @@ class TranscriptModel(QAbstractTableModel):
         if i is None:
             return False
         row = self._rows[i]
-        row.translation, row.translation_draft = text, draft
+        if row.parts and key in row.parts:
+            row.translated[key] = (text, draft)
+            done = [row.translated[k] for k in row.parts if k in row.translated]
+            row.translation = " ".join(t.strip() for t, _ in done if t.strip())
+            row.translation_draft = any(d for _, d in done)
+        else:
+            row.translation, row.translation_draft = text, draft
         self._changed(i)
         return True
 
     def _reindex(self) -> None:
-        self._by_key = {r.key: i for i, r in enumerate(self._rows)}
+        self._by_key = {k: i for i, r in enumerate(self._rows) for k in r.keys()}

@@ -143,3 +143,22 @@ def test_copy_to_clipboard_is_bilingual_with_a_translation(make_window, qtbot):
     window.transcript.set_rows([SegmentRow(0, 0, 1, "Hallo Welt.", "Hello world.")])
     window.copy_to_clipboard()
     assert QApplication.clipboard().text() == "Hallo Welt.\nHello world."
+
+
+def test_live_commits_of_a_few_words_read_as_sentences(make_window):
+    window = make_window(load_model=False)
+    chunks = [(0, " The train to", 0.0, 0.9), (1, " the city leaves", 0.9, 1.8), (2, " at seven.", 1.8, 2.5),
+              (3, " Please water", 2.9, 3.6), (4, " the plants.", 3.6, 4.4), (5, " After a pause", 7.0, 8.0)]
+    for key, text, start, end in chunks:
+        window._on_live_event(Committed(key, text, start, end, (), end + 0.5))
+    window._on_live_event(Translated(0, "Le train pour", False, 3.0))
+    window._on_live_event(Translated(2, "à sept heures.", False, 3.1))
+    window._on_live_event(Translated(1, "la ville part", True, 3.2))
+    rows = window.transcript.rows()
+    assert [r.text for r in rows] == ["The train to the city leaves at seven.", "Please water the plants.",
+                                      "After a pause"]
+    assert rows[0].translation == "Le train pour la ville part à sept heures."
+    assert rows[0].translation_draft  # one part is still a draft
+    window._on_live_event(Translated(1, "la ville part", False, 3.3))
+    assert not window.transcript.rows()[0].translation_draft
+    assert (rows[0].start_s, rows[0].end_s) == (0.0, 2.5)
