@@ -27,6 +27,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# With encoder_frames="audio", a short tail (the last 0.2 s of a file) encoded alone makes the model
+# repeat its prompt; padding such windows to 10 s keeps them honest at a third of a full encode.
+_MIN_AUDIO_FRAMES = 1000
+_CONTEXT = 2 * HOP_LENGTH  # samples of real audio kept on each side of a window (≥ N_FFT / 2)
+
 
 @dataclasses.dataclass(frozen=True)
 class TranscribeOptions:
@@ -54,6 +59,9 @@ class TranscribeOptions:
     encoder_frames: str = "full"  # "full": 30 s windows padded as Whisper; "audio": encode only the audio
     max_fallbacks: int | None = None  # bound the temperature fallback (None: all temperatures)
     window_time_budget_s: float | None = None  # wall-time cap per window (live use); None: none
+    # A window whose peak stays below this (dBFS) is silence: skipped without decoding, because
+    # Whisper (and faster-whisper without VAD) hallucinates "You" on digital silence. None: decode all.
+    silence_threshold_db: float | None = -60.0
 
     def __post_init__(self) -> None:
         if self.encoder_frames not in ("full", "audio"):
@@ -86,6 +94,7 @@ class AudioWindows:
         self.samples_seen = 0
 
     def get(self, start: int, n: int) -> np.ndarray:
+        """Up to n samples from start (fewer at the end of the stream)."""
         if start < self._start:
             raise ValueError(f"window start {start} is before the retained audio ({self._start})")
         if start > self._start:
@@ -119,6 +128,13 @@ def _open(audio: np.ndarray | str | Path) -> tuple[Iterator[np.ndarray], float]:
     return iter_audio(audio, chunk_s=30.0), info.duration_s
 
 
+def _report(progress: Callable[[float, float], None] | None, seek: int, expected_s: float,
+            source: AudioWindows) -> None:
+    if progress is not None:
+        total = max(expected_s, source.samples_seen / SAMPLE_RATE)
+        progress(min(seek / 100, total), total)
+
+
 def transcribe(model: WhisperModel, audio: np.ndarray | str | Path, options: TranscribeOptions,
                progress: Callable[[float, float], None] | None = None,
                cancel: threading.Event | None = None) -> Transcript:
@@ -140,13 +156,27 @@ def transcribe(model: WhisperModel, audio: np.ndarray | str | Path, options: Tra
     while True:
         if cancel is not None and cancel.is_set():
             raise CancelledError(f"transcription cancelled at {seek / 100:.1f} s")
-        samples = source.get(seek * HOP_LENGTH, N_SAMPLES)
-        segment_frames = min(N_FRAMES, samples.size // HOP_LENGTH)
+        # The window's audio with real audio around it, so its edge frames are the frames a mel of
+        # the whole file would have; the file's end gets faster-whisper's 160 zero samples.
+        lead = min(_CONTEXT, seek * HOP_LENGTH)
+        samples = source.get(seek * HOP_LENGTH - lead, lead + N_SAMPLES + _CONTEXT)
+        segment_frames = min(N_FRAMES, (samples.size - lead) // HOP_LENGTH)
         if segment_frames <= 0:
             break
-        mel = log_mel_spectrogram(samples, n_mels)[:, :segment_frames]  # [n_mels, frames]
-        if options.encoder_frames == "full" and segment_frames < N_FRAMES:
-            mel = np.pad(mel, ((0, 0), (0, N_FRAMES - segment_frames)))  # zeros, as Whisper pads
+        if samples.size < lead + N_SAMPLES + _CONTEXT:
+            samples = np.concatenate([samples, np.zeros(HOP_LENGTH, np.float32)])
+        first_frame = lead // HOP_LENGTH
+        if options.silence_threshold_db is not None:
+            window_audio = samples[lead:lead + segment_frames * HOP_LENGTH]
+            if float(np.max(np.abs(window_audio))) < 10 ** (options.silence_threshold_db / 20):
+                log.debug("window at %.2f s is silent; skipped", seek / 100)
+                seek += segment_frames
+                _report(progress, seek, expected_s, source)
+                continue
+        mel = log_mel_spectrogram(samples, n_mels)[:, first_frame:first_frame + segment_frames]  # [n_mels, frames]
+        pad_to = N_FRAMES if options.encoder_frames == "full" else _MIN_AUDIO_FRAMES
+        if segment_frames < pad_to:
+            mel = np.pad(mel, ((0, 0), (0, pad_to - segment_frames)))  # zeros, as Whisper pads
         states = model.encode(mel)
         time_offset = seek * HOP_LENGTH / SAMPLE_RATE
         decode_options = options.decode_options(language, options.prefix if first else None)
@@ -168,9 +198,7 @@ def transcribe(model: WhisperModel, audio: np.ndarray | str | Path, options: Tra
                                    or result.temperature > options.prompt_reset_on_temperature):
             prompt_reset_since = len(all_tokens)
         seek += result.consumed_frames
-        if progress is not None:
-            total = max(expected_s, source.samples_seen / SAMPLE_RATE)
-            progress(min(seek / 100, total), total)
+        _report(progress, seek, expected_s, source)
     duration = source.samples_seen / SAMPLE_RATE
     if progress is not None:
         progress(duration, duration)
