@@ -6,36 +6,12 @@ import re
 import time
 
 import pytest
-from PySide6.QtCore import QTimer
+from stall_probe import StallProbe
 
 pytestmark = pytest.mark.model
 
 FOX = "The quick brown fox jumps over the lazy dog. She sells sea shells by the sea shore."
 SRT_TIME = re.compile(r"^(\d\d):(\d\d):(\d\d),(\d\d\d) --> (\d\d):(\d\d):(\d\d),(\d\d\d)$")
-
-
-class StallProbe:
-    """A 10 ms QTimer on the GUI thread; the longest gap between its ticks is the worst event-loop stall."""
-
-    def __init__(self, interval_ms: int = 10):
-        self.max_gap_s = 0.0
-        self._last = None
-        self.timer = QTimer(interval=interval_ms)
-        self.timer.timeout.connect(self._tick)
-
-    def _tick(self) -> None:
-        now = time.perf_counter()
-        if self._last is not None:
-            self.max_gap_s = max(self.max_gap_s, now - self._last)
-        self._last = now
-
-    def start(self) -> None:
-        self._last = None
-        self.timer.start()
-
-    def stop(self) -> float:
-        self.timer.stop()
-        return self.max_gap_s
 
 
 def parse_srt(text: str) -> list[tuple[float, float, str]]:

@@ -1,0 +1,31 @@
+"""The event-loop stall probe shared by the file and live tests."""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import QTimer
+
+
+class StallProbe:
+    """A 10 ms QTimer on the GUI thread; the longest gap between its ticks is the worst event-loop stall."""
+
+    def __init__(self, interval_ms: int = 10):
+        self.max_gap_s = 0.0
+        self._last = None
+        self.timer = QTimer(interval=interval_ms)
+        self.timer.timeout.connect(self._tick)
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        if self._last is not None:
+            self.max_gap_s = max(self.max_gap_s, now - self._last)
+        self._last = now
+
+    def start(self) -> None:
+        self._last = None
+        self.timer.start()
+
+    def stop(self) -> float:
+        self.timer.stop()
+        return self.max_gap_s

@@ -1,0 +1,129 @@
+"""Live mode through the real engine session: an injected stream replays a clip; a PulseAudio monitor."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+pytest.importorskip("engine.session", reason="engine.session has not landed yet")
+
+from conftest_pulse import pulse_server  # noqa: E402,F401
+from engine.capture import Capture, FakeInputStream, list_devices  # noqa: E402
+from engine.errors import AudioDeviceError  # noqa: E402
+from stall_probe import StallProbe  # noqa: E402
+
+pytestmark = pytest.mark.model
+
+FOX = "The quick brown fox jumps over the lazy dog. She sells sea shells by the sea shore."
+
+
+def replaying(path, speed: float = 1.0):
+    """audio_source_factory for the window: each Start replays the clip through a Capture's callback."""
+    clip, rate = sf.read(str(path), dtype="float32")
+    # Silence after the speech, so the session sees the sentence end before the clip does.
+    clip = np.concatenate([np.zeros(rate // 2, np.float32), clip, np.zeros(rate, np.float32)])
+
+    def factory(device):
+        return Capture(device if device is not None else "fake", stream_factory=FakeInputStream.factory(
+            clip, rate, speed=speed))
+
+    return factory
+
+
+def _ready(window, qtbot):
+    qtbot.waitUntil(lambda: window._model_state in ("ready", "failed"), timeout=120_000)
+    assert window._model_state == "ready", window.banner.message()
+
+
+def test_start_shows_committed_words_and_stop_drains_everything(make_window, qtbot, pack_int8, speech_clip,
+                                                                record_property):
+    clip = speech_clip("fox", FOX)
+    window = make_window(pack=pack_int8, audio_source_factory=replaying(clip))
+    _ready(window, qtbot)
+    probe = StallProbe()
+    probe.start()
+    window.controls.start_button.click()
+    qtbot.waitUntil(lambda: window.live_state() == "running", timeout=30_000)
+    qtbot.waitUntil(lambda: "fox" in window.transcript.transcript_text().lower(), timeout=60_000)
+    assert any(r.committed for r in window.transcript.rows())
+    window.controls.start_button.click()  # Stop
+    assert window.live_state() == "finishing"
+    qtbot.waitUntil(lambda: window.live_state() == "idle", timeout=60_000)
+    stall_s = probe.stop()
+    record_property("max_event_loop_stall_live_ms", round(stall_s * 1000, 1))
+    print(f"max event-loop stall while live: {stall_s * 1000:.1f} ms")
+    text = window.transcript.transcript_text().lower()
+    for word in ("quick", "brown", "fox", "lazy", "dog"):
+        assert word in text, text
+    assert all(r.committed for r in window.transcript.rows())  # the tail was flushed, not dropped
+    assert window.overlay.caption_text()
+    assert stall_s < 0.100
+
+
+def test_translation_pane_fills_when_a_target_is_set(make_window, qtbot, pack_int8, clip_dir):
+    from engine import clips
+
+    spanish = clips.synthesize(next(c for c in clips.clips("es") if c.id == "es01"), clip_dir)
+    window = make_window(pack=pack_int8, audio_source_factory=replaying(spanish))
+    window.controls.select_languages("es", "en")
+    _ready(window, qtbot)
+    window.controls.start_button.click()
+    qtbot.waitUntil(lambda: window.transcript.translation_text() != "", timeout=90_000)
+    window.controls.start_button.click()
+    qtbot.waitUntil(lambda: window.live_state() == "idle", timeout=60_000)
+    assert window.transcript.translation_text() != window.transcript.transcript_text()
+    assert not window.view.isColumnHidden(2)
+
+
+def test_a_device_that_cannot_open_is_a_sentence_and_start_works_again(make_window, qtbot, pack_int8, speech_clip):
+    good = replaying(speech_clip("fox", FOX), speed=4.0)
+    calls = []
+
+    def flaky(device):
+        calls.append(device)
+        if len(calls) == 1:
+            raise AudioDeviceError("could not open the audio device 'USB Headset' at 48000 Hz, 44100 Hz; "
+                                   "close other programs that use it, or choose another device")
+        return good(device)
+
+    window = make_window(pack=pack_int8, audio_source_factory=flaky)
+    _ready(window, qtbot)
+    window.controls.start_button.click()
+    qtbot.waitUntil(lambda: window.banner.isVisible() and window.live_state() == "idle", timeout=30_000)
+    assert "USB Headset" in window.banner.message() and "Traceback" not in window.banner.message()
+    window.controls.start_button.click()
+    qtbot.waitUntil(lambda: window.live_state() == "running", timeout=30_000)
+    window.controls.start_button.click()
+    qtbot.waitUntil(lambda: window.live_state() == "idle", timeout=60_000)
+    assert "fox" in window.transcript.transcript_text().lower()
+
+
+@pytest.mark.pulse
+def test_end_to_end_what_the_computer_plays_appears_in_the_window(make_window, qtbot, pack_int8, speech_clip,
+                                                                    pulse_server):  # noqa: F811
+    """The real pieces: PulseAudio null sink, paplay, the app capturing its monitor via sounddevice."""
+    clip = speech_clip("fox", FOX)
+    window = make_window(pack=pack_int8, list_devices=list_devices)
+    picker = window.controls.devices
+    picker.refresh()
+    index = next((i for i in range(picker.combo.count())
+                  if getattr(picker.combo.itemData(i), "pulse_source", None) == pulse_server.monitor), -1)
+    assert index > 0, [picker.combo.itemText(i) for i in range(picker.combo.count())]
+    picker.combo.setCurrentIndex(index)
+    assert "(computer audio)" in picker.combo.currentText()
+    _ready(window, qtbot)
+    window.controls.start_button.click()
+    qtbot.waitUntil(lambda: window.live_state() == "running", timeout=30_000)
+    player = subprocess.Popen(["paplay", f"--device={pulse_server.sink}", str(clip)],
+                              env={**os.environ, **pulse_server.env})
+    try:
+        qtbot.waitUntil(lambda: "fox" in window.transcript.transcript_text().lower(), timeout=90_000)
+    finally:
+        player.wait(60)
+    window.controls.start_button.click()
+    qtbot.waitUntil(lambda: window.live_state() == "idle", timeout=60_000)
+    assert "lazy dog" in window.transcript.transcript_text().lower()
