@@ -85,3 +85,24 @@ def test_closing_during_a_file_cancels_it_and_stops_the_thread(make_window, qtbo
     assert window.isVisible()  # waits for the cancel to land before it closes
     qtbot.waitUntil(lambda: window._closed, timeout=60_000)
     assert not window.worker_thread.isRunning()
+
+
+@pytest.mark.model
+def test_a_corrupt_pack_is_a_sentence_naming_the_file(make_window, qtbot, pack_int8, tmp_path):
+    import shutil
+
+    broken = tmp_path / "whisper-base-int8-broken"
+    broken.mkdir()
+    for f in pack_int8.iterdir():
+        if f.suffix == ".json":
+            shutil.copy(f, broken / f.name)
+    for name in ("encoder_model.onnx", "decoder_model.onnx", "decoder_with_past_model.onnx"):
+        (broken / name).write_bytes(b"this is not an onnx graph")
+    window = make_window(pack=broken)
+    qtbot.waitUntil(lambda: window._model_state in ("ready", "failed"), timeout=60_000)
+    assert window._model_state == "failed"
+    message = window.banner.message()
+    assert ".onnx" in message and "rebuild" in message.lower() and "Traceback" not in message
+    assert window.controls.provider_label.text() == "not loaded"
+    window.controls.start_button.click()  # still usable: Start says why it cannot run
+    qtbot.waitUntil(lambda: "no model is loaded" in window.banner.message())

@@ -162,3 +162,28 @@ def test_live_commits_of_a_few_words_read_as_sentences(make_window):
     window._on_live_event(Translated(1, "la ville part", False, 3.3))
     assert not window.transcript.rows()[0].translation_draft
     assert (rows[0].start_s, rows[0].end_s) == (0.0, 2.5)
+
+
+def test_overlay_drags_with_the_mouse_and_click_through_is_remembered(make_window, qtbot):
+    from PySide6.QtCore import QEvent, QPointF
+    from PySide6.QtGui import QMouseEvent
+    from PySide6.QtWidgets import QApplication
+
+    window = make_window(load_model=False)
+    overlay = window.overlay
+    overlay.set_shown(True)
+    overlay.setGeometry(100, 100, 600, 120)
+    start = overlay.geometry().topLeft()
+    left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
+    mods = Qt.KeyboardModifier.NoModifier
+    press_at = QPointF(start.x() + 20, start.y() + 20)
+    for kind, pos, button, buttons in ((QEvent.Type.MouseButtonPress, press_at, left, left),
+                                       (QEvent.Type.MouseMove, press_at + QPointF(50, 30), none, left),
+                                       (QEvent.Type.MouseButtonRelease, press_at + QPointF(50, 30), left, none)):
+        QApplication.sendEvent(overlay, QMouseEvent(kind, QPointF(20, 20), pos, button, buttons, mods))
+    assert overlay.geometry().topLeft() == start + type(start)(50, 30)
+    assert window.settings.overlay_rect[:2] == (start.x() + 50, start.y() + 30)
+    window.click_through_action.setChecked(True)
+    assert overlay.isVisible()
+    assert overlay.testAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+    assert window.settings.overlay_click_through is True
