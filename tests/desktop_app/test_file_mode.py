@@ -112,7 +112,7 @@ def test_unreadable_file_is_a_sentence_and_the_next_file_works(make_window, qtbo
     assert "fox" in window.transcript.transcript_text().lower()
 
 
-def test_translate_to_english_fills_the_translation_pane(make_window, qtbot, pack_int8, clip_dir):
+def test_translate_to_english_fills_the_translation_pane(make_window, qtbot, pack_int8, clip_dir, tmp_path):
     from engine import clips
 
     # Whisper base translates espeak-ng's Spanish loosely (faster-whisper gives no better on these
@@ -133,3 +133,8 @@ def test_translate_to_english_fills_the_translation_pane(make_window, qtbot, pac
     assert english & set(translation.replace(",", " ").replace(".", " ").replace("!", " ").split()), translation
     assert all(r.translation for r in window.transcript.committed_rows())
     assert not window.view.isColumnHidden(2)
+    # With a translation, the export is bilingual: each cue holds the Spanish and then the English.
+    cues = parse_srt(window.export_to(tmp_path / "es.srt", "srt").read_text(encoding="utf-8"))
+    both = " ".join(c[2] for c in cues).lower()
+    row = window.transcript.committed_rows()[0]
+    assert row.text.lower()[:12] in both and row.translation.lower()[:12] in both
