@@ -18,14 +18,18 @@ class StallProbe:
 
     def _tick(self) -> None:
         now = time.perf_counter()
-        if self._last is not None:
-            self.max_gap_s = max(self.max_gap_s, now - self._last)
+        if self._last is not None and now - self._last > self.max_gap_s:
+            self.max_gap_s = now - self._last
+            self.max_gap_at_s = self._last - self._started  # when the worst stall began, from start()
         self._last = now
 
     def start(self) -> None:
         self._last = None
+        self._started = time.perf_counter()
+        self.max_gap_at_s = 0.0
         self.timer.start()
 
     def stop(self) -> float:
         self.timer.stop()
+        self.elapsed_s = time.perf_counter() - self._started
         return self.max_gap_s
