@@ -46,7 +46,7 @@ def main() -> int:
         settings = AppSettings(QSettings(str(Path(tmp) / "shot.ini"), QSettings.Format.IniFormat))
         settings.model = args.pack
         settings.target_language = args.translate
-        settings.overlay_rect = (260, 640, 880, 130)
+        settings.overlay_rect = (200, 460, 900, 130)
         window = create_main_window(settings, list_devices=lambda: [])
         window.resize(1180, 620)
         window.move(40, 30)
