@@ -20,7 +20,7 @@ from desktop_app.live_events import apply_live_event
 from desktop_app.model_choice import model_entries, pack_label
 from desktop_app.settings import AppSettings
 from desktop_app.status_bar import StatusBar
-from desktop_app.transcript_model import SegmentRow, TranscriptModel
+from desktop_app.transcript_model import TranscriptModel
 from desktop_app.transcript_view import TranscriptView
 from desktop_app.worker import EngineWorker, FileRequest, FileResult, LiveRequest, ModelInfo
 
