@@ -31,13 +31,15 @@ from engine.audio import load_audio  # noqa: E402
 def build_corpus(work: Path, with_human: bool) -> list[dict]:
     """espeak-ng English sentences joined into one long file + each sentence alone + human speech."""
     corpus = []
-    long_path, long_ref = clipkit.concat_clips(clipkit.english_clips(), work / "english_long.wav", pause_s=0.8)
-    corpus.append({"id": "espeak_en_long", "wav": long_path, "ref": long_ref})
-    for clip in clipkit.english_clips():
+    english = clipkit.clips("en")
+    long = clipkit.concat_clips(english, work / "english_long.wav", work, pause_s=0.8)
+    corpus.append({"id": "espeak_en_long", "wav": long.path, "ref": long.text})
+    for clip in english:
         corpus.append({"id": clip.id, "wav": clipkit.synthesize(clip, work), "ref": clip.text})
     if with_human:
-        for path, ref in clipkit.human_clips(work):
-            corpus.append({"id": f"human_{path.stem}", "wav": path, "ref": ref})
+        for path in clipkit.human_clips(work):
+            # endgame_nagg_nell has no verified reference: timed, not scored
+            corpus.append({"id": f"human_{path.stem}", "wav": path, "ref": clipkit.HUMAN_TRANSCRIPTS.get(path.stem, "")})
     for item in corpus:
         audio = load_audio(item["wav"])
         item["npy"] = str(work / f"{item['id']}.npy")
@@ -62,11 +64,10 @@ def run_one(python: Path, job: dict, work: Path) -> dict:
 
 
 def corpus_wer(corpus: list[dict], result: dict, ids: set[str]) -> float:
-    refs = [clipkit.normalize_text(c["ref"]) for c in corpus if c["id"] in ids and c["ref"]]
-    hyps = [clipkit.normalize_text(result["clips"][c["id"]]["text"]) for c in corpus if c["id"] in ids and c["ref"]]
-    errors = sum(clipkit.word_errors(r, h) for r, h in zip(refs, hyps))
-    words = sum(len(r.split()) for r in refs)
-    return 100.0 * errors / max(words, 1)
+    scored = [c for c in corpus if c["id"] in ids and c["ref"]]
+    words = [len(clipkit.normalize_text(c["ref"]).split()) for c in scored]
+    errors = [clipkit.wer(c["ref"], result["clips"][c["id"]]["text"]) * n for c, n in zip(scored, words)]
+    return 100.0 * sum(errors) / max(sum(words), 1)
 
 
 def main() -> None:
