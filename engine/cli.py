@@ -138,8 +138,12 @@ def _cmd_transcribe(args) -> int:
     if missing:
         raise ParleyError(f"{missing[0]}: no such file")
     device = args.device
+    from engine.runtime import resolve_device
+
+    # The default precision follows the device that will really run (fp16 only pays off on CUDA).
+    runs_on = "cuda" if device != "cpu" and "CUDAExecutionProvider" in resolve_device(device)[0] else "cpu"
     bar = ProgressBar("model", enabled=not args.quiet)
-    pack = models.ensure_pack(args.model, args.precision, "cuda" if device == "cuda" else "cpu", bar.stage)
+    pack = models.ensure_pack(args.model, args.precision, runs_on, bar.stage)
     model = WhisperModel.load(pack, device=device, threads=args.threads)
     log.info("model %s on %s", pack.name, model.provider)
 

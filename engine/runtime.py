@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import sys
 import threading
 from pathlib import Path
 
@@ -44,6 +46,11 @@ def _probe_cuda() -> tuple[bool, str]:
         _cuda_probe = (False, f"this onnxruntime ({ort.__version__}) has no CUDAExecutionProvider; "
                               "install onnxruntime-gpu (`pip install parley[cuda]`)")
         return _cuda_probe
+    if sys.platform.startswith("linux") and not os.path.exists("/proc/driver/nvidia") \
+            and shutil.which("nvidia-smi") is None:
+        # Without a driver there is no GPU to use; probing would only print library-load failures.
+        _cuda_probe = (False, "no NVIDIA GPU driver was found on this machine")
+        return _cuda_probe
     try:
         # preload_dlls finds CUDA/cuDNN from the nvidia-* pip wheels when they are installed.
         if hasattr(ort, "preload_dlls"):
@@ -54,7 +61,14 @@ def _probe_cuda() -> tuple[bool, str]:
     try:
         import ctypes
 
-        ctypes.CDLL("libcudart.so.12" if os.name != "nt" else "cudart64_12.dll")
+        names = ("libcudart.so.13", "libcudart.so.12") if os.name != "nt" else ("cudart64_13.dll", "cudart64_12.dll")
+        for i, name in enumerate(names):
+            try:
+                ctypes.CDLL(name)
+                break
+            except OSError:
+                if i == len(names) - 1:
+                    raise
     except OSError as e:
         ok, reason = False, (f"the CUDA runtime library could not be loaded ({e}); install the NVIDIA "
                              "driver and CUDA 12 libraries (`pip install parley[cuda]`)")
