@@ -169,15 +169,20 @@ def installed_packs() -> list[InstalledPack]:
     return found
 
 
+def split_model_name(model: str, precision: str | None = None) -> tuple[str, str | None]:
+    """'whisper-base-int8' → ('whisper-base', 'int8'); a name without a precision suffix keeps `precision`."""
+    for p in PRECISIONS:
+        if model.endswith(f"-{p}"):
+            return model[: -len(p) - 1], p
+    return model, precision
+
+
 def resolve_pack(model: str, precision: str | None = None, device: str = "cpu") -> Path:
     """A model argument is a pack folder, or a known name (optionally with a precision suffix)."""
     as_path = Path(model).expanduser()
     if as_path.is_dir():
         return as_path
-    name, prec = model, precision
-    for p in PRECISIONS:
-        if model.endswith(f"-{p}"):
-            name, prec = model[: -len(p) - 1], p
+    name, prec = split_model_name(model, precision)
     prec = prec or default_precision(device)
     if prec not in PRECISIONS:
         raise PackError(f"unknown precision {prec!r}; choose one of {', '.join(PRECISIONS)}")
@@ -312,10 +317,7 @@ def ensure_pack(model: str, precision: str | None = None, device: str = "cpu",
     try:
         return resolve_pack(model, precision, device)
     except PackError:
-        name = model
-        for p in PRECISIONS:
-            if model.endswith(f"-{p}"):
-                name, precision = model[: -len(p) - 1], p
+        name, precision = split_model_name(model, precision)
         if name not in KNOWN_MODELS:
             raise
         log.info("model pack %s is not built yet; building it now (first use)", name)
