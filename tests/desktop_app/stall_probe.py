@@ -33,3 +33,15 @@ class StallProbe:
         self.timer.stop()
         self.elapsed_s = time.perf_counter() - self._started
         return self.max_gap_s
+
+
+# A shared 2-core CI machine delays a 10 ms timer by 100+ ms now and then, so the tests do not assert a
+# frame budget (that is measured and recorded, not gated). They assert what a user notices: the window
+# never freezes for long, and never for the bulk of the work, as it would if the work ran on the GUI thread.
+FREEZE_S = 0.5
+
+
+def assert_not_frozen(probe: StallProbe, stall_s: float) -> None:
+    assert stall_s < FREEZE_S, f"the GUI froze for {stall_s * 1000:.0f} ms"
+    assert stall_s < 0.5 * probe.elapsed_s or probe.elapsed_s < 2 * FREEZE_S, (
+        f"the GUI froze for {stall_s * 1000:.0f} ms of {probe.elapsed_s * 1000:.0f} ms of work")

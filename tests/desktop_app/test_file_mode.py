@@ -6,7 +6,7 @@ import re
 import time
 
 import pytest
-from stall_probe import StallProbe
+from stall_probe import StallProbe, assert_not_frozen
 
 pytestmark = pytest.mark.model
 
@@ -55,7 +55,7 @@ def test_window_is_interactive_while_the_model_loads(make_window, qtbot, pack_in
     print(f"window shown after {shown_s * 1000:.0f} ms; max event-loop stall while loading: {stall_s * 1000:.1f} ms")
     # onnxruntime holds the GIL while it builds a session (~65 ms measured on 2 cores): the window
     # stays responsive but may skip a frame or a few while the model loads.
-    assert stall_s < 0.200
+    assert_not_frozen(probe, stall_s)
     assert "running on" in window.controls.provider_label.text()
     assert "whisper-base" in window.status.model_label.text() or pack_int8.name in window.status.model_label.text()
 
@@ -86,7 +86,7 @@ def test_file_fills_transcript_and_exports_srt_that_parses(make_window, qtbot, p
     assert "brown fox" in " ".join(c[2] for c in cues).lower()
     for fmt in ("txt", "vtt", "json"):
         assert window.export_to(tmp_path / f"fox.{fmt}", fmt).stat().st_size > 0
-    assert stall_s < 0.100
+    assert_not_frozen(probe, stall_s)
 
 
 def test_cancel_stops_a_long_file_and_the_app_stays_usable(make_window, qtbot, pack_int8, speech_clip,
@@ -103,7 +103,7 @@ def test_cancel_stops_a_long_file_and_the_app_stays_usable(make_window, qtbot, p
     stall_s = probe.stop()
     record_property("max_event_loop_stall_long_file_ms", round(stall_s * 1000, 1))
     print(f"max event-loop stall over {probe.elapsed_s:.1f} s of a long file: {stall_s * 1000:.1f} ms")
-    assert stall_s < 0.100
+    assert_not_frozen(probe, stall_s)
     assert window.progress.bar.value() < 1000
     assert window.transcript.rowCount() == 0
     assert not window.banner.isVisible()
