@@ -1,4 +1,4 @@
-"""`parley` command line: transcribe files, manage model packs.
+"""`parley` command line: transcribe files, live sessions (engine.live_cli), manage model packs.
 
 The CLI decides what the user sees: results on stdout (or files), progress and errors on stderr,
 exit code 0 on success, 1 when an input could not be processed, 2 for a usage error.
@@ -92,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("-o", "--output", type=Path, default=None,
                    help="output file, or a folder (one file per input and format); default: stdout")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    from engine import live_cli
+
+    live_cli.add_parsers(sub)
 
     m = sub.add_parser("models", help="list, build or delete model packs")
     msub = m.add_subparsers(dest="models_command", required=True)
@@ -219,6 +223,10 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_transcribe(args)
         if args.command == "models":
             return _cmd_models(args)
+        if args.command in ("live", "devices"):
+            from engine import live_cli
+
+            return live_cli.cmd_live(args) if args.command == "live" else live_cli.cmd_devices(args)
     except ParleyError as e:
         print(f"parley: error: {e}", file=sys.stderr)
         return 1

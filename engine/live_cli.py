@@ -1,0 +1,229 @@
+"""`parley live` and `parley devices`: the live session on the command line.
+
+Committed text goes to stdout, one line per sentence as it is committed (with its time in the
+stream); the tentative tail is redrawn in place on stderr when stderr is a terminal. Ctrl-C stops
+listening and still transcribes what was captured; ``-o`` writes the committed text as TXT, SRT, VTT
+or JSON when the session ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from engine import models
+from engine.errors import ParleyError
+from engine.events import Committed, Error, Partial, Stats, Status, Word
+from engine.streaming import SENTENCE_END
+
+log = logging.getLogger("parley")
+
+FORMATS = ("txt", "srt", "vtt", "json")
+
+
+def add_parsers(sub) -> None:
+    sub.add_parser("devices", help="audio inputs (microphones, and monitors of what the computer plays)")
+
+    p = sub.add_parser("live", help="transcribe (or translate) a microphone, the computer's audio, or a file, live")
+    p.add_argument("--device", default=None, metavar="NAME|INDEX",
+                   help="audio input (see `parley devices`; default: the system's default input)")
+    p.add_argument("--input", type=Path, default=None, metavar="FILE",
+                   help="feed a file through the live pipeline instead of a device")
+    p.add_argument("--realtime", action="store_true", help="with --input: release the file at 1x speed")
+    p.add_argument("--language", default="auto", help="spoken language code (en, de, ...) or auto")
+    p.add_argument("--task", choices=("transcribe", "translate"), default="transcribe",
+                   help="translate = speech to English text")
+    p.add_argument("--translate-to", default=None, metavar="LANG", help="'en': Whisper's speech translation")
+    p.add_argument("--model", default=models.DEFAULT_MODEL, help="model name or pack folder (default: %(default)s)")
+    p.add_argument("--precision", choices=models.PRECISIONS, default=None)
+    p.add_argument("--compute", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for onnxruntime (default: all cores)")
+    p.add_argument("--beam-size", type=int, default=1)
+    p.add_argument("--step", type=float, default=1.0, metavar="S", help="seconds of new audio per decode")
+    p.add_argument("--encoder", choices=("audio", "full"), default="audio",
+                   help="audio: encode only the buffered audio (fast); full: pad to 30 s as Whisper does")
+    p.add_argument("--no-vad", action="store_true", help="decode without the voice-activity gate")
+    p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after this many seconds")
+    p.add_argument("--format", choices=FORMATS, default=None, help="format of -o (default: from its extension)")
+    p.add_argument("-o", "--output", type=Path, default=None, help="also write the committed text here")
+    p.add_argument("-q", "--quiet", action="store_true", help="no tentative text or status on stderr")
+
+
+def cmd_devices(args) -> int:
+    from engine.capture import list_devices
+
+    devices = list_devices()
+    shown = [d for d in devices if d.max_input_channels > 0]
+    if not shown:
+        print("no audio inputs found (is a sound server running? on Linux: PulseAudio or PipeWire)")
+        return 1
+    print("choose one with `parley live --device ID`")
+    print(f"{'ID':<40}  {'rate':>6}  {'ch':>2}  name")
+    for d in shown:
+        mark = "  [what the computer plays]" if d.is_monitor else ""
+        ident = d.pulse_source or str(d.index)
+        print(f"{ident:<40}  {d.default_samplerate:6.0f}  {d.max_input_channels:>2}  {d.name} ({d.hostapi}){mark}")
+    return 0
+
+
+@dataclasses.dataclass
+class Sentence:
+    """Committed fragments joined into a sentence (what subtitles and TXT lines are made of)."""
+
+    start_s: float
+    end_s: float
+    text: str
+    words: tuple[Word, ...]
+
+
+def sentences(committed: list[Committed], max_chars: int = 84, max_gap_s: float = 1.5) -> list[Sentence]:
+    """Committed words regrouped into sentences: a new one after a sentence end, a pause longer than
+    ``max_gap_s``, or ``max_chars``; cue times never overlap."""
+    out: list[Sentence] = []
+    current: list[Word] = []
+
+    def close() -> None:
+        if current:
+            start = max(current[0].start_s, out[-1].end_s if out else 0.0)
+            out.append(Sentence(start, max(current[-1].end_s, start), "".join(w.text for w in current).strip(),
+                                tuple(current)))
+            current.clear()
+
+    for c in committed:
+        words = c.words or (Word(c.start_s, c.end_s, " " + c.text.strip()),)
+        for w in words:
+            if current and (w.start_s - current[-1].end_s > max_gap_s
+                            or sum(len(x.text) for x in current) + len(w.text) > max_chars):
+                close()
+            current.append(w)
+            if w.text.rstrip().endswith(SENTENCE_END):
+                close()
+    close()
+    return out
+
+
+def _clock(t: float) -> str:
+    m, s = divmod(max(t, 0.0), 60)
+    return f"{int(m):02d}:{s:04.1f}"
+
+
+class _Printer:
+    """Prints sentences as they complete; the tentative tail redrawn on a terminal's stderr."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.tty = sys.stderr.isatty()
+        self.pending: list[Committed] = []
+        self.printed = 0
+        self._tail = ""
+        self._lock = threading.Lock()
+        self.errors: list[str] = []
+
+    def __call__(self, event) -> None:
+        with self._lock:
+            if isinstance(event, Committed):
+                self.pending.append(event)
+                self._flush(final=False)
+            elif isinstance(event, Partial):
+                self._tail = event.text
+                self._redraw()
+            elif isinstance(event, Error):
+                self._clear()
+                print(f"parley: error: {event.message}", file=sys.stderr)
+                self.errors.append(event.message)
+            elif isinstance(event, Status) and not self.quiet:
+                self._clear()
+                print(f"[{event.message}]", file=sys.stderr)
+            elif isinstance(event, Stats) and event.dropped_blocks and not self.quiet:
+                log.warning("dropped %d audio blocks: the machine is not keeping up", event.dropped_blocks)
+
+    def _flush(self, final: bool) -> None:
+        done = sentences(self.pending)
+        ready = done if final or not done or done[-1].text.endswith(SENTENCE_END) else done[:-1]
+        for s in ready[self.printed:]:
+            self._clear()
+            print(f"[{_clock(s.start_s)} → {_clock(s.end_s)}] {s.text}", flush=True)
+        self.printed = max(self.printed, len(ready))
+
+    def finish(self) -> None:
+        with self._lock:
+            self._tail = ""
+            self._clear()
+            self._flush(final=True)
+
+    def _redraw(self) -> None:
+        if self.tty and not self.quiet:
+            tail = self._tail[-(100):]
+            sys.stderr.write(f"\r\033[K\033[2m{tail}\033[0m")
+            sys.stderr.flush()
+
+    def _clear(self) -> None:
+        if self.tty and not self.quiet:
+            sys.stderr.write("\r\033[K")
+
+
+def cmd_live(args) -> int:
+    from engine import subtitles
+    from engine.runtime import resolve_device
+    from engine.session import LiveOptions, LiveSession
+    from engine.whisper import WhisperModel
+
+    task = args.task
+    if args.translate_to:
+        if args.translate_to != "en":
+            raise ParleyError(f"--translate-to {args.translate_to}: live translation into languages other than "
+                              "English needs a text-translation pack (see `parley translate`)")
+        task = "translate"
+    if args.realtime and args.input is None:
+        raise ParleyError("--realtime applies to --input FILE")
+    if args.input is not None and not args.input.exists():
+        raise ParleyError(f"{args.input}: no such file")
+    fmt = args.format or (args.output.suffix.lstrip(".").lower() if args.output else None)
+    if args.output is not None and fmt not in FORMATS:
+        raise ParleyError(f"-o {args.output}: give --format ({', '.join(FORMATS)}) or a file ending in one")
+
+    runs_on = "cuda" if args.compute != "cpu" and "CUDAExecutionProvider" in resolve_device(args.compute)[0] else "cpu"
+    pack = models.ensure_pack(args.model, args.precision, runs_on)
+    model = WhisperModel.load(pack, device=args.compute, threads=args.threads)
+    language = None if args.language in (None, "", "auto") else args.language
+    options = LiveOptions(device=_device_arg(args.device), language=language, task=task, beam_size=args.beam_size,
+                          min_step_s=args.step, encoder_frames=args.encoder, vad=not args.no_vad)
+    source = None
+    if args.input is not None:
+        from engine.file_source import FileSource
+
+        source = FileSource(args.input, realtime=args.realtime)
+    printer = _Printer(args.quiet)
+    session = LiveSession(model, options, on_event=printer, source=source)
+    session.start()
+    if not args.quiet and args.input is None:
+        print("[listening; Ctrl-C stops and finishes what was heard]", file=sys.stderr)
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set()) if threading.current_thread() is threading.main_thread() else None
+    try:
+        waited = 0.0
+        while not session.wait(0.2):
+            waited += 0.2
+            if stop.is_set() or (args.duration is not None and waited >= args.duration):
+                break
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    committed = session.finish()
+    printer.finish()
+    if args.output is not None:
+        subtitles.write(sentences(committed), args.output, fmt)
+        if not args.quiet:
+            print(f"wrote {args.output}", file=sys.stderr)
+    return 1 if session.failed else 0
+
+
+def _device_arg(device: str | None):
+    if device is None:
+        return None
+    return int(device) if device.strip().isdigit() else device
