@@ -53,6 +53,9 @@ class LiveOptions:
     encoder_pad_s: float = 2.0
     vad: bool = True  # gate the recogniser with Silero VAD (silence never produces text)
     vad_threshold: float = 0.5
+    # Without the VAD, audio whose peak stays below this (dBFS) counts as silence: Whisper turns digital
+    # silence into "You" otherwise. None: everything is speech.
+    silence_threshold_db: float | None = -60.0
     max_fallbacks: int = 1  # temperature fallbacks per step (a live step cannot afford all five)
     no_speech_threshold: float | None = 0.6
     log_prob_threshold: float | None = -1.0
@@ -210,7 +213,11 @@ class LiveSession:
         piece = max(1, round(_INGEST_S * SAMPLE_RATE))
         for start in range(0, chunk.size, piece):
             part = chunk[start:start + piece]
-            speech = self._gate.update(part) if self._gate is not None else True
+            if self._gate is not None:
+                speech = self._gate.update(part)
+            else:
+                speech = (self.options.silence_threshold_db is None
+                          or float(np.max(np.abs(part))) >= 10 ** (self.options.silence_threshold_db / 20))
             self._audio = np.concatenate([self._audio, part]) if self._audio.size else part.copy()
             self._received += part.size
             self._since_decode += part.size
