@@ -28,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="int8: quantise the MLP output projections too (smaller, faster encoder, less faithful)")
     w.add_argument("--threads", type=int, default=2, help="torch and onnxruntime threads (default 2)")
     w.add_argument("--parity", action="store_true", help="after building, compare the pack with torch on speech")
+    from export.train.cli import add_parsers as add_train_parsers
+
+    add_train_parsers(sub)
     return parser
 
 
@@ -49,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: building a model pack needs PyTorch: {e}", file=sys.stderr)
         return 1
     torch.set_num_threads(args.threads)
+    if args.command == "train":
+        from export.train.cli import run as run_train
+
+        return run_train(args)
     from export.pack import build_pack
     from export.quantize import Int8Options
 

@@ -1,0 +1,79 @@
+"""``python -m export train ...``: the command-line face of ``export.train.run.train``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from export.train.options import REGULARISERS, TRAINABLE, TrainOptions
+
+log = logging.getLogger(__name__)
+
+
+def add_parsers(sub) -> None:
+    t = sub.add_parser("train", help="fine-tune Whisper on your recordings and export a pack",
+                       description="L = alpha * L_recon + (1 - alpha) * L_reg (docs/training.md).")
+    t.add_argument("--base", required=True,
+                   help="CTranslate2 folder, OpenAI .pt, Hugging Face folder, pack folder, or a known name (whisper-base)")
+    t.add_argument("--data", required=True, type=Path,
+                   help="folder of audio files with same-named .txt transcripts and/or .tsv files (path<TAB>text)")
+    t.add_argument("--out", type=Path, help="pack folder to write (omit with --no-export)")
+    t.add_argument("--alpha", type=float, default=0.9, help="weight of L_recon; 1 - alpha weighs L_reg (default 0.9)")
+    t.add_argument("--regulariser", default="from_start", choices=REGULARISERS,
+                   help="L_reg: from_start = sum ||theta - theta_0||^2 (default), plain = sum ||theta||^2")
+    t.add_argument("--trainable", default="all", choices=TRAINABLE,
+                   help="which parameters train (decoder: the speech encoder is frozen, much faster)")
+    t.add_argument("--epochs", type=int, default=3)
+    t.add_argument("--max-steps", type=int, help="stop after this many steps in all")
+    t.add_argument("--lr", type=float, default=1e-5)
+    t.add_argument("--batch-size", type=int, default=4)
+    t.add_argument("--held-out", type=float, default=0.2, help="fraction kept out to measure WER (default 0.2)")
+    t.add_argument("--language", default="en", help="spoken language of the data (default en)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints")
+    t.add_argument("--resume", type=Path, help="checkpoint.pt of an interrupted run with the same data and options")
+    t.add_argument("--device", default="cuda" if _cuda() else "cpu", choices=("cpu", "cuda"))
+    t.add_argument("--precision", default="int8", choices=("int8", "fp32", "fp16"), help="of the exported pack")
+    t.add_argument("--name", default="whisper-tuned", help="pack name recorded in parley.json")
+    t.add_argument("--work-dir", type=Path, help="checkpoints and training.json (default: <out>.train)")
+    t.add_argument("--no-export", action="store_true", help="train and evaluate only")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
+def run(args: argparse.Namespace) -> int:
+    from export.train.run import train
+
+    if args.out is None and not args.no_export:
+        print("error: --out is required (or pass --no-export)", file=sys.stderr)
+        return 1
+    try:
+        options = TrainOptions(alpha=args.alpha, regulariser=args.regulariser, trainable=args.trainable,
+                               epochs=args.epochs, max_steps=args.max_steps, lr=args.lr, batch_size=args.batch_size,
+                               held_out=args.held_out, language=args.language, seed=args.seed,
+                               checkpoint_every=args.checkpoint_every, device=args.device, resume=args.resume,
+                               progress=not args.no_progress)
+        work_dir = args.work_dir or (args.out.parent / (args.out.name + ".train") if args.out else Path("train-work"))
+        report = train(args.base, args.data, None if args.no_export else args.out, options, args.precision,
+                       args.name, work_dir)
+    except KeyboardInterrupt:
+        print("error: interrupted; continue with --resume <work dir>/checkpoint.pt", file=sys.stderr)
+        return 130
+    except Exception as e:  # the last line is the reason, as for `python -m export whisper`
+        log.error("training failed", exc_info=True)
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    print(report.summary(), file=sys.stderr)
+    print(report.pack if report.pack is not None else work_dir)
+    return 0

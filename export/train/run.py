@@ -1,0 +1,90 @@
+"""One fine-tuning run end to end: base model, data, training, held-out WER, pack, report."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+from typing import TextIO
+
+import torch
+
+from export.train.base import export_trained, load_base
+from export.train.data import DataProblem, TargetTokenizer, load_examples, split
+from export.train.loop import TrainResult, fine_tune
+from export.train.options import TrainOptions
+
+log = logging.getLogger(__name__)
+
+REPORT = "training.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainReport:
+    pack: Path | None  # the exported pack (None when export was skipped)
+    result: TrainResult
+    problems: tuple[DataProblem, ...]  # files that were reported and skipped
+    n_train: int
+    n_held_out: int
+    work_dir: Path
+
+    def summary(self) -> str:
+        r = self.result
+        lines = [f"skipped {p}" for p in self.problems]
+        lines.append(f"{self.n_train} training and {self.n_held_out} held-out clips; {r.steps} steps in "
+                     f"{r.seconds:.0f} s; peak memory {r.peak_memory_mb:.0f} MB")
+        if r.history:
+            lines.append(f"loss {r.history[0].loss:.4f} at step 1 -> {r.history[-1].loss:.4f} at step {r.steps}")
+        if r.before is not None and r.after is not None:
+            lines.append(f"held-out WER {100 * r.before.wer:.1f}% -> {100 * r.after.wer:.1f}% ({r.after.words} words)")
+        if self.pack is not None:
+            lines.append(f"pack: {self.pack}")
+        return "\n".join(lines)
+
+
+def _write_report(report: TrainReport, options: TrainOptions) -> None:
+    r = report.result
+
+    def ev(e):
+        return None if e is None else {"wer": e.wer, "words": e.words,
+                                       "hypotheses": [dict(zip(("file", "reference", "hypothesis"), h))
+                                                      for h in e.hypotheses]}
+
+    data = {
+        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(options).items()},
+        "pack": None if report.pack is None else str(report.pack), "steps": r.steps, "seconds": r.seconds,
+        "peak_memory_mb": r.peak_memory_mb, "n_train": report.n_train, "n_held_out": report.n_held_out,
+        "problems": [{"file": str(p.path), "reason": p.reason} for p in report.problems],
+        "before": ev(r.before), "after": ev(r.after),
+        "history": [dataclasses.asdict(h) for h in r.history],
+    }
+    (report.work_dir / REPORT).write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+
+
+def train(base: str | Path, data: Path, out: Path | None, options: TrainOptions = TrainOptions(),
+          precision: str = "int8", name: str = "whisper-tuned", work_dir: Path | None = None,
+          stream: TextIO | None = None) -> TrainReport:
+    """Fine-tune `base` on the clips in `data` and export the result to the pack folder `out` (None: no
+    export). Checkpoints and ``training.json`` go to `work_dir` (default: ``<out>.train`` beside the pack)."""
+    if out is None and work_dir is None:
+        raise ValueError("give an output pack folder or a work folder for the checkpoints")
+    work_dir = Path(work_dir) if work_dir is not None else Path(out).parent / (Path(out).name + ".train")
+    model, vocab, source = load_base(base)
+    tok = TargetTokenizer(vocab)
+    examples, problems = load_examples(Path(data), model.dims.n_mels, tok, options.language,
+                                       max_tokens=model.dims.n_text_ctx // 2 - 4)
+    if not examples:
+        raise ValueError(f"{data}: no usable clip (audio with a non-empty same-named .txt, or a .tsv line); "
+                         f"{len(problems)} problem(s) reported above")
+    train_set, held = split(examples, options.held_out, options.seed)
+    log.info("%d usable clips (%d train, %d held out), %d skipped; base %s", len(examples), len(train_set),
+             len(held), len(problems), source)
+    torch.manual_seed(options.seed)
+    result = fine_tune(model, tok, train_set, held, options, work_dir, stream)
+    pack = None
+    if out is not None:
+        pack = export_trained(model, vocab, work_dir, Path(out), precision, name)
+    report = TrainReport(pack, result, tuple(problems), len(train_set), len(held), work_dir)
+    _write_report(report, options)
+    return report
