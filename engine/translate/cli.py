@@ -1,0 +1,93 @@
+"""``parley translate "text" --from en --to de [--pack DIR]`` — the text stage on its own.
+
+Also ``parley translate --list`` (installed pairs) and ``parley translate --download REPO``
+(a pack from the Hugging Face hub into the packs root). Text comes from the arguments, or from
+stdin when there are none or it is ``-``; one translation per input line is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from engine.errors import ParleyError
+from engine.runtime import DEVICES
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("translate", help="translate text with an installed translation pack",
+                              description="Translate text (Marian, NLLB-200 or M2M100 packs; pivots through English "
+                                          "when no pack serves the pair directly).")
+    p.add_argument("text", nargs="*", help="text to translate (default: stdin, one segment per line)")
+    p.add_argument("--from", dest="source", help="source language (en, de, fr, ... or eng_Latn)")
+    p.add_argument("--to", dest="target", help="target language")
+    p.add_argument("--pack", type=Path, help="use this pack folder instead of choosing among the installed ones")
+    p.add_argument("--packs-root", type=Path, help="folder of translation packs (default: <cache>/packs/translation)")
+    p.add_argument("--beam", type=int, default=None, help="beam size (default: the pack's; 1 = greedy)")
+    p.add_argument("--device", default="auto", choices=DEVICES)
+    p.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: all cores)")
+    p.add_argument("--list", action="store_true", help="list the installed pairs and exit")
+    p.add_argument("--download", metavar="REPO", help="download a pack from the Hugging Face hub, e.g. "
+                                                      "Xenova/opus-mt-en-de, into the packs root and exit")
+    p.add_argument("--variant", default="", help="with --download: graph variant, e.g. quantized (int8)")
+    p.add_argument("--hub-url", default=None, help="with --download: hub base URL (default: huggingface.co)")
+    return p
+
+
+def _progress(name: str, done: int, total: int | None) -> None:
+    if total:
+        print(f"\r{name}: {done * 100 // total:3d}%", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.translate.hub import HUB_URL, download_pack
+    from engine.translate.registry import PairRegistry, default_root
+    from engine.translate.router import RouteTranslator
+    from engine.translate.translator import Translator
+
+    root = args.packs_root or default_root()
+    try:
+        if args.download:
+            dest = root / args.download.split("/")[-1]
+            download_pack(args.download, dest, variant=args.variant, base_url=args.hub_url or HUB_URL,
+                          progress=_progress)
+            print(dest)
+            return 0
+        registry = PairRegistry.scan(root, [args.pack] if args.pack else [])
+        if args.list:
+            for pack in registry.packs:
+                pairs = ", ".join(f"{s}→{t}" for s, t in pack.pairs)
+                print(f"{pack.name} ({pack.architecture}, {pack.precision}) {pack.path}: {pairs}")
+            return 0
+        if not args.source or not args.target:
+            print("error: say which languages: --from <code> --to <code> (e.g. --from en --to de)", file=sys.stderr)
+            return 2
+        lines = [" ".join(args.text)] if args.text and args.text != ["-"] else [
+            line.rstrip("\n") for line in sys.stdin]
+        if args.pack:
+            translator = Translator.load(args.pack, args.device, args.threads)
+            outputs = translator.translate(lines, args.source, args.target, args.beam)
+        else:
+            result = RouteTranslator(registry, args.device, args.threads).translate(lines, args.source, args.target,
+                                                                                   args.beam)
+            if result.route.pivoted:
+                print(f"note: {result.note}", file=sys.stderr)
+            outputs = result.texts
+    except (ParleyError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    for line in outputs:
+        print(line)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m engine.translate.cli ...`` until ``parley translate`` is wired into engine/cli.py."""
+    parser = argparse.ArgumentParser(prog="parley")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
