@@ -62,6 +62,9 @@ class LiveOptions:
     compression_ratio_threshold: float | None = 2.4
     policy: PolicyOptions = PolicyOptions()
     initial_prompt: str | None = None  # names and spellings to prime the recogniser with
+    # Translate committed sentences into this language ("en": Whisper's own speech translation; others
+    # need ``text_translator``). None: no translation.
+    translate_to: str | None = None
     level_interval_s: float = 0.05  # Level events at most this often
 
     def __post_init__(self):
@@ -80,7 +83,7 @@ class LiveSession:
     ``start()``, ``read(timeout)`` → 16 kHz mono float32, ``stop()``, ``drain()``)."""
 
     def __init__(self, model, options: LiveOptions | None = None, on_event: Callable[[Any], None] | None = None,
-                 source=None, vad=None):
+                 source=None, vad=None, text_translator=None):
         self.model = model
         self.options = options or LiveOptions()
         self.on_event = on_event or (lambda event: None)
@@ -91,6 +94,8 @@ class LiveSession:
             source = Capture(self.options.device)
         self.source = source
         self._vad = vad
+        self._text_translator = text_translator
+        self.translator = None
         self.policy = StreamingPolicy(self.options.policy)
         self.language = self.options.language
         self._audio = np.zeros(0, np.float32)  # the rolling buffer: policy.buffer_start_s → buffer_end_s
@@ -120,7 +125,18 @@ class LiveSession:
             vad = self._vad or SileroVad(threshold=self.options.vad_threshold)
             gate = VadGate(vad)
         self._gate = gate
+        target = self.options.translate_to
+        if target and target != "en" and self._text_translator is None:
+            from engine.errors import ParleyError
+
+            raise ParleyError(f"live translation into {target!r} needs a text-translation pack; "
+                              "only English (Whisper's speech translation) is available without one")
         self.source.start()
+        if target:
+            from engine.live_translation import LiveTranslator
+
+            self.translator = LiveTranslator(self.model, target, self._emit, lambda: self.language,
+                                             self._text_translator)
         self.started_at = getattr(self.source, "started_at", None) or time.monotonic()
         name = getattr(getattr(self.source, "device", None), "name", None) or getattr(self.source, "name", None)
         self._emit(Status(f"listening to {name}" if name else "listening", provider=self.model.provider,
@@ -194,6 +210,8 @@ class LiveSession:
                 self.source.stop()
             except Exception:  # noqa: BLE001
                 pass
+            if self.translator is not None:  # translates what is queued, unless aborted
+                self.translator.close(timeout=0 if self._abort.is_set() else None)
             self._emit(Status("stopped" if not self.failed else "stopped after an error",
                               emitted_at=time.monotonic()))
 
@@ -221,9 +239,13 @@ class LiveSession:
             self._audio = np.concatenate([self._audio, part]) if self._audio.size else part.copy()
             self._received += part.size
             self._since_decode += part.size
+            if self.translator is not None:
+                self.translator.history.append(part)
             result = self.policy.insert_audio(part.size, speech)
             if result.committed or result.trim_to_s is not None:
                 self._apply(result)
+                if self.translator is not None:
+                    self.translator.pause()
 
     def _step_due(self) -> bool:
         if not self.policy.has_speech:
@@ -290,6 +312,8 @@ class LiveSession:
             self._segment_id += 1
             self.committed.append(event)
             self._emit(event)
+            if self.translator is not None:
+                self.translator.add(event.segment_id, committed)
         if tentative or committed:
             text = join_words(tentative)
             start = tentative[0].start_s if tentative else (committed[-1].end_s if committed else 0.0)

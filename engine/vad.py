@@ -93,7 +93,10 @@ def _pip_download(dest: Path) -> Path:
 
 
 def ensure_model() -> Path:
-    """The verified default model, fetched on first use."""
+    """The verified default model, fetched on first use; ``$PARLEY_VAD_MODEL`` names another file."""
+    override = os.environ.get("PARLEY_VAD_MODEL")
+    if override:
+        return Path(override)
     return fetch_model()
 
 

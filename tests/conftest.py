@@ -14,6 +14,20 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
+def _installed_vad() -> None:
+    """Tests that give Parley an empty home (PARLEY_HOME=tmp) still use the VAD setup.sh installed,
+    instead of downloading it again for every test."""
+    from engine.vad import MODEL_FILENAME
+    from engine.models import packs_root
+
+    path = packs_root() / MODEL_FILENAME
+    if path.is_file():
+        os.environ.setdefault("PARLEY_VAD_MODEL", str(path))
+
+
+_installed_vad()
+
+
 def _need(path: Path | None, what: str) -> Path:
     if path is not None and path.exists():
         return path
