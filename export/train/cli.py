@@ -41,6 +41,11 @@ def add_parsers(sub) -> None:
     t.add_argument("--no-export", action="store_true", help="train and evaluate only")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    t.add_argument("--text-encoder-epochs", type=int, default=0,
+                   help="then train a text encoder into the shared space for this many epochs and add it to the pack")
+    t.add_argument("--text-lr", type=float, default=1e-3, help="text encoder learning rate (default 1e-3)")
+    t.add_argument("--align-weight", type=float, default=1.0, help="weight of the text/speech alignment term")
+    t.add_argument("--parallel", type=Path, help="TSV of source text<TAB>English text<TAB>source language")
 
 
 def _cuda() -> bool:
@@ -64,9 +69,16 @@ def run(args: argparse.Namespace) -> int:
                                held_out=args.held_out, language=args.language, seed=args.seed,
                                checkpoint_every=args.checkpoint_every, device=args.device, resume=args.resume,
                                progress=not args.no_progress)
+        text = None
+        if args.text_encoder_epochs > 0:
+            from export.train.text import TextTrainOptions
+
+            text = TextTrainOptions(alpha=args.alpha, regulariser=args.regulariser, align_weight=args.align_weight,
+                                    epochs=args.text_encoder_epochs, lr=args.text_lr, batch_size=args.batch_size,
+                                    seed=args.seed, device=args.device)
         work_dir = args.work_dir or (args.out.parent / (args.out.name + ".train") if args.out else Path("train-work"))
         report = train(args.base, args.data, None if args.no_export else args.out, options, args.precision,
-                       args.name, work_dir)
+                       args.name, work_dir, text=text, parallel=args.parallel)
     except KeyboardInterrupt:
         print("error: interrupted; continue with --resume <work dir>/checkpoint.pt", file=sys.stderr)
         return 130

@@ -134,8 +134,12 @@ def load_checkpoint(path: Path) -> dict:
 
 
 def fine_tune(model: Whisper, tok: TargetTokenizer, train: list[Example], held_out: list[Example],
-              options: TrainOptions, work_dir: Path, stream: TextIO | None = None) -> TrainResult:
-    """Train `model` in place on `train`; WER on `held_out` before and after; checkpoints in `work_dir`."""
+              options: TrainOptions, work_dir: Path, stream: TextIO | None = None,
+              audio_states: torch.Tensor | None = None) -> TrainResult:
+    """Train `model` in place on `train`; WER on `held_out` before and after; checkpoints in `work_dir`.
+
+    audio_states: the frozen encoder's outputs for `train`, [n, n_audio_ctx, d] (trainable="decoder" only;
+    computed here when not given)."""
     if not train:
         raise ValueError("no training examples left after the held-out split; add data or lower --held-out")
     started = time.perf_counter()
@@ -176,8 +180,10 @@ def fine_tune(model: Whisper, tok: TargetTokenizer, train: list[Example], held_o
         log.info("held-out WER before training: %.1f%% (%d words)", 100 * before.wer, before.words)
     stop_at = total if options.max_steps is None else min(total, options.max_steps)
 
-    cache = None
-    if options.trainable == "decoder":  # the speech encoder is frozen: its outputs are computed once
+    cache = None if audio_states is None else audio_states.to(device)
+    if cache is not None and (options.trainable != "decoder" or cache.shape[0] != len(train)):
+        raise ValueError("audio_states are for trainable='decoder' and must hold one row per training example")
+    if cache is None and options.trainable == "decoder":  # the speech encoder is frozen: its outputs are computed once
         with torch.no_grad():
             cache = torch.cat([model.encoder(torch.from_numpy(collate(train[i: i + options.batch_size], tok)[0])
                                              .to(device)) for i in range(0, len(train), options.batch_size)])

@@ -14,6 +14,7 @@ from export.train.base import export_trained, load_base
 from export.train.data import DataProblem, TargetTokenizer, load_examples, split
 from export.train.loop import TrainResult, fine_tune
 from export.train.options import TrainOptions
+from export.train.text import SharedSpaceReport, TextTrainOptions
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,8 @@ class TrainReport:
     n_train: int
     n_held_out: int
     work_dir: Path
+    shared: SharedSpaceReport | None = None  # the text encoder measured on the held-out clips
+    text_steps: int = 0  # text encoder training steps (0: none trained)
 
     def summary(self) -> str:
         r = self.result
@@ -38,6 +41,10 @@ class TrainReport:
             lines.append(f"loss {r.history[0].loss:.4f} at step 1 -> {r.history[-1].loss:.4f} at step {r.steps}")
         if r.before is not None and r.after is not None:
             lines.append(f"held-out WER {100 * r.before.wer:.1f}% -> {100 * r.after.wer:.1f}% ({r.after.words} words)")
+        if self.text_steps:
+            lines.append(f"text encoder: {self.text_steps} steps")
+        if self.shared is not None:
+            lines.append(self.shared.summary())
         if self.pack is not None:
             lines.append(f"pack: {self.pack}")
         return "\n".join(lines)
@@ -58,15 +65,21 @@ def _write_report(report: TrainReport, options: TrainOptions) -> None:
         "problems": [{"file": str(p.path), "reason": p.reason} for p in report.problems],
         "before": ev(r.before), "after": ev(r.after),
         "history": [dataclasses.asdict(h) for h in r.history],
+        "shared_space": None if report.shared is None else dataclasses.asdict(report.shared),
     }
     (report.work_dir / REPORT).write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
 
 
 def train(base: str | Path, data: Path, out: Path | None, options: TrainOptions = TrainOptions(),
           precision: str = "int8", name: str = "whisper-tuned", work_dir: Path | None = None,
-          stream: TextIO | None = None) -> TrainReport:
+          stream: TextIO | None = None, text: TextTrainOptions | None = None,
+          parallel: Path | None = None) -> TrainReport:
     """Fine-tune `base` on the clips in `data` and export the result to the pack folder `out` (None: no
-    export). Checkpoints and ``training.json`` go to `work_dir` (default: ``<out>.train`` beside the pack)."""
+    export). Checkpoints and ``training.json`` go to `work_dir` (default: ``<out>.train`` beside the pack).
+
+    With `text`, a text encoder is then trained into the shared space on the same clips' transcripts (and
+    the `parallel` TSV of source<TAB>English<TAB>language, if given), measured on the held-out clips and
+    exported into the pack as text_encoder_model.onnx."""
     if out is None and work_dir is None:
         raise ValueError("give an output pack folder or a work folder for the checkpoints")
     work_dir = Path(work_dir) if work_dir is not None else Path(out).parent / (Path(out).name + ".train")
@@ -82,9 +95,42 @@ def train(base: str | Path, data: Path, out: Path | None, options: TrainOptions 
              len(held), len(problems), source)
     torch.manual_seed(options.seed)
     result = fine_tune(model, tok, train_set, held, options, work_dir, stream)
+    encoder, shared, text_steps = None, None, 0
+    if text is not None:
+        encoder, shared, text_steps = _train_text(model, tok, train_set, held, text, parallel, stream)
     pack = None
     if out is not None:
         pack = export_trained(model, vocab, work_dir, Path(out), precision, name)
-    report = TrainReport(pack, result, tuple(problems), len(train_set), len(held), work_dir)
+        if encoder is not None:
+            from export.text_encoder import add_to_pack
+
+            add_to_pack(encoder, pack, {"clips": len(train_set), "steps": text_steps,
+                                        "parallel": None if parallel is None else str(parallel)})
+    report = TrainReport(pack, result, tuple(problems), len(train_set), len(held), work_dir, shared, text_steps)
     _write_report(report, options)
     return report
+
+
+@torch.no_grad()
+def _speech_vectors(model, examples, device: str) -> torch.Tensor:
+    from export.train.text import speech_vectors
+
+    model.eval()
+    return torch.cat([speech_vectors(model.encoder(torch.from_numpy(ex.mel)[None].to(device)), [ex])
+                      for ex in examples]) if examples else torch.zeros(0, model.dims.n_audio_state)
+
+
+def _train_text(model, tok, train_set, held, options: TextTrainOptions, parallel: Path | None,
+                stream: TextIO | None):
+    from export.text_encoder import new_text_encoder
+    from export.train.text import measure_shared_space, pairs_from_examples, read_parallel, train_text_encoder
+
+    pairs = pairs_from_examples(train_set) + (read_parallel(parallel, tok) if parallel else [])
+    encoder = new_text_encoder(model, seed=options.seed)
+    history = train_text_encoder(model, encoder, tok, pairs, _speech_vectors(model, train_set, options.device),
+                                 options, stream)
+    shared = None
+    if len(held) >= 2:
+        shared = measure_shared_space(model, encoder.cpu(), tok, held, _speech_vectors(model.cpu(), held, "cpu"))
+        log.info("%s", shared.summary())
+    return encoder.cpu(), shared, len(history)

@@ -169,7 +169,8 @@ def test_cli_trains_exports_and_the_engine_agrees_with_torch(base, data, tmp_pat
     out = tmp_path / "tuned-fp32"
     cmd = [sys.executable, "-m", "export", "train", "--base", str(base), "--data", str(tmp_path / "d"),
            "--alpha", "0.9", "--out", str(out), "--epochs", "6", "--lr", "3e-3", "--batch-size", "2",
-           "--held-out", "0.2", "--precision", "fp32", "--name", "tiny-tuned", "--device", "cpu"]
+           "--held-out", "0.2", "--precision", "fp32", "--name", "tiny-tuned", "--device", "cpu",
+           "--text-encoder-epochs", "2"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == str(out)
@@ -180,7 +181,9 @@ def test_cli_trains_exports_and_the_engine_agrees_with_torch(base, data, tmp_pat
     assert report["n_train"] == 4 and report["n_held_out"] == 1 and report["steps"] == 12
     assert report["before"]["wer"] >= 0 and report["after"]["wer"] >= 0
     assert {Path(p["file"]).name for p in report["problems"]} == set(expected)
-    assert json.loads((out / "parley.json").read_text())["name"] == "tiny-tuned"
+    meta = json.loads((out / "parley.json").read_text())
+    assert meta["name"] == "tiny-tuned" and meta["text_encoder"]["file"] in meta["files"]
+    assert (out / meta["text_encoder"]["file"]).is_file() and "text encoder: 4 steps" in proc.stderr
 
     engine_model = WhisperModel.load(out, device="cpu", threads=1)
     trained = load_openai(tmp_path / "tuned-fp32.train" / TRAINED_CHECKPOINT).eval()
