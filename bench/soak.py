@@ -1,0 +1,105 @@
+"""Soak: a long stream fast-forwarded through one live session.
+
+    .venv/bin/python bench/soak.py [--minutes 60] [--step 3]
+
+Reports resident memory (after the first 5 minutes, as a baseline, and at the end), committed words,
+WER against the script, repeated-text loops (an 8-gram that appears twice in a row in the committed
+text), the largest buffer, and the wall time. The speech is engine.clips' espeak-ng English with the
+recorded human clips in between, repeated; ``--step`` is the new audio per decode (fast-forwarded,
+the session decodes as fast as the CPU allows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from engine import clips  # noqa: E402
+from engine.events import Committed, Stats  # noqa: E402
+from engine.file_source import FileSource  # noqa: E402
+from engine.session import LiveOptions, LiveSession  # noqa: E402
+from stream_latency import build_audio  # noqa: E402  (bench/ is on sys.path when run as a script)
+
+SR = 16000
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 1e6
+
+
+def repeated_ngrams(words: list[str], n: int = 8) -> list[str]:
+    """n-grams immediately followed by themselves."""
+    out = []
+    for i in range(len(words) - 2 * n + 1):
+        if words[i:i + n] == words[i + n:i + 2 * n]:
+            out.append(" ".join(words[i:i + n]))
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pack", default=None)
+    ap.add_argument("--minutes", type=float, default=60.0)
+    ap.add_argument("--step", type=float, default=3.0)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+
+    from engine import models
+    from engine.whisper import WhisperModel
+
+    pack = Path(args.pack) if args.pack else models.resolve_pack("whisper-base", "int8")
+    model = WhisperModel.load(pack, device="cpu", threads=args.threads)
+    audio, script = build_audio(args.minutes, Path(tempfile.gettempdir()) / "parley-bench-clips")
+    print(f"{audio.size / SR / 60:.1f} min of audio, step {args.step} s, {pack.name}", flush=True)
+
+    rss = {"start": rss_mb()}
+    words: list[str] = []
+    max_buffer = [0.0]
+    received = [0.0]
+
+    def on_event(e):
+        if isinstance(e, Committed):
+            words.extend(w.text for w in e.words)
+            received[0] = e.end_s
+            if "5min" not in rss and e.end_s >= 300:
+                rss["5min"] = rss_mb()
+            rss["peak_seen"] = max(rss.get("peak_seen", 0.0), rss_mb())
+        elif isinstance(e, Stats):
+            max_buffer[0] = max(max_buffer[0], e.buffered_s)
+
+    session = LiveSession(model, LiveOptions(language="en", min_step_s=args.step), on_event=on_event,
+                          source=FileSource(audio=audio, realtime=False, block_s=args.step))
+    t = time.perf_counter()
+    session.start()
+    last_print = time.perf_counter()
+    while not session.wait(5):
+        if time.perf_counter() - last_print > 60:
+            last_print = time.perf_counter()
+            print(f"  {received[0] / 60:5.1f} min in, rss {rss_mb():.0f} MB, {len(words)} words", flush=True)
+    session.finish()
+    wall = time.perf_counter() - t
+    rss["end"] = rss_mb()
+    text = "".join(words)
+    tokens = [clips.normalize_text(w) for w in words]
+    loops = repeated_ngrams([t for t in tokens if t])
+    base = rss.get("5min", rss["start"])
+    print(f"\nwall {wall:.0f} s for {audio.size / SR:.0f} s of audio ({audio.size / SR / wall:.1f}x real time)")
+    print(f"RSS MB: start {rss['start']:.0f}, at 5 min {base:.0f}, end {rss['end']:.0f}, peak seen "
+          f"{rss.get('peak_seen', 0):.0f}; growth after 5 min {rss['end'] - base:+.0f} MB")
+    print(f"committed words {len(words)}, WER vs script {clips.wer(script, text):.3f}, max buffer {max_buffer[0]:.1f} s")
+    print(f"8-grams repeated back to back: {len(loops)}" + (f" e.g. {loops[0]!r}" if loops else ""))
+    print(f"dropped blocks: {session.source.dropped_blocks} (a file source never drops; live drops are in "
+          "bench/stream_latency.py)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
