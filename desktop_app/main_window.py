@@ -310,6 +310,9 @@ class MainWindow(QMainWindow):
 
     def _on_live_event(self, event) -> None:
         apply_live_event(self, event)
+        # The session ended by itself (device lost, file over): finish it so Start works again.
+        if type(event).__name__ == "Status" and event.message.startswith("stopped") and self._live_state == "running":
+            self.stop_live()
 
     def _on_live_finished(self) -> None:
         self._set_live_state("idle")

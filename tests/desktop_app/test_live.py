@@ -130,3 +130,20 @@ def test_end_to_end_what_the_computer_plays_appears_in_the_window(make_window, q
     window.controls.start_button.click()
     qtbot.waitUntil(lambda: window.live_state() == "idle", timeout=60_000)
     assert "lazy dog" in window.transcript.transcript_text().lower()
+
+
+def test_a_device_lost_mid_stream_is_shown_and_the_app_is_ready_to_start_again(make_window, qtbot, pack_int8,
+                                                                                speech_clip):
+    clip, rate = sf.read(str(speech_clip("fox", FOX)), dtype="float32")
+
+    def unplugged(device):
+        return Capture(DeviceInfo(None, "USB Mic", "test", 1, float(rate)),
+                       stream_factory=FakeInputStream.factory(clip, rate, fail_at_s=2.0, speed=2.0))
+
+    window = make_window(pack=pack_int8, audio_source_factory=unplugged)
+    _ready(window, qtbot)
+    window.controls.start_button.click()
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=60_000)
+    assert "USB Mic" in window.banner.message() and "stopped delivering audio" in window.banner.message()
+    qtbot.waitUntil(lambda: window.live_state() == "idle", timeout=60_000)
+    assert window.controls.start_button.isEnabled()
