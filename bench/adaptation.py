@@ -12,6 +12,12 @@ weights each time, and scored before and after on
 Training time and peak memory are measured per run. Results print as a table and go to
 bench/results/adaptation.json.
 
+Then the shared space (``--shared-epochs``, 0 to skip): a text encoder is trained on the 60 training
+sentences toward the stock speech encoder's sentence vectors (decoder frozen), and measured on the 20
+held-out sentences: cosine of text vs. speech vectors of the same and of other sentences, retrieval
+(does a sentence's text find its own speech among the 20?) and what the decoder writes from the text
+encoder's states (reconstruction WER).
+
 Reduced configuration, to fit a 2-core CPU: only the decoder trains (``trainable="decoder"``), so the
 speech encoder's outputs are computed once per clip and shared by every run; decoding is greedy in torch
 on the same encoder outputs (the test suite checks that an exported pack decodes like torch).
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import logging
 import resource
@@ -40,6 +47,9 @@ from export.train.data import Example, TargetTokenizer, load_examples  # noqa: E
 from export.train.evaluate import greedy  # noqa: E402
 from export.train.loop import fine_tune  # noqa: E402
 from export.train.options import TrainOptions  # noqa: E402
+from export.text_encoder import new_text_encoder  # noqa: E402
+from export.train.text import (TextTrainOptions, measure_shared_space, pairs_from_examples,  # noqa: E402
+                               speech_vectors, train_text_encoder)
 
 log = logging.getLogger("bench.adaptation")
 
@@ -68,11 +78,14 @@ HELD_OUT_FRAMES = (
 )
 
 
-def term_sentences(frames: tuple[str, ...], n: int, shift: int) -> list[str]:
+def term_sentences(frames: tuple[str, ...], n: int, shift: int, offset: bool = False) -> list[str]:
+    """n sentences: frame j % len(frames) with terms picked by j (offset: shift the pairing every ten
+    sentences, so that few frames still make n different sentences)."""
     out = []
     for j in range(n):
-        a = TERMS[j % len(TERMS)]
-        b = TERMS[(j * 3 + shift) % len(TERMS)]
+        k = j // len(TERMS) if offset else 0
+        a = TERMS[(j + k) % len(TERMS)]
+        b = TERMS[(j * 3 + shift + k) % len(TERMS)]
         if b == a:
             b = TERMS[(j + 5) % len(TERMS)]
         out.append(frames[j % len(frames)].format(a=a, b=b))
@@ -112,14 +125,49 @@ def score(model, tok: TargetTokenizer, examples: list[Example], states: torch.Te
             "terms": terms, "examples": rows}
 
 
+def run_shared(base, tok: TargetTokenizer, sets: dict, states: dict, args) -> dict:
+    speech = {k: speech_vectors(states[k], sets[k]) for k in ("train", "held")}
+    encoder = new_text_encoder(base, seed=0)
+    before = measure_shared_space(base, encoder, tok, sets["held"], speech["held"])
+    t0 = time.perf_counter()
+    history = train_text_encoder(base, encoder, tok, pairs_from_examples(sets["train"]), speech["train"],
+                                 TextTrainOptions(alpha=1.0, epochs=args.shared_epochs, lr=args.text_lr,
+                                                  batch_size=args.batch_size))
+    train_s = time.perf_counter() - t0
+    after = measure_shared_space(base, encoder, tok, sets["held"], speech["held"])
+    train_fit = measure_shared_space(base, encoder, tok, sets["train"][:20], speech["train"][:20])
+    for p in base.parameters():
+        p.requires_grad_(True)
+    return {"epochs": args.shared_epochs, "steps": len(history), "train_s": train_s,
+            "final": history[-1], "before": dataclasses.asdict(before), "after": dataclasses.asdict(after),
+            "train_sentences": dataclasses.asdict(train_fit)}
+
+
+def print_shared(shared: dict) -> None:
+    print(f"\nshared space: text encoder (2 layers) trained {shared['epochs']} epochs ({shared['steps']} steps, "
+          f"{shared['train_s']:.0f} s) on the 60 training sentences, speech side frozen\n")
+    print("| text encoder | cosine same | cosine other | retrieval among 20 | reconstruction WER |")
+    print("|---|---|---|---|---|")
+    for key, label in (("before", "untrained, held-out"), ("after", "trained, held-out"),
+                       ("train_sentences", "trained, 20 training sentences")):
+        r = shared[key]
+        print(f"| {label} | {r['cosine_same']:.3f} | {r['cosine_other']:.3f} | {100 * r['retrieval_accuracy']:.0f}% | "
+              f"{100 * r['reconstruction_wer']:.1f}% |")
+    print("\nheld-out examples (text -> decoder output from the text encoder):")
+    for text, hyp in shared["after"]["examples"][:5]:
+        print(f"  {text!r} -> {hyp!r}")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--base", default="/work/ct2", help="CTranslate2 whisper-base folder (or any --base of export train)")
-    p.add_argument("--alphas", type=float, nargs="+", default=[1.0, 0.9])
+    p.add_argument("--alphas", type=float, nargs="*", default=[1.0, 0.9])
+    p.add_argument("--shared-epochs", type=int, default=20, help="text encoder epochs (0: skip the shared space)")
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--lr", type=float, default=5e-5)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--text-lr", type=float, default=1e-3)
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "adaptation.json")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s",
@@ -130,12 +178,13 @@ def main() -> int:
         work = Path(tmp)
         cache = work / "espeak"
         train_dir = write_folder(work / "train", term_sentences(TRAIN_FRAMES, 60, 1), cache, "t")
-        held_dir = write_folder(work / "held", term_sentences(HELD_OUT_FRAMES, 20, 2), cache, "h")
+        held_dir = write_folder(work / "held", term_sentences(HELD_OUT_FRAMES, 20, 2, offset=True), cache, "h")
         general_dir = write_folder(work / "general", [c.text for c in clipkit.clips("en")[:20]], cache, "g")
         base, vocab, source = load_base(args.base)
         tok = TargetTokenizer(vocab)
         sets = {}
-        for name, folder in (("train", train_dir), ("held", held_dir), ("general", general_dir)):
+        folders = [("train", train_dir), ("held", held_dir)] + ([("general", general_dir)] if args.alphas else [])
+        for name, folder in folders:
             examples, problems = load_examples(folder, base.dims.n_mels, tok, "en", max_tokens=200)
             assert not problems, problems
             sets[name] = examples
@@ -143,11 +192,16 @@ def main() -> int:
         t0 = time.perf_counter()
         states = {name: encode_all(base, ex) for name, ex in sets.items()}
         encode_s = time.perf_counter() - t0
-        rows = [{"run": "whisper-base (before)", "alpha": None, "train_s": 0.0,
-                 "held": score(base, tok, sets["held"], states["held"]),
-                 "general": score(base, tok, sets["general"], states["general"])}]
-        log.info("before: held-out WER %.1f%%, general WER %.1f%%", 100 * rows[0]["held"]["wer"],
-                 100 * rows[0]["general"]["wer"])
+        shared = None
+        if args.shared_epochs:
+            shared = run_shared(base, tok, sets, states, args)
+        rows = []
+        if args.alphas:
+            rows.append({"run": "whisper-base (before)", "alpha": None, "train_s": 0.0,
+                         "held": score(base, tok, sets["held"], states["held"]),
+                         "general": score(base, tok, sets["general"], states["general"])})
+            log.info("before: held-out WER %.1f%%, general WER %.1f%%", 100 * rows[0]["held"]["wer"],
+                     100 * rows[0]["general"]["wer"])
         for alpha in args.alphas:
             model = copy.deepcopy(base)
             options = TrainOptions(alpha=alpha, trainable="decoder", epochs=args.epochs, lr=args.lr,
@@ -168,6 +222,10 @@ def main() -> int:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\nwhisper-base ({source}), decoder fine-tuned on {len(sets['train'])} espeak-ng sentences, "
           f"{args.epochs} epochs, lr {args.lr}, batch {args.batch_size}, {args.threads} CPU thread(s)\n")
+    if shared is not None:
+        print_shared(shared)
+    if not rows:
+        return 0
     print("| run | held-out term WER | term recall | general WER | train time | final L_recon | final L_reg |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
@@ -178,7 +236,8 @@ def main() -> int:
           f"peak RSS {peak_mb:.0f} MB; whole run {time.perf_counter() - started:.0f} s")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-                                    "encode_s": encode_s, "peak_rss_mb": peak_mb, "rows": rows}, indent=1) + "\n")
+                                    "encode_s": encode_s, "peak_rss_mb": peak_mb, "rows": rows, "shared": shared},
+                                   indent=1) + "\n")
     return 0
 
 
