@@ -87,10 +87,12 @@ def make_marian(folder: Path, seed: int = 0, dims: dict | None = None, eos_bias:
     from transformers import MarianConfig, MarianMTModel
 
     folder.mkdir(parents=True, exist_ok=True)
-    tok = _metaspace_trainer_tokenizer(models.Unigram(), trainers.UnigramTrainer(
-        vocab_size=120, special_tokens=["</s>", "<unk>"], unk_token="<unk>"))
-    pieces = json.loads(tok.to_str())["model"]["vocab"]  # [[piece, score], ...], specials first
-    normal = [(p, s) for p, s in pieces if p not in ("</s>", "<unk>")]
+    # Pieces from a BPE trainer (tokenizers' unigram trainer is not deterministic), scored so that
+    # the unigram segmentation prefers fewer, longer pieces.
+    tok = _metaspace_trainer_tokenizer(models.BPE(unk_token="<unk>"), trainers.BpeTrainer(
+        vocab_size=110, special_tokens=["<unk>"]))
+    bpe = json.loads(tok.to_str())["model"]["vocab"]
+    normal = [(p, -1.0 - 0.001 * i) for i, p in enumerate(sorted(bpe, key=bpe.get)) if p != "<unk>"]
     spm = [("<unk>", 0.0, 2), ("<s>", 0.0, 3), ("</s>", 0.0, 3)] + [(p, s, 1) for p, s in normal]
     (folder / "source.spm").write_bytes(_spm_proto(spm, 1))
     (folder / "target.spm").write_bytes(_spm_proto(spm, 1))
@@ -167,3 +169,38 @@ def make_m2m100(folder: Path, seed: int = 2, dims: dict | None = None, eos_bias:
 
 
 MAKERS = {"marian": make_marian, "nllb": make_nllb, "m2m100": make_m2m100}
+
+PAIRS = {"marian": ("en", "de"), "nllb": ("en", "fr"), "m2m100": ("de", "en")}  # what each test model translates
+_BUILT: dict[tuple[str, str], tuple[Path, Path]] = {}
+
+
+def built(tmp_path_factory, family: str, precision: str = "fp32") -> tuple[Path, Path]:
+    """(Hugging Face folder, exported pack) of a tiny model, built once per test session."""
+    from export.translation.pack import build_translation_pack
+
+    key = (family, precision)
+    if key not in _BUILT:
+        root = tmp_path_factory.mktemp(f"mt-{family}-{precision}")
+        source = MAKERS[family](root / "model")
+        name = "opus-mt-en-de" if family == "marian" else f"tiny-{family}"
+        _BUILT[key] = (source, build_translation_pack(source, root / name, precision, name))
+    return _BUILT[key]
+
+
+def hf_generate(source: Path, batch: list[list[int]], pad: int, eos: int, **kwargs) -> list[list[int]]:
+    """transformers' generate on right-padded ids: each result without the start token, up to its first eos."""
+    from transformers import AutoModelForSeq2SeqLM
+
+    model = AutoModelForSeq2SeqLM.from_pretrained(source, attn_implementation="eager").eval()
+    width = max(map(len, batch))
+    ids = torch.full((len(batch), width), pad)
+    mask = torch.zeros_like(ids)
+    for row, seq in enumerate(batch):
+        ids[row, : len(seq)], mask[row, : len(seq)] = torch.tensor(seq), 1
+    with torch.no_grad():
+        out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False, **kwargs).tolist()
+    results = []
+    for seq in out:
+        seq = seq[1:]
+        results.append(seq[: seq.index(eos) + 1] if eos in seq else seq)
+    return results

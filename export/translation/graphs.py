@@ -137,8 +137,11 @@ class Seq2Seq(nn.Module):
             x = self.decoder_embedding[input_ids]
         x = x * self.scale
         steps = torch.arange(t, device=input_ids.device) + offset  # [t]
-        first = self.pad + 1 if self.arch == "m2m100" else 0
-        x = x + self.decoder_positions[steps + first][None]
+        if self.arch == "m2m100":  # as in the encoder, a pad token sits at the zero row `pad`
+            positions = torch.where(input_ids == self.pad, self.pad, steps[None, :] + self.pad + 1)
+            x = x + self.decoder_positions[positions]
+        else:
+            x = x + self.decoder_positions[steps][None]
         later = torch.arange(t + offset, device=input_ids.device)[None, :] > steps[:, None]  # [t, past + t]
         causal = (later.to(torch.float32) * _MASKED)[None, None]
         cross_mask = _padding_mask(encoder_attention_mask)
