@@ -1,0 +1,136 @@
+"""Downloading a translation pack from a local server laid out and answering as the Hugging Face hub
+does (file listing API with LFS sha256 and sizes, ``resolve/<revision>/<path>`` URLs). No network."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+
+pytest.importorskip("transformers")
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from translate_fixtures import SENTENCES, built  # noqa: E402
+
+from engine.errors import PackError  # noqa: E402
+from engine.translate import Translator, download_pack  # noqa: E402
+
+OPTIONS = dict(beam_size=2)
+
+
+class _Hub(SimpleHTTPRequestHandler):
+    """Serves <root>/<org>/<repo>/<path> as the hub does; `lie` maps a path to a wrong sha256 to list."""
+
+    lie: dict[str, str] = {}
+
+    def log_message(self, *args) -> None:  # keep the test output clean
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        path = unquote(urlparse(self.path).path)
+        root = Path(self.directory)
+        if path.startswith("/api/models/") and "/tree/" in path:
+            repo = root / path[len("/api/models/"):].split("/tree/")[0]
+            if not repo.is_dir():
+                return self.send_error(404, "Repository not found")
+            entries = []
+            for f in sorted(p for p in repo.rglob("*") if p.is_file()):
+                rel = f.relative_to(repo).as_posix()
+                entry = {"type": "file", "path": rel, "size": f.stat().st_size}
+                if f.suffix == ".onnx":  # LFS files carry their sha256 in the listing
+                    entry["lfs"] = {"oid": self.lie.get(rel) or hashlib.sha256(f.read_bytes()).hexdigest(),
+                                    "size": f.stat().st_size}
+                entries.append(entry)
+            body = json.dumps(entries).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        if "/resolve/" in path:
+            repo, _, rest = path.lstrip("/").partition("/resolve/")
+            self.path = f"/{repo}/{rest.split('/', 1)[1]}"
+        return super().do_GET()
+
+
+@pytest.fixture
+def hub(tmp_path):
+    root = tmp_path / "hub"
+    root.mkdir()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Hub, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _Hub.lie = {}
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def _publish_optimum(pack: Path, repo: Path) -> None:
+    """As Xenova/opus-mt-* repos are laid out: json files at the top, graphs (and an int8 variant) in onnx/."""
+    (repo / "onnx").mkdir(parents=True)
+    for f in pack.iterdir():
+        if f.suffix == ".onnx":
+            shutil.copy(f, repo / "onnx" / f.name)
+            shutil.copy(f, repo / "onnx" / f.name.replace(".onnx", "_quantized.onnx"))
+        elif f.name in ("config.json", "generation_config.json", "tokenizer.json"):
+            shutil.copy(f, repo / f.name)
+    (repo / "README.md").write_text("a model card the download skips")
+
+
+def test_download_of_an_optimum_repo_loads_and_translates(tmp_path_factory, tmp_path, hub):
+    root, url = hub
+    pack = built(tmp_path_factory, "marian")[1]
+    _publish_optimum(pack, root / "Xenova" / "opus-mt-en-de")
+    seen: dict[str, tuple[int, int | None]] = {}
+    dest = download_pack("Xenova/opus-mt-en-de", tmp_path / "opus-mt-en-de", base_url=url,
+                         progress=lambda name, done, total: seen.__setitem__(name, (done, total)))
+    assert not (dest / "README.md").exists() and not list(dest.rglob("*.part"))
+    assert (dest / "onnx" / "encoder_model.onnx").read_bytes() == (pack / "encoder_model.onnx").read_bytes()
+    assert all(done == total for done, total in seen.values() if total) and "onnx/encoder_model.onnx" in seen
+    expected = Translator.load(pack, "cpu", 1).translate(SENTENCES, "en", "de", **OPTIONS)
+    assert Translator.load(dest, "cpu", 1).translate(SENTENCES, "en", "de", **OPTIONS) == expected
+    variant = download_pack("Xenova/opus-mt-en-de", tmp_path / "q", base_url=url, variant="quantized")
+    assert (variant / "onnx" / "decoder_model.onnx").is_file()  # the variant is stored under the plain name
+
+
+def test_download_of_our_pack_checks_parley_json_hashes(tmp_path_factory, tmp_path, hub):
+    root, url = hub
+    pack = built(tmp_path_factory, "nllb")[1]
+    repo = shutil.copytree(pack, root / "parley" / "tiny-nllb")
+    dest = download_pack("parley/tiny-nllb", tmp_path / "ok", base_url=url)
+    assert json.loads((dest / "parley.json").read_text())["kind"] == "translation"
+    assert Translator.load(dest, "cpu", 1).translate(["Where is the station?"], "en", "fr")
+
+    # a file whose bytes changed but whose listing still matches: only parley.json's sha256 can tell
+    data = bytearray((repo / "tokenizer.json").read_bytes())
+    data[0:1] = b" "
+    (repo / "tokenizer.json").write_bytes(bytes(data))
+    with pytest.raises(PackError, match=r"tokenizer\.json: sha256 .* differs"):
+        download_pack("parley/tiny-nllb", tmp_path / "bad", base_url=url)
+    assert not (tmp_path / "bad" / "tokenizer.json").exists() and not list((tmp_path / "bad").rglob("*.part"))
+
+
+def test_download_rejects_a_file_whose_hash_differs_from_the_listing(tmp_path_factory, tmp_path, hub):
+    root, url = hub
+    _publish_optimum(built(tmp_path_factory, "marian")[1], root / "Xenova" / "opus-mt-en-de")
+    _Hub.lie = {"onnx/decoder_model.onnx": "0" * 64}
+    with pytest.raises(PackError, match="decoder_model.onnx: sha256 .* differs from the hub's 000000000000"):
+        download_pack("Xenova/opus-mt-en-de", tmp_path / "p", base_url=url)
+    assert not (tmp_path / "p" / "onnx" / "decoder_model.onnx").exists()
+
+
+def test_download_of_a_missing_repo_says_so(tmp_path, hub):
+    _, url = hub
+    with pytest.raises(PackError, match="404"):
+        download_pack("nobody/nothing", tmp_path / "x", base_url=url)
