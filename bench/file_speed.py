@@ -2,6 +2,8 @@
 
     bench/setup_reference.sh                      # once: faster-whisper in .refvenv/
     .venv/bin/python bench/file_speed.py          # int8 + fp32, beam 1 + 5, 2 threads
+    PARLEY_REF_PYTHON=/path/to/venv/bin/python .venv/bin/python bench/file_speed.py \
+        --packs /path/to/packs --ct2 /path/to/ct2   # a reference env, packs and CT2 model elsewhere
 
 Each configuration runs in a fresh process (so peak RSS is its own), on identical 16 kHz float32
 arrays (so audio decoding is not part of the comparison), and prints wall time, real-time factor,
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -70,13 +73,23 @@ def corpus_wer(corpus: list[dict], result: dict, ids: set[str]) -> float:
     return 100.0 * sum(errors) / max(sum(words), 1)
 
 
+def _save(path: Path, total_audio: float, threads: int, raw: dict, corpus: list[dict]) -> None:
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps({"total_audio_s": total_audio, "threads": threads, "runs": raw,
+                               "refs": {c["id"]: c["ref"] for c in corpus}}, indent=1))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--precisions", nargs="+", default=["int8", "fp32"])
     ap.add_argument("--beams", nargs="+", type=int, default=[1, 5])
     ap.add_argument("--no-human", action="store_true", help="skip the recorded human speech clips")
-    ap.add_argument("--ref-python", type=Path, default=ROOT / ".refvenv" / "bin" / "python")
+    ap.add_argument("--ref-python", type=Path,
+                    default=Path(os.environ.get("PARLEY_REF_PYTHON", ROOT / ".refvenv" / "bin" / "python")),
+                    help="python of the faster-whisper environment (default: $PARLEY_REF_PYTHON, else .refvenv/)")
+    ap.add_argument("--packs", type=Path, default=None,
+                    help="folder holding whisper-base-<precision> packs (default: Parley's pack cache)")
     ap.add_argument("--ct2", type=Path, default=None, help="CTranslate2 whisper-base folder (default: Parley's source cache)")
     args = ap.parse_args()
 
@@ -94,8 +107,9 @@ def main() -> None:
         ids = {c["id"] for c in corpus}
         print(f"corpus: {len(corpus)} clips, {total_audio:.1f} s of audio; threads={args.threads}", flush=True)
         rows, raw = [], {}
+        out_path = ROOT / "bench" / "results" / f"file_speed-{time.strftime('%Y%m%d-%H%M%S')}.json"
         for prec in args.precisions:
-            pack = models.pack_dir("whisper-base", prec)
+            pack = args.packs / f"whisper-base-{prec}" if args.packs else models.pack_dir("whisper-base", prec)
             for beam in args.beams:
                 pair = {}
                 for engine, python, model in (("parley", Path(sys.executable), pack),
@@ -108,10 +122,14 @@ def main() -> None:
                     print(f"  {engine:<15} {prec} beam {beam}: {res['transcribe_s']:.1f} s, "
                           f"WER {res['wer']:.1f}%, RSS {res['peak_rss_mb']:.0f} MB", flush=True)
                 p, f = pair["parley"], pair["faster-whisper"]
-                same = sum(1 for i in ids if clipkit.normalize_text(p["clips"][i]["text"]) ==
-                           clipkit.normalize_text(f["clips"][i]["text"]))
+                differ = sorted(i for i in ids if clipkit.normalize_text(p["clips"][i]["text"]) !=
+                                clipkit.normalize_text(f["clips"][i]["text"]))
+                same = len(ids) - len(differ)
+                print(f"  same text on {same}/{len(ids)} clips" + (f"; differ: {', '.join(differ)}" if differ else ""),
+                      flush=True)
                 rows.append((prec, beam, p, f, same))
                 raw[f"{prec}_beam{beam}"] = pair
+                _save(out_path, total_audio, args.threads, raw, corpus)  # a cut-short run keeps what it has
 
         print()
         print(f"{'config':<12} {'engine':<15} {'wall s':>8} {'RTF':>7} {'peak RSS MB':>12} {'WER %':>7} "
@@ -123,12 +141,7 @@ def main() -> None:
             print(f"{'':<12} {'ratio P/FW':<15} {p['transcribe_s'] / f['transcribe_s']:8.2f} {'':>7} "
                   f"{p['peak_rss_mb'] / f['peak_rss_mb']:12.2f} {p['wer'] - f['wer']:+7.2f} "
                   f"  same text on {same}/{len(ids)} clips")
-        out_dir = ROOT / "bench" / "results"
-        out_dir.mkdir(exist_ok=True)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        (out_dir / f"file_speed-{stamp}.json").write_text(json.dumps(
-            {"total_audio_s": total_audio, "threads": args.threads, "runs": raw,
-             "refs": {c["id"]: c["ref"] for c in corpus}}, indent=1))
+        print(f"results: {out_path}")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ CPU = "CPUExecutionProvider"
 _sessions: dict[tuple[str, str, int | None], ort.InferenceSession] = {}
 _lock = threading.Lock()
 _cuda_probe: tuple[bool, str] | None = None
+_malloc_trim = None  # glibc's malloc_trim once looked up; False where there is none
 
 
 def default_threads() -> int:
@@ -149,6 +150,28 @@ def clear_cache() -> None:
     """Forget every cached session (tests; after a pack is rebuilt in place)."""
     with _lock:
         _sessions.clear()
+
+
+def release_free_memory() -> None:
+    """Hand the C heap's free pages back to the OS (glibc ``malloc_trim``; a no-op elsewhere).
+
+    onnxruntime allocates every output and intermediate with malloc (the CPU arena is off), and the
+    decoder's K/V outputs grow by one position per step: glibc keeps the freed blocks (~100-200 MB
+    after a window), so the encoder's next transient buffers would sit on top of them. Called
+    before each encoder run; costs about a millisecond."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        _malloc_trim = False
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+
+                _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+                _malloc_trim.argtypes = [ctypes.c_size_t]
+            except (OSError, AttributeError) as e:  # musl and others: nothing to trim
+                log.debug("no malloc_trim: %s", e)
+    if _malloc_trim:
+        _malloc_trim(0)
 
 
 def _first_line(e: Exception) -> str:

@@ -156,7 +156,8 @@ def decode_window(decoder: Decoder, tokenizer: WhisperTokenizer, pack_suppress: 
     prompt_logits, base_cache = decoder.prefill(audio, prompt)
     at_sot = prompt_logits[sot_index].astype(np.float64)
     no_speech_prob = float(np.exp(at_sot[s.no_speech] - dec._logsumexp(at_sot)))
-    first_logits = prompt_logits[-1]
+    first_logits = prompt_logits[-1].copy()
+    del prompt_logits, at_sot  # [prompt length, n_vocab]: up to 46 MB, not needed while decoding
 
     attempts: list[_Attempt] = []
     chosen: _Attempt | None = None
