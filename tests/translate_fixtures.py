@@ -82,8 +82,12 @@ def _save(model, gen: dict, folder: Path) -> None:
     GenerationConfig(**gen).save_pretrained(folder)
 
 
-def make_marian(folder: Path, seed: int = 0, dims: dict | None = None, eos_bias: float = EOS_BIAS) -> Path:
-    """opus-mt-en-de style: unigram source.spm/target.spm, vocab.json with </s>=0, <unk>=1, <pad> last."""
+def make_marian(folder: Path, seed: int = 0, dims: dict | None = None, eos_bias: float | None = EOS_BIAS,
+                filler_pieces: int = 0) -> Path:
+    """opus-mt-en-de style: unigram source.spm/target.spm, vocab.json with </s>=0, <unk>=1, <pad> last.
+
+    `filler_pieces` pads the vocabulary to a real model's size (opus-mt-en-de: 58 101 with 58 000 fillers);
+    `eos_bias` None leaves the random model as it is (it then rarely ends a sentence)."""
     from transformers import MarianConfig, MarianMTModel
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -93,6 +97,7 @@ def make_marian(folder: Path, seed: int = 0, dims: dict | None = None, eos_bias:
         vocab_size=110, special_tokens=["<unk>"]))
     bpe = json.loads(tok.to_str())["model"]["vocab"]
     normal = [(p, -1.0 - 0.001 * i) for i, p in enumerate(sorted(bpe, key=bpe.get)) if p != "<unk>"]
+    normal += [(f"▁x{i}", -20.0) for i in range(filler_pieces)]
     spm = [("<unk>", 0.0, 2), ("<s>", 0.0, 3), ("</s>", 0.0, 3)] + [(p, s, 1) for p, s in normal]
     (folder / "source.spm").write_bytes(_spm_proto(spm, 1))
     (folder / "target.spm").write_bytes(_spm_proto(spm, 1))
@@ -106,12 +111,13 @@ def make_marian(folder: Path, seed: int = 0, dims: dict | None = None, eos_bias:
                                                              "source_lang": "en", "target_lang": "de"}))
     torch.manual_seed(seed)
     config = MarianConfig(vocab_size=pad + 1, decoder_vocab_size=pad + 1, pad_token_id=pad, eos_token_id=0,
-                          decoder_start_token_id=pad, forced_eos_token_id=0, activation_function="swish", tie_word_embeddings=False,
-                          **{**DIMS, **(dims or {})})
+                          decoder_start_token_id=pad, forced_eos_token_id=0, activation_function="swish",
+                          **{**DIMS, "tie_word_embeddings": False, **(dims or {})})
     model = MarianMTModel(config).eval()
     with torch.no_grad():  # a non-zero logits bias, so the export must carry it
         model.final_logits_bias.normal_(0, 0.5)
-    _favour_eos(model, eos_bias)
+    if eos_bias is not None:
+        _favour_eos(model, eos_bias)
     _save(model, {"decoder_start_token_id": pad, "eos_token_id": 0, "pad_token_id": pad, "forced_eos_token_id": 0,
                   "bad_words_ids": [[pad]], "num_beams": 4, "max_length": 64}, folder)
     return folder

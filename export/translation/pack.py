@@ -123,6 +123,33 @@ def describe(folder: Path, model, tokenizer, name: str, source_langs: list[str] 
     return meta
 
 
+def _file_table(out_dir: Path) -> dict:
+    files = sorted(p.name for p in out_dir.iterdir() if p.is_file() and p.name not in ("parley.json", ".verified"))
+    return {f: {"sha256": sha256_file(out_dir / f), "bytes": (out_dir / f).stat().st_size} for f in files}
+
+
+def convert_pack(fp32_pack: Path, out_dir: Path, precision: str,
+                 int8: quantize.Int8Options = quantize.Int8Options()) -> Path:
+    """An int8 or fp16 copy of an fp32 pack of ours, without exporting again."""
+    fp32_pack, out_dir = Path(fp32_pack), Path(out_dir)
+    meta = json.loads((fp32_pack / "parley.json").read_text(encoding="utf-8"))
+    if meta.get("precision") != "fp32" or precision not in ("int8", "fp16"):
+        raise ValueError(f"{fp32_pack}: convert an fp32 pack to int8 or fp16 (it is {meta.get('precision')}, "
+                         f"asked for {precision})")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for f in fp32_pack.iterdir():
+        if f.suffix == ".onnx":
+            if precision == "int8":
+                quantize.quantize_int8(f, out_dir / f.name, int8)
+            else:
+                quantize.convert_fp16(f, out_dir / f.name)
+        elif f.is_file() and f.name not in ("parley.json", ".verified"):
+            shutil.copyfile(f, out_dir / f.name)
+    meta.update(precision=precision, files=_file_table(out_dir))
+    _write_json(out_dir / "parley.json", meta)
+    return out_dir
+
+
 def build_translation_pack(source: Path, out_dir: Path, precision: str = "fp32", name: str | None = None,
                            source_langs: list[str] | None = None, target_langs: list[str] | None = None,
                            origin: str | None = None,
@@ -164,11 +191,10 @@ def build_translation_pack(source: Path, out_dir: Path, precision: str = "fp32",
                   "sentencepiece.bpe.model"):
         if (source / extra).is_file():  # the originals, for tools that rebuild the slow tokenizer
             shutil.copyfile(source / extra, out_dir / extra)
-    files = sorted(p.name for p in out_dir.iterdir() if p.is_file() and p.name not in ("parley.json", ".verified"))
     meta = {
         "format": PACK_FORMAT, "kind": "translation", "name": name, "precision": precision, **meta,
         "source": {"kind": "huggingface", "origin": origin or str(source)},
-        "files": {f: {"sha256": sha256_file(out_dir / f), "bytes": (out_dir / f).stat().st_size} for f in files},
+        "files": _file_table(out_dir),
         "export": {"parley": PARLEY_VERSION, "torch": torch.__version__.split("+")[0], "onnx": onnx.__version__,
                    "opset": graphs.OPSET},
     }
