@@ -124,7 +124,7 @@ def export_text_encoder(encoder: TextEncoder, path: Path) -> Path:
     seq = Dim("seq", min=1, max=encoder.dims.n_ctx)
     ids = torch.randint(0, encoder.dims.n_vocab, (2, 5))
     with torch.no_grad():
-        program = torch.onnx.export(_Graph(encoder), (ids,), dynamo=True, input_names=["input_ids"],
+        program = torch.onnx.export(_Graph(encoder).eval(), (ids,), dynamo=True, input_names=["input_ids"],
                                     output_names=["last_hidden_state"], opset_version=OPSET, optimize=True,
                                     dynamic_shapes={"input_ids": {0: batch, 1: seq}}, verbose=False)
     assert program is not None
