@@ -152,3 +152,16 @@ def test_decode_window_for_live_use(model, clip_cache):
     words = [w for s in r.segments for w in s.words]
     assert words and all(100.0 <= w.start_s <= w.end_s <= 100.0 + audio.size / 16000 + 0.5 for w in words)
     assert 0 < r.consumed_frames <= mel.shape[-1]
+
+
+def test_beams_sharing_one_cross_attention_cache_match_beams_with_their_own(model, clip_cache):
+    """Beam search keeps one copy of the audio's K/V for all beams when the probe finds the graph
+    broadcasts it; the words must be those of beams that each hold a copy."""
+    audio = clips.load_audio(clips.synthesize(clips.clips("en")[9], clip_cache))
+    shared = model.transcribe(audio, TranscribeOptions(language="en", beam_size=5))
+    if model.pack.dynamic_frames:  # our packs' decoders broadcast; a hub graph may not
+        assert model.decoder.cross_broadcast is True
+    copied = WhisperModel(model.pack, device="cpu", threads=2)
+    copied.decoder.cross_broadcast = False
+    own = copied.transcribe(audio, TranscribeOptions(language="en", beam_size=5))
+    assert [s.tokens for s in own.segments] == [s.tokens for s in shared.segments]
