@@ -69,7 +69,11 @@ def select_files(entries: list[dict], variant: str = "") -> list[RemoteFile]:
     for name in TOP_FILES:
         if name in by_path:
             chosen.append(_remote(by_path[name], name))
+    separate = all(any(f"{d}{g}{suffix}.onnx" in by_path for d in ("", "onnx/"))
+                   for g in ("decoder_model", "decoder_with_past_model"))
     for graph in GRAPHS:
+        if graph == "decoder_model_merged" and separate:
+            continue  # the same weights again: the runtime uses the separate pair when it has it
         for folder in ("", "onnx/"):
             path = f"{folder}{graph}{suffix}.onnx"
             if path in by_path:

@@ -26,6 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--source-lang", help="Marian: comma-separated source languages when the name does not say them")
     p.add_argument("--target-lang", help="Marian: comma-separated target languages when the name does not say them")
     p.add_argument("--origin", help="where the model came from, recorded in parley.json")
+    p.add_argument("--merged", action="store_true",
+                   help="one decoder_model_merged.onnx (weights stored once: a smaller pack) instead of two decoders")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     p.add_argument("--parity", action="store_true", help="after building, compare the pack with torch")
     return p
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         out = build_translation_pack(args.source, args.out, args.precision, args.name, langs(args.source_lang),
-                                     langs(args.target_lang), args.origin)
+                                     langs(args.target_lang), args.origin, merged=args.merged)
         if args.parity:
             from export.translation.parity import parity_of_pack
 

@@ -133,6 +133,8 @@ def convert_pack(fp32_pack: Path, out_dir: Path, precision: str,
     """An int8 or fp16 copy of an fp32 pack of ours, without exporting again."""
     fp32_pack, out_dir = Path(fp32_pack), Path(out_dir)
     meta = json.loads((fp32_pack / "parley.json").read_text(encoding="utf-8"))
+    if (fp32_pack / "decoder_model_merged.onnx").exists():
+        raise ValueError(f"{fp32_pack}: a merged-decoder pack; convert the pack built without --merged")
     if meta.get("precision") != "fp32" or precision not in ("int8", "fp16"):
         raise ValueError(f"{fp32_pack}: convert an fp32 pack to int8 or fp16 (it is {meta.get('precision')}, "
                          f"asked for {precision})")
@@ -153,8 +155,10 @@ def convert_pack(fp32_pack: Path, out_dir: Path, precision: str,
 def build_translation_pack(source: Path, out_dir: Path, precision: str = "fp32", name: str | None = None,
                            source_langs: list[str] | None = None, target_langs: list[str] | None = None,
                            origin: str | None = None,
-                           int8: quantize.Int8Options = quantize.Int8Options()) -> Path:
-    """Export the Hugging Face Marian/NLLB/M2M100 model in `source` into a pack of `precision` at `out_dir`."""
+                           int8: quantize.Int8Options = quantize.Int8Options(), merged: bool = False) -> Path:
+    """Export the Hugging Face Marian/NLLB/M2M100 model in `source` into a pack of `precision` at `out_dir`.
+
+    merged=True writes one ``decoder_model_merged.onnx`` (weights stored once) instead of the pair."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     started = time.perf_counter()
@@ -182,6 +186,13 @@ def build_translation_pack(source: Path, out_dir: Path, precision: str = "fp32",
                     quantize.quantize_int8(Path(tmp) / graph, out_dir / graph, int8)
                 else:
                     quantize.convert_fp16(Path(tmp) / graph, out_dir / graph)
+    if merged:
+        from export.translation.merge import merge_decoders
+
+        merge_decoders(out_dir / graphs.DECODER_FILE, out_dir / graphs.DECODER_WITH_PAST_FILE,
+                       out_dir / "decoder_model_merged.onnx")
+        (out_dir / graphs.DECODER_FILE).unlink()
+        (out_dir / graphs.DECODER_WITH_PAST_FILE).unlink()
     tokenizer.save(str(out_dir / "tokenizer.json"))
     config = json.loads(model.config.to_json_string())
     _write_json(out_dir / "config.json", config)

@@ -34,9 +34,35 @@ def _session(path: Path) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
+class _Merged:
+    """decoder_model_merged.onnx fed as the separate pair would be (use_cache_branch, empty past first)."""
+
+    def __init__(self, path: Path, cached: bool, config):
+        self.session, self.cached, self.config = _session(path), cached, config
+
+    def run(self, _, feed: dict) -> list[np.ndarray]:
+        c = self.config
+        rows, src = feed["encoder_attention_mask"].shape
+        heads = c.decoder_attention_heads
+        empty = np.zeros((rows, heads, 0, c.d_model // heads), np.float32)
+        full = {"encoder_hidden_states": np.zeros((rows, src, c.d_model), np.float32),
+                "use_cache_branch": np.array([self.cached])}
+        for i in range(c.decoder_layers):
+            for kind in ("decoder", "encoder"):
+                for t in ("key", "value"):
+                    full[f"past_key_values.{i}.{kind}.{t}"] = empty
+        full.update(feed)
+        out = self.session.run(None, full)
+        return out if not self.cached else [out[0], *[o for j, o in enumerate(out[1:]) if j % 4 < 2]]
+
+
 def parity_of_pack(pack: Path, model, lengths: tuple[int, ...] = (2, 5, 17, 40), steps: int = 4) -> Parity:
-    enc, dec, past = (_session(pack / f) for f in (ENCODER_FILE, DECODER_FILE, DECODER_WITH_PAST_FILE))
     config = model.config
+    enc = _session(pack / ENCODER_FILE)
+    if (pack / "decoder_model_merged.onnx").is_file():
+        dec, past = (_Merged(pack / "decoder_model_merged.onnx", cached, config) for cached in (False, True))
+    else:
+        dec, past = _session(pack / DECODER_FILE), _session(pack / DECODER_WITH_PAST_FILE)
     n_layer = config.decoder_layers
     gen = torch.Generator().manual_seed(0)
     enc_err = logit_err = 0.0

@@ -114,6 +114,23 @@ def test_hub_layout_pack_loads_and_translates_the_same(tmp_path_factory, tmp_pat
     assert ours == theirs
 
 
+def test_hub_pack_with_only_a_merged_decoder_translates_the_same(marian, tmp_path):
+    from export.translation.merge import merge_decoders
+
+    hub = _hub_copy(marian, tmp_path / "opus-mt-en-de")
+    merge_decoders(hub / "onnx" / "decoder_model.onnx", hub / "onnx" / "decoder_with_past_model.onnx",
+                   hub / "onnx" / "decoder_model_merged.onnx")
+    separate = sum((hub / "onnx" / f).stat().st_size for f in ("decoder_model.onnx", "decoder_with_past_model.onnx"))
+    (hub / "onnx" / "decoder_model.onnx").unlink()
+    (hub / "onnx" / "decoder_with_past_model.onnx").unlink()
+    assert (hub / "onnx" / "decoder_model_merged.onnx").stat().st_size < 0.8 * separate  # weights stored once
+    translator = Translator.load(hub, device="cpu", threads=1)
+    assert translator.model.merged
+    for beams in (1, 3):
+        expected = Translator.load(marian, "cpu", 1).translate(SENTENCES, "en", "de", beams, NO_GUARD)
+        assert translator.translate(SENTENCES, "en", "de", beams, NO_GUARD) == expected
+
+
 def test_pack_with_a_missing_graph_names_the_file(marian, tmp_path):
     broken = shutil.copytree(marian, tmp_path / "broken")
     (broken / "decoder_with_past_model.onnx").unlink()

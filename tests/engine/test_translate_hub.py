@@ -85,6 +85,7 @@ def _publish_optimum(pack: Path, repo: Path) -> None:
             shutil.copy(f, repo / "onnx" / f.name.replace(".onnx", "_quantized.onnx"))
         elif f.name in ("config.json", "generation_config.json", "tokenizer.json"):
             shutil.copy(f, repo / f.name)
+    shutil.copy(pack / "decoder_model.onnx", repo / "onnx" / "decoder_model_merged.onnx")  # skipped: the pair is there
     (repo / "README.md").write_text("a model card the download skips")
 
 
@@ -96,6 +97,7 @@ def test_download_of_an_optimum_repo_loads_and_translates(tmp_path_factory, tmp_
     dest = download_pack("Xenova/opus-mt-en-de", tmp_path / "opus-mt-en-de", base_url=url,
                          progress=lambda name, done, total: seen.__setitem__(name, (done, total)))
     assert not (dest / "README.md").exists() and not list(dest.rglob("*.part"))
+    assert not (dest / "onnx" / "decoder_model_merged.onnx").exists()
     assert (dest / "onnx" / "encoder_model.onnx").read_bytes() == (pack / "encoder_model.onnx").read_bytes()
     assert all(done == total for done, total in seen.values() if total) and "onnx/encoder_model.onnx" in seen
     expected = Translator.load(pack, "cpu", 1).translate(SENTENCES, "en", "de", **OPTIONS)

@@ -85,19 +85,22 @@ def test_converted_sentencepiece_tokenizers_round_trip(tmp_path_factory, family)
                                                                           len(vocab) + 2]
 
 
-def test_cli_builds_an_int8_pack_that_translates(tmp_path_factory, tmp_path):
+def test_cli_builds_an_int8_merged_pack_that_translates(tmp_path_factory, tmp_path):
     source, fp32 = built(tmp_path_factory, "marian")
     out = tmp_path / "opus-mt-en-de-int8"
     run = subprocess.run([sys.executable, "-m", "export.translation", "--from", str(source), "--out", str(out),
-                          "--precision", "int8", "--name", "opus-mt-en-de", "--threads", "1", "--parity"],
+                          "--precision", "int8", "--name", "opus-mt-en-de", "--threads", "1", "--parity", "--merged"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip().splitlines()[-1] == str(out)
     assert "parity over source lengths" in run.stderr
     meta = json.loads((out / "parley.json").read_text())
     assert meta["precision"] == "int8"
-    ops = {n.op_type for n in onnx.load(str(out / "decoder_with_past_model.onnx")).graph.node}
+    merged = onnx.load(str(out / "decoder_model_merged.onnx"))
+    assert not (out / "decoder_model.onnx").exists() and [n.op_type for n in merged.graph.node] == ["If"]
+    ops = {n.op_type for a in merged.graph.node[0].attribute for n in a.g.node}
     assert ops & {"MatMulInteger", "DynamicQuantizeMatMul"}
+    assert "use_cache_branch" in {i.name for i in merged.graph.input}
     texts = Translator.load(out, device="cpu", threads=1).translate(SENTENCES, "en", "de", beam_size=2)
     assert len(texts) == len(SENTENCES) and all(isinstance(t, str) for t in texts)
 
