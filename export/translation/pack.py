@@ -123,6 +123,26 @@ def describe(folder: Path, model, tokenizer, name: str, source_langs: list[str] 
     return meta
 
 
+def _to_fp16(src: Path, dst: Path) -> None:
+    """export.quantize.convert_fp16, then without repeated Casts: it puts a Cast after a float32-kept
+    initialiser at every use, all named after the initialiser, and the exporter shares equal initialisers
+    (e.g. LayerNorm weights still at their init values) between layers: onnxruntime rejects the
+    repeated names. The repeats compute the same value; the first (before every use) is kept."""
+    quantize.convert_fp16(src, dst)
+    model = onnx.load(str(dst))
+    seen: set[tuple] = set()
+    repeats = []
+    for node in model.graph.node:
+        key = (node.op_type, tuple(node.input), tuple(node.output), node.attribute.__repr__())
+        if key in seen:
+            repeats.append(node)
+        seen.add(key)
+    for node in repeats:
+        model.graph.node.remove(node)
+    if repeats:
+        onnx.save(model, str(dst))
+
+
 def _file_table(out_dir: Path) -> dict:
     files = sorted(p.name for p in out_dir.iterdir() if p.is_file() and p.name not in ("parley.json", ".verified"))
     return {f: {"sha256": sha256_file(out_dir / f), "bytes": (out_dir / f).stat().st_size} for f in files}
@@ -144,7 +164,7 @@ def convert_pack(fp32_pack: Path, out_dir: Path, precision: str,
             if precision == "int8":
                 quantize.quantize_int8(f, out_dir / f.name, int8)
             else:
-                quantize.convert_fp16(f, out_dir / f.name)
+                _to_fp16(f, out_dir / f.name)
         elif f.is_file() and f.name not in ("parley.json", ".verified"):
             shutil.copyfile(f, out_dir / f.name)
     meta.update(precision=precision, files=_file_table(out_dir))
@@ -185,7 +205,7 @@ def build_translation_pack(source: Path, out_dir: Path, precision: str = "fp32",
                 if precision == "int8":
                     quantize.quantize_int8(Path(tmp) / graph, out_dir / graph, int8)
                 else:
-                    quantize.convert_fp16(Path(tmp) / graph, out_dir / graph)
+                    _to_fp16(Path(tmp) / graph, out_dir / graph)
     if merged:
         from export.translation.merge import merge_decoders
 

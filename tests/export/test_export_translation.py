@@ -111,3 +111,20 @@ def test_cli_names_a_missing_model_folder(tmp_path):
     assert run.returncode == 1
     last = run.stderr.strip().splitlines()[-1]
     assert last.startswith("error:") and str(tmp_path / "nope") in last
+
+
+def test_fp16_pack_converted_from_fp32_runs_and_keeps_float32_io(tmp_path_factory, tmp_path):
+    from export.translation.pack import convert_pack
+
+    _, fp32 = built(tmp_path_factory, "marian")
+    fp16 = convert_pack(fp32, tmp_path / "opus-mt-en-de-fp16", "fp16")
+    assert json.loads((fp16 / "parley.json").read_text())["precision"] == "fp16"
+    graph = onnx.load(str(fp16 / "decoder_with_past_model.onnx"))
+    assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in graph.graph.initializer)
+    assert all(i.type.tensor_type.elem_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.INT64)
+               for i in graph.graph.input)
+    half, full = Translator.load(fp16, "cpu", 1), Translator.load(fp32, "cpu", 1)
+    batch = [full.source_ids(s, "en", "de") for s in SENTENCES]
+    search = full.search_options("de", TranslateOptions(beam_size=1, max_length=MAX_LENGTH, length_ratio=None))
+    same = sum(a == b for a, b in zip(half.generate_ids(batch, search), full.generate_ids(batch, search)))
+    assert same >= len(SENTENCES) - 1  # half precision may flip a near tie, not the whole batch
