@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     from engine import live_cli
 
     live_cli.add_parsers(sub)
+    from engine.translate import cli as translate_cli
+
+    translate_cli.add_parser(sub)
 
     m = sub.add_parser("models", help="list, build or delete model packs")
     msub = m.add_subparsers(dest="models_command", required=True)
@@ -223,6 +226,10 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_transcribe(args)
         if args.command == "models":
             return _cmd_models(args)
+        if args.command == "translate":
+            from engine.translate import cli as translate_cli
+
+            return translate_cli.run(args)
         if args.command in ("live", "devices"):
             from engine import live_cli
 

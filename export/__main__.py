@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     from export.train.cli import add_parsers as add_train_parsers
 
     add_train_parsers(sub)
+    from export.translation.cli import add_parser as add_translation_parser
+
+    add_translation_parser(sub)
     return parser
 
 
@@ -51,7 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError as e:
         print(f"error: building a model pack needs PyTorch: {e}", file=sys.stderr)
         return 1
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(getattr(args, "threads", None) or 2)
+    if args.command == "translation":
+        from export.translation.cli import run as run_translation
+
+        return run_translation(args)
     if args.command == "train":
         from export.train.cli import run as run_train
 
