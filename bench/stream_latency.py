@@ -149,7 +149,7 @@ def main() -> int:
     ap.add_argument("--pack", default=None, help="int8 pack folder (default: the installed whisper-base int8)")
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--encoder", nargs="+", choices=("audio", "full"), default=["audio", "full"])
-    ap.add_argument("--step", type=float, default=1.0, help="LiveOptions.min_step_s")
+    ap.add_argument("--step", type=float, default=0.5, help="LiveOptions.min_step_s")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--peer", action="store_true", help="also run whisper_streaming's algorithm on faster-whisper")
     ap.add_argument("--ct2", default=os.environ.get("PARLEY_CT2_DIR"), help="CTranslate2 model folder for the peer")

@@ -44,7 +44,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--compute", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for onnxruntime (default: all cores)")
     p.add_argument("--beam-size", type=int, default=1)
-    p.add_argument("--step", type=float, default=1.0, metavar="S", help="seconds of new audio per decode")
+    p.add_argument("--step", type=float, default=0.5, metavar="S", help="seconds of new audio per decode (at least)")
     p.add_argument("--encoder", choices=("audio", "full"), default="audio",
                    help="audio: encode only the buffered audio (fast); full: pad to 30 s as Whisper does")
     p.add_argument("--no-vad", action="store_true", help="decode without the voice-activity gate")

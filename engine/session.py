@@ -44,7 +44,7 @@ class LiveOptions:
     language: str | None = None  # None: detected from the first speech, then kept
     task: str = "transcribe"  # or "translate" (speech → English)
     beam_size: int = 1
-    min_step_s: float = 1.0  # new audio between two decodes (at least)
+    min_step_s: float = 0.5  # new audio between two decodes (at least; more when a step takes longer)
     encoder_frames: str = "audio"  # "audio": encode the buffered audio only; "full": pad to 30 s
     # "audio" mode appends this much silence (zero log-mel frames) after the buffered audio before
     # encoding: without it the decoder, seeing speech run to the very last frame, does not end and loops
@@ -101,6 +101,8 @@ class LiveSession:
         self._audio = np.zeros(0, np.float32)  # the rolling buffer: policy.buffer_start_s → buffer_end_s
         self._received = 0  # samples since the stream started
         self._since_decode = 0  # samples received since the last decode
+        self._was_speech = False
+        self._speech_ended = False  # the VAD closed since the last decode: decode now, not after min_step_s
         self._last_step_s = 0.0
         self._segment_id = 0
         self._last_level_at = 0.0
@@ -239,6 +241,9 @@ class LiveSession:
             self._audio = np.concatenate([self._audio, part]) if self._audio.size else part.copy()
             self._received += part.size
             self._since_decode += part.size
+            if self._was_speech and not speech:
+                self._speech_ended = True
+            self._was_speech = speech
             if self.translator is not None:
                 self.translator.history.append(part)
             result = self.policy.insert_audio(part.size, speech)
@@ -252,6 +257,9 @@ class LiveSession:
             self._since_decode = 0  # silence is never decoded
             return False
         new_s = self._since_decode / SAMPLE_RATE
+        if self._speech_ended and new_s > 0:
+            # The speaker paused: one decode over the whole utterance settles its last words at once.
+            return True
         # A step slower than min_step_s waits for as much audio as it took: the decoder never falls behind.
         return new_s >= max(self.options.min_step_s, self._last_step_s)
 
@@ -286,6 +294,7 @@ class LiveSession:
                                    segment_ends_s=[s.end_s for s in result.segments])
         covered_s = self._since_decode / SAMPLE_RATE
         self._since_decode = 0
+        self._speech_ended = False
         self._last_step_s = time.perf_counter() - started
         self.steps += 1
         self.step_times_s.append(self._last_step_s)
