@@ -20,7 +20,10 @@ def apply_live_event(window: MainWindow, event) -> None:
     if kind == "Partial":
         model.set_tentative(event.text.strip(), event.start_s, event.end_s, source_key=event.segment_id)
     elif kind == "Committed":
-        model.upsert_committed(event.segment_id, event.start_s, event.end_s, event.text,
+        # The words keep Whisper's leading spaces, so fragments joined into one row read "lazy dog"
+        # (and CJK text, which has none, joins without spaces).
+        text = "".join(w.text for w in event.words) if event.words else " " + event.text
+        model.upsert_committed(event.segment_id, event.start_s, event.end_s, text,
                                tuple(event.words or ()), merge=True)
         if event.language and not window.controls.source_language():
             window.controls.show_detected(event.language)

@@ -129,10 +129,7 @@ class LiveSession:
         self._gate = gate
         target = self.options.translate_to
         if target and target != "en" and self._text_translator is None:
-            from engine.errors import ParleyError
-
-            raise ParleyError(f"live translation into {target!r} needs a text-translation pack; "
-                              "only English (Whisper's speech translation) is available without one")
+            self._text_translator = _installed_text_translator(target, self.model.device, self.model.threads)
         self.source.start()
         if target:
             from engine.live_translation import LiveTranslator
@@ -347,3 +344,27 @@ class LiveSession:
             self.on_event(event)
         except Exception:  # noqa: BLE001 - a listener's bug must not stop transcription
             log.exception("event listener failed on %s", type(event).__name__)
+
+
+def _installed_text_translator(target: str, device: str, threads: int | None):
+    """(text, source, target) -> text through the installed translation packs (engine.translate),
+    pivoting through English where no pack serves the pair; MissingPairError (naming the installed
+    pairs and how to add one) when no pack translates into ``target`` at all."""
+    from engine.translate.registry import MissingPairError, PairRegistry
+    from engine.translate.router import RouteTranslator
+
+    from engine.translate.languages import canonical
+
+    registry = PairRegistry.scan()
+    if not any(t == canonical(target) for _, t in registry.pairs()):
+        registry.route("en", target)  # raises MissingPairError with the installed pairs
+        raise MissingPairError(f"no installed translation pack translates into {target!r}")
+    router = RouteTranslator(registry, device, threads)
+
+    def translate(text: str, source: str | None, to: str) -> str:
+        routed = router.translate([text], source or "en", to)
+        if routed.route.pivoted:
+            log.info("%s", routed.note)
+        return routed.texts[0]
+
+    return translate

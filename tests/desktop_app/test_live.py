@@ -28,11 +28,17 @@ def replaying(path, speed: float = 1.0):
     # session hears the pause (2 s) that ends a sentence before the replay ends.
     clip = np.concatenate([np.zeros(rate // 2, np.float32), clip, np.zeros(3 * rate, np.float32)])
 
+    def stream(**kwargs):
+        factory.streams.append(FakeInputStream(clip, rate, speed=speed, **kwargs))
+        return factory.streams[-1]
+
     def factory(device):
         # A replay ends where the clip does; that is not a device that went silent (no stall timeout).
         device = device if isinstance(device, DeviceInfo) else DeviceInfo(None, "Test replay", "test", 1, float(rate))
-        return Capture(device, stall_timeout_s=None, stream_factory=FakeInputStream.factory(clip, rate, speed=speed))
+        return Capture(device, stall_timeout_s=None, stream_factory=stream)
 
+    factory.streams = []
+    factory.played = lambda: bool(factory.streams) and not factory.streams[-1]._thread.is_alive()
     return factory
 
 
@@ -44,7 +50,8 @@ def _ready(window, qtbot):
 def test_start_shows_committed_words_and_stop_drains_everything(make_window, qtbot, pack_int8, speech_clip,
                                                                 record_property):
     clip = speech_clip("fox", FOX)
-    window = make_window(pack=pack_int8, audio_source_factory=replaying(clip))
+    source = replaying(clip)
+    window = make_window(pack=pack_int8, audio_source_factory=source)
     _ready(window, qtbot)
     probe = StallProbe()
     probe.start()
@@ -52,7 +59,8 @@ def test_start_shows_committed_words_and_stop_drains_everything(make_window, qtb
     qtbot.waitUntil(lambda: window.live_state() == "running", timeout=30_000)
     qtbot.waitUntil(lambda: "fox" in window.transcript.transcript_text().lower(), timeout=60_000)
     assert any(r.committed for r in window.transcript.rows())
-    window.controls.start_button.click()  # Stop
+    qtbot.waitUntil(source.played, timeout=60_000)  # the whole clip was heard ...
+    window.controls.start_button.click()  # ... then Stop, before the session has caught up
     assert window.live_state() == "finishing"
     qtbot.waitUntil(lambda: window.live_state() == "idle", timeout=60_000)
     stall_s = probe.stop()

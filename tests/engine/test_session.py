@@ -188,3 +188,29 @@ def test_what_the_computer_plays_is_transcribed_live(model, fox_wav, pulse_serve
     _has_words(session.text, allow_missing=1)
     assert not rec.of(Error)
     assert session.source.dropped_blocks == 0
+
+
+def test_live_translation_into_other_languages_goes_through_an_installed_text_pack(model, fox_wav, tmp_path,
+                                                                                   tmp_path_factory, monkeypatch):
+    pytest.importorskip("transformers")
+    from translate_fixtures import built
+
+    from engine.events import Translated
+    from engine.translate.registry import MissingPairError
+
+    pack = built(tmp_path_factory, "marian")[1]  # a tiny random-weight en→de Marian, exported by our exporter
+    monkeypatch.setenv("PARLEY_HOME", str(tmp_path / "home"))
+    shutil.copytree(pack, tmp_path / "home" / "packs" / "translation" / pack.name)
+
+    session, rec = run_session(model, FileSource(fox_wav, realtime=False), translate_to="de")
+    translated = rec.of(Translated)
+    committed_ids = {c.segment_id for c in rec.of(Committed)}
+    assert translated, "no translation came out"
+    ids = [t.segment_id for t in translated]
+    assert len(ids) == len(set(ids)), "a committed segment was translated twice"
+    assert set(ids) <= committed_ids and all(not t.draft and t.language == "de" for t in translated)
+    assert max(ids) == max(committed_ids)  # stopping translated the last sentence too
+
+    with pytest.raises(MissingPairError, match="en→de"):
+        LiveSession(model, LiveOptions(language="en", translate_to="fr"),
+                    source=FileSource(fox_wav, realtime=False)).start()
