@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
 import json
 import os
 import statistics
@@ -110,15 +109,18 @@ def _norm(word: str) -> str:
     return clips.normalize_text(word).replace(" ", "")
 
 
-def lags(run: RunResult, offline: list[tuple[str, float]]) -> list[tuple[float, float]]:
-    """(offline end time, lag) for each streamed word matched to the offline pass's words."""
-    a = [_norm(w) for w, _ in offline]
-    b = [_norm(w) for w, _, _ in run.words]
+def lags(run: RunResult, offline: list[tuple[str, float]], window_s: float = 1.5) -> list[tuple[float, float]]:
+    """(offline end time, lag) for each streamed word matched to the same word of the offline pass that
+    ends within ``window_s`` of it (by time, not by text alone: the long test audio repeats its script)."""
+    ends = np.array([e for _, e in offline])
+    texts = [_norm(w) for w, _ in offline]
     out = []
-    for block in difflib.SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks():
-        for k in range(block.size):
-            end_s = offline[block.a + k][1]
-            out.append((end_s, run.words[block.b + k][2] - end_s))
+    for word, end_s, committed_at in run.words:
+        lo, hi = np.searchsorted(ends, end_s - window_s), np.searchsorted(ends, end_s + window_s)
+        best = min((k for k in range(lo, hi) if texts[k] == _norm(word)), key=lambda k: abs(ends[k] - end_s),
+                   default=None)
+        if best is not None:
+            out.append((float(ends[best]), committed_at - float(ends[best])))
     return out
 
 
@@ -141,6 +143,7 @@ def report(run: RunResult, offline_words, script: str, duration_s: float) -> dic
         "wer": clips.wer(script, text), "cpu_rtf": sum(run.step_s) / duration_s,
         "steps": len(run.step_s), "max_step_s": max(run.step_s, default=0.0),
         "dropped_blocks": run.dropped, "max_buffer_s": run.max_buffer_s,
+        "text": text,
     }
 
 
@@ -176,13 +179,13 @@ def main() -> int:
     for encoder in args.encoder:
         run = run_parley(model, audio, encoder, args.step)
         rows.append(report(run, offline_words, script, duration))
-        print(json.dumps(rows[-1]), flush=True)
+        print(json.dumps({k: v for k, v in rows[-1].items() if k != "text"}), flush=True)
     if args.peer:
         if not args.ct2:
             ap.error("--peer needs --ct2 (or PARLEY_CT2_DIR) and the reference environment")
         run = run_peer(audio, Path(args.ct2), args.ref_python)
         rows.append(report(run, offline_words, script, duration))
-        print(json.dumps(rows[-1]), flush=True)
+        print(json.dumps({k: v for k, v in rows[-1].items() if k != "text"}), flush=True)
 
     cols = (("median_lag_s", "lag p50"), ("p90_lag_s", "lag p90"), ("max_lag_s", "lag max"),
             ("first_min_median_s", "p50 1st min"), ("last_min_median_s", "p50 last min"),
@@ -194,7 +197,8 @@ def main() -> int:
         print(f"{r['run']:<36}" + "".join(f"{r[c]:>16.3f}" if isinstance(r[c], float) else f"{r[c]:>16}"
                                           for c, _ in cols))
     if args.json:
-        args.json.write_text(json.dumps({"offline_wer": clips.wer(script, offline.text), "rows": rows}, indent=1))
+        args.json.write_text(json.dumps({"offline_wer": clips.wer(script, offline.text), "offline_text": offline.text,
+                                         "script": script, "rows": rows}, indent=1))
     return 0
 
 
