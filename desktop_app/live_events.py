@@ -21,8 +21,10 @@ def apply_live_event(window: MainWindow, event) -> None:
         model.set_tentative(event.text.strip(), event.start_s, event.end_s, source_key=event.segment_id)
     elif kind == "Committed":
         # The words keep Whisper's leading spaces, so fragments joined into one row read "lazy dog"
-        # (and CJK text, which has none, joins without spaces).
-        text = "".join(w.text for w in event.words) if event.words else " " + event.text
+        # (and CJK text, which has none, joins without spaces). Words that do not spell the text
+        # (an engine that sends none, or only some) fall back to the text after one space.
+        joined = "".join(w.text for w in event.words or ())
+        text = joined if joined.strip() == event.text.strip() else " " + event.text.strip()
         model.upsert_committed(event.segment_id, event.start_s, event.end_s, text,
                                tuple(event.words or ()), merge=True)
         if event.language and not window.controls.source_language():

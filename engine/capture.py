@@ -363,12 +363,16 @@ class FakeInputStream:
 
     def _run(self) -> None:
         end = len(self._clip) if self._fail_frame is None else min(self._fail_frame, len(self._clip))
+        # Paced against one clock, as a sound card is: waiting a block's length after each callback
+        # would add the callback's time and every oversleep, and a busy machine drifts seconds behind.
+        t0 = time.monotonic()
         for pos in range(0, end, self.blocksize):
             if self._stop.is_set():
                 return
             self._callback(self._clip[pos:min(pos + self.blocksize, end)], self.blocksize, None, 0)
             if self._speed:
-                self._stop.wait(self.blocksize / self.samplerate / self._speed)
+                due = t0 + (pos + self.blocksize) / self.samplerate / self._speed
+                self._stop.wait(max(0.0, due - time.monotonic()))
         if self._fail_frame is not None and not self._stop.is_set():
             self.active = False
             if self._finished_callback:
