@@ -1,7 +1,14 @@
-"""Screenshots for the docs: the main window after a file transcription, and the caption overlay.
+"""Screenshots for the docs: the main window after a file transcription or during a live session, and the
+caption overlay over another window.
 
     Xvfb :99 -screen 0 1400x900x24 & DISPLAY=:99 .venv/bin/python tests/desktop_app/make_screenshots.py \\
         --pack ~/.cache/parley/packs/whisper-base-int8 --clip talk.wav --translate en --out assets/screenshot.png
+    DISPLAY=:99 .venv/bin/python tests/desktop_app/make_screenshots.py --live --language es --translate en \\
+        --pack ... --clip spanish.wav --out docs/live.png --overlay-out docs/overlay.png
+
+With ``--live`` the clip is played with paplay into a private PulseAudio null sink and the app captures
+the sink's monitor ("computer audio") through sounddevice, as it would a video playing on the computer;
+the shot is taken a moment after the clip ends, while the newest line may still be tentative.
 
 Not a test (no test_ prefix): a script run by hand, under a real X server so the overlay is composited.
 """
@@ -18,6 +25,7 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from desktop_app.app import create_main_window  # noqa: E402
 from desktop_app.settings import AppSettings  # noqa: E402
@@ -39,7 +47,12 @@ def main() -> int:
     ap.add_argument("--translate", default="")
     ap.add_argument("--out", default="assets/screenshot.png")
     ap.add_argument("--overlay-out", default="")
+    ap.add_argument("--live", action="store_true", help="play the clip into PulseAudio and capture it live")
+    ap.add_argument("--language", default="", help="spoken language ('' = detect)")
+    ap.add_argument("--after-s", type=float, default=1.0, help="live: seconds after the clip ends to shoot")
     args = ap.parse_args()
+    if args.live:
+        return live_shots(args)
 
     app = QApplication([])
     with tempfile.TemporaryDirectory() as tmp:
@@ -66,6 +79,77 @@ def main() -> int:
             print(f"screen with overlay: {args.overlay_out}")
         window.close()
         wait(app, lambda: window._closed, 60)
+    return 0
+
+
+def _video_stand_in():
+    """A plain dark window standing in for a video player, for the overlay to float over."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QLabel
+
+    video = QLabel("video playing on the computer")
+    video.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    video.setStyleSheet("background: qlineargradient(x1:0, y1:0, x2:1, y2:1, stop:0 #24323f, stop:1 #5b6e58);"
+                        "color: #c8d0d8; font-size: 22px;")
+    video.setWindowTitle("Video")
+    video.resize(1000, 560)
+    video.move(150, 290)
+    return video
+
+
+def live_shots(args) -> int:
+    import os
+    import subprocess
+
+    from conftest_pulse import SINK, _ensure_sink, _start, _stop
+    from engine.capture import list_devices
+
+    app = QApplication([])
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, env = _start(Path(tmp) / "pulse")
+        os.environ.update(env)
+        try:
+            _ensure_sink(env)
+            settings = AppSettings(QSettings(str(Path(tmp) / "shot.ini"), QSettings.Format.IniFormat))
+            settings.model = args.pack
+            settings.source_language = args.language
+            settings.target_language = args.translate
+            settings.overlay_rect = (250, 700, 900, 120)
+            video = _video_stand_in()
+            video.show()
+            window = create_main_window(settings, list_devices=list_devices)
+            window.resize(1180, 560)
+            window.move(40, 20)
+            window.show()
+            picker = window.controls.devices
+            picker.refresh()
+            index = next(i for i in range(picker.combo.count())
+                         if getattr(picker.combo.itemData(i), "pulse_source", None) == f"{SINK}.monitor")
+            picker.combo.setCurrentIndex(index)
+            wait(app, lambda: window._model_state in ("ready", "failed"), 120)
+            window.captions_action.setChecked(True)
+            window.controls.start_button.click()
+            wait(app, lambda: window.live_state() == "running", 30)
+            player = subprocess.Popen(["paplay", f"--device={SINK}", args.clip], env={**os.environ, **env})
+            wait(app, lambda: player.poll() is not None, 600)
+            deadline = time.monotonic() + args.after_s
+            wait(app, lambda: time.monotonic() > deadline, args.after_s + 1)
+            window.grab().save(args.out)
+            print(f"main window, live: {args.out}")
+            if args.overlay_out:
+                video.raise_()
+                window.overlay.raise_()
+                for _ in range(20):
+                    app.processEvents()
+                    time.sleep(0.02)
+                app.primaryScreen().grabWindow(0).save(args.overlay_out)
+                print(f"screen with overlay: {args.overlay_out}")
+            window.controls.start_button.click()
+            wait(app, lambda: window.live_state() == "idle", 120)
+            window.close()
+            wait(app, lambda: window._closed, 60)
+        finally:
+            _stop(proc)
     return 0
 
 
