@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import QPoint, QRect, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QColor, QPainter
+from PySide6.QtGui import QAction, QActionGroup, QColor, QFont, QFontMetrics, QPainter
 from PySide6.QtWidgets import QLabel, QMenu, QSizeGrip, QVBoxLayout, QWidget
 
 from desktop_app.settings import AppSettings
@@ -82,12 +82,51 @@ class CaptionOverlay(QWidget):
                 text = (row.translation if mode == "translation" else row.text).strip()
                 if text:
                     lines.append((text, "#ffffff" if row.committed else "#b0b0b0"))
-        self._plain = "\n".join(t for t, _ in lines)
-        parts = []
-        for i, (text, colour) in enumerate(lines):
-            size = pt if (mode != "both" or i == len(lines) - 1 or len(lines) == 1) else max(8, int(pt * 0.72))
-            parts.append(f'<div style="color:{colour}; font-size:{size}pt;">{html.escape(text)}</div>')
+        sized = [(text, colour, pt if (mode != "both" or i == len(lines) - 1 or len(lines) == 1)
+                  else max(8, int(pt * 0.72))) for i, (text, colour) in enumerate(lines)]
+        sized = self._fit(sized)
+        self._plain = "\n".join(t for t, _, _ in sized)
+        parts = [f'<div style="color:{colour}; font-size:{size}pt;">{html.escape(text)}</div>'
+                 for text, colour, size in sized]
         self.label.setText("".join(parts))
+
+    def _fit(self, lines: list[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
+        """Keep what fits the window, newest first: a long line loses its oldest words ("… rest"), and
+        an older line that has no room left is not shown, so the newest words are never cut off."""
+        margins = self.layout().contentsMargins()
+        width = max(60, self.width() - margins.left() - margins.right())
+        room = max(20, self.height() - margins.top() - margins.bottom() - 6)
+        kept: list[tuple[str, str, int]] = []
+        for text, colour, size in reversed(lines):
+            font = QFont(self.label.font())
+            font.setPointSizeF(size)
+            font.setWeight(QFont.Weight.DemiBold)
+            metrics = QFontMetrics(font)
+            spaced = " " in text
+            tokens = text.split(" ") if spaced else list(text)  # CJK: no spaces, cut between characters
+
+            def shown(start: int) -> str:
+                return ("… " if start else "") + (" " if spaced else "").join(tokens[start:])
+
+            def height(start: int) -> int:
+                return metrics.boundingRect(QRect(0, 0, width, 1 << 20), Qt.TextFlag.TextWordWrap,
+                                            shown(start)).height()
+
+            lo, hi = 0, len(tokens) - 1  # the first start index that fits (binary search; hi always shows)
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if height(mid) <= room:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            need = height(lo)
+            if kept and need > room:
+                break
+            kept.insert(0, (shown(lo), colour, size))
+            room -= need
+            if room <= 0:
+                break
+        return kept
 
     # Style
     def _apply_style(self) -> None:
@@ -137,6 +176,7 @@ class CaptionOverlay(QWidget):
 
     def resizeEvent(self, event) -> None:  # noqa: N802
         super().resizeEvent(event)
+        self._render()  # what fits depends on the size
         self._save_timer.start()
 
     def mousePressEvent(self, event) -> None:  # noqa: N802

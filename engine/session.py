@@ -29,7 +29,7 @@ import numpy as np
 from engine.errors import AudioDeviceError, ParleyError
 from engine.events import Committed, Error, Level, Partial, Stats, Status, Word
 from engine.features import HOP_LENGTH, N_FRAMES, SAMPLE_RATE, log_mel_spectrogram
-from engine.streaming import PolicyOptions, StepResult, StreamingPolicy, join_words
+from engine.streaming import PolicyOptions, StepResult, StreamingPolicy, is_sentence_end, join_words
 from engine.whisper.decoding import DecodeOptions
 
 log = logging.getLogger(__name__)
@@ -311,15 +311,17 @@ class LiveSession:
 
     def _publish(self, committed: list[Word], tentative: list[Word]) -> None:
         now = time.monotonic()
-        if committed:
-            event = Committed(segment_id=self._segment_id, text=join_words(committed),
-                              start_s=committed[0].start_s, end_s=committed[-1].end_s, words=tuple(committed),
+        for piece in _split_at_sentence_ends(committed):
+            # One event per sentence at most: a commit that spans two sentences (after a pause, or a
+            # forced commit at the buffer cap) still lands as sentence rows and sentence cues.
+            event = Committed(segment_id=self._segment_id, text=join_words(piece),
+                              start_s=piece[0].start_s, end_s=piece[-1].end_s, words=tuple(piece),
                               emitted_at=now, language=self.language)
             self._segment_id += 1
             self.committed.append(event)
             self._emit(event)
             if self.translator is not None:
-                self.translator.add(event.segment_id, committed)
+                self.translator.add(event.segment_id, piece)
         if tentative or committed:
             text = join_words(tentative)
             start = tentative[0].start_s if tentative else (committed[-1].end_s if committed else 0.0)
@@ -368,3 +370,12 @@ def _installed_text_translator(target: str, device: str, threads: int | None):
         return routed.texts[0]
 
     return translate
+
+
+def _split_at_sentence_ends(words: list[Word]) -> list[list[Word]]:
+    pieces: list[list[Word]] = [[]]
+    for word in words:
+        pieces[-1].append(word)
+        if is_sentence_end(word):
+            pieces.append([])
+    return [p for p in pieces if p]

@@ -136,6 +136,22 @@ def test_overlay_shows_latest_line_and_keeps_geometry_and_style(make_window, qtb
     assert not again.overlay.isVisible() and again.settings.overlay_visible is False
 
 
+def test_overlay_keeps_the_newest_words_of_a_long_line_in_view(make_window):
+    window = make_window(load_model=False)
+    window.overlay.set_mode("transcript")
+    window.overlay.setGeometry(100, 100, 500, 90)
+    long_text = " ".join(f"word{i}" for i in range(30)) + " the newest words."
+    window.transcript.set_rows([SegmentRow(0, 0, 1, "an older line", ""), SegmentRow(1, 1, 9, long_text, "")])
+    window._update_overlay()
+    shown = window.overlay.caption_text()
+    assert shown.endswith("the newest words.") and shown.startswith("… ")
+    assert "an older line" not in shown and "word0 " not in shown  # no room: the oldest text goes first
+    window.overlay.setGeometry(100, 100, 900, 400)  # a bigger window shows more, with the older line
+    window._update_overlay()  # (a hidden widget gets no resize event; a shown one re-renders on resize)
+    shown = window.overlay.caption_text()
+    assert shown.startswith("an older line\n") and "word0 " in shown
+
+
 def test_copy_to_clipboard_is_bilingual_with_a_translation(make_window, qtbot):
     from PySide6.QtWidgets import QApplication
 

@@ -80,6 +80,9 @@ def test_a_file_fed_fast_forward_gives_the_spoken_words_as_committed_segments(mo
     committed = rec.of(Committed)
     assert committed and all(c.words and c.start_s <= c.end_s for c in committed)
     assert all(a.end_s <= b.start_s + 0.1 for a, b in zip(committed, committed[1:]))  # in order, no overlap
+    # at most one sentence per event: only an event's last word may end a sentence (rows read as sentences)
+    assert all(not w.text.rstrip().endswith((".", "?", "!")) for c in committed for w in c.words[:-1])
+    assert sum(c.text.endswith(".") for c in committed) >= 2  # the fox clip has two sentences
     assert rec.of(Partial) and rec.of(Stats)
     assert not rec.of(Error)
     cues = sentences(committed)
