@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -138,12 +139,18 @@ class LiveTranslator:
         mel = np.pad(mel, ((0, 0), (0, round(self.pad_s * 100))))
         states = self.model.encode(mel)
         options = DecodeOptions(task="translate", language=source, beam_size=1, max_fallbacks=1,
-                                without_timestamps=True, sample_len=min(224, 16 + frames // 8))
+                                without_timestamps=True, sample_len=min(224, 10 + frames // 12))  # ≈ 8 tokens/s
         result = self.model.decode_window(states, options, num_frames=frames)
         return "" if result.skipped else _deloop_text(result.text)
 
 
 def _deloop_text(text: str) -> str:
-    """One copy of a phrase the decoder repeated back to back ("the best food and the best food")."""
+    """One copy of a phrase the decoder repeated back to back ("the best food and the best food"), and no
+    trailing sentence that only starts the translation over ("I like to eat. I like to")."""
     words = [Word(0.0, 0.0, " " + w) for w in text.split()]
-    return "".join(w.text for w in deloop(words)).strip()
+    text = "".join(w.text for w in deloop(words)).strip()
+    sentences = re.findall(r"[^.!?。！？]+[.!?。！？]*\s*", text)
+    key = [re.sub(r"\W+", " ", x).strip().lower() for x in sentences]
+    kept = [x for i, x in enumerate(sentences)
+            if not (i and key[i] and any(k.startswith(key[i]) for k in key[:i]))]
+    return "".join(kept).strip()

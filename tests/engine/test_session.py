@@ -217,3 +217,12 @@ def test_live_translation_into_other_languages_goes_through_an_installed_text_pa
     with pytest.raises(MissingPairError, match="en→de"):
         LiveSession(model, LiveOptions(language="en", translate_to="fr"),
                     source=FileSource(fox_wav, realtime=False)).start()
+
+
+def test_a_speech_translation_that_starts_over_or_repeats_keeps_one_copy():
+    from engine.live_translation import _deloop_text
+
+    assert _deloop_text("I like to eat good food before sleeping. I like to eat good food") == \
+        "I like to eat good food before sleeping."
+    assert _deloop_text("We will go home, we will go home, we will go home.").rstrip(",.") == "We will go home"
+    assert _deloop_text("Hello. How are you? Fine, thanks.") == "Hello. How are you? Fine, thanks."
