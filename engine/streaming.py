@@ -55,6 +55,9 @@ class PolicyOptions:
     pause_keep_s: float = 0.5  # audio kept at the end of the buffer on a pause reset (speech onset pre-roll)
     flush_on_pause: bool = True  # commit the tentative tail at a pause instead of dropping it
     overlap_s: float = 0.1  # hypothesis words starting this long before the last committed end count as new
+    # Agreed words ending this close to the buffer end wait a step: the audio may have cut them off, and two
+    # hypotheses 0.5 s apart can agree on a clipped word ("strong" heard as "tron").
+    edge_guard_s: float = 0.0
     boundary_ngram: int = 5  # longest n-gram checked where a new hypothesis meets the committed text
     boundary_tolerance_s: float = 1.0  # ... done when the hypothesis starts this close to the last commit
     repeat_min_words: int = 3  # n-grams this long or longer are never committed twice in a row
@@ -71,8 +74,8 @@ class PolicyOptions:
             raise ValueError(f"cap_keep_s must be in [0, trim_after_s), got {self.cap_keep_s}")
         if self.pause_reset_s <= 0 or not 0 <= self.pause_keep_s < self.pause_reset_s:
             raise ValueError("need pause_reset_s > 0 and 0 <= pause_keep_s < pause_reset_s")
-        if self.prompt_chars < 0 or self.boundary_ngram < 0 or self.overlap_s < 0:
-            raise ValueError("prompt_chars, boundary_ngram and overlap_s must not be negative")
+        if self.prompt_chars < 0 or self.boundary_ngram < 0 or self.overlap_s < 0 or self.edge_guard_s < 0:
+            raise ValueError("prompt_chars, boundary_ngram, overlap_s and edge_guard_s must not be negative")
         if not 1 <= self.repeat_min_words <= self.repeat_max_words or self.short_repeat_limit < 1:
             raise ValueError("need 1 <= repeat_min_words <= repeat_max_words and short_repeat_limit >= 1")
 
@@ -220,6 +223,10 @@ class StreamingPolicy:
         while (agreed < min(len(new), len(self._previous))
                and normalise(new[agreed].text) == normalise(self._previous[agreed].text)):
             agreed += 1
+        if self.options.edge_guard_s > 0:
+            edge = self._buffer_end_s - self.options.edge_guard_s
+            while agreed and new[agreed - 1].end_s > edge:
+                agreed -= 1
         committed = self._commit(new[:agreed])
         self._previous = new[agreed:]
 

@@ -269,3 +269,23 @@ def test_without_punctuation_the_buffer_is_cut_at_a_committed_word():
 def test_invalid_options_are_refused(bad):
     with pytest.raises(ValueError):
         PolicyOptions(**bad)
+
+
+def test_an_agreed_word_at_the_very_end_of_the_audio_waits_for_more_audio():
+    policy = StreamingPolicy(PolicyOptions(edge_guard_s=0.3))
+    feed(policy, 2.0)
+    clipped = words("heavy rain and tron", 0.2)  # "tron" ends at 1.70 s: 0.3 s from the end of 2.0 s of audio
+    policy.process(clipped)
+    result = policy.process(clipped)  # two hypotheses agree on every word ...
+    assert text(result.committed) == "heavy rain and"  # ... but the word at the edge is not committed yet
+    assert text(result.tentative) == "tron"
+    feed(policy, 0.5)
+    heard = words("heavy rain and strong winds", 0.2)
+    policy.process(heard)
+    result = policy.process(heard)
+    assert text(result.committed) == "strong winds"  # the whole word, once more audio has come
+
+
+def test_the_edge_guard_is_checked():
+    with pytest.raises(ValueError, match="edge_guard_s"):
+        PolicyOptions(edge_guard_s=-0.1)
