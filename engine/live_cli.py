@@ -3,7 +3,8 @@
 Committed text goes to stdout, one line per sentence as it is committed (with its time in the
 stream); the tentative tail is redrawn in place on stderr when stderr is a terminal. Ctrl-C stops
 listening and still transcribes what was captured; ``-o`` writes the committed text as TXT, SRT, VTT
-or JSON when the session ends.
+or JSON when the session ends. With ``--translate-to LANG`` each finished sentence's translation is
+printed under it ("  → ...") and ``-o`` writes bilingual cues.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from engine import models
 from engine.errors import ParleyError
-from engine.events import Committed, Error, Partial, Stats, Status, Word
+from engine.events import Committed, Error, Partial, Stats, Status, Translated, Word
 from engine.streaming import SENTENCE_END
 
 log = logging.getLogger("parley")
@@ -38,7 +39,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--language", default="auto", help="spoken language code (en, de, ...) or auto")
     p.add_argument("--task", choices=("transcribe", "translate"), default="transcribe",
                    help="translate = speech to English text")
-    p.add_argument("--translate-to", default=None, metavar="LANG", help="'en': Whisper's speech translation")
+    p.add_argument("--translate-to", default=None, metavar="LANG",
+                   help="also translate each sentence: 'en' with Whisper's speech translation, other languages "
+                        "with an installed text-translation pack (see `parley translate`)")
     p.add_argument("--model", default=models.DEFAULT_MODEL, help="model name or pack folder (default: %(default)s)")
     p.add_argument("--precision", choices=models.PRECISIONS, default=None)
     p.add_argument("--compute", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs")
@@ -79,6 +82,20 @@ class Sentence:
     end_s: float
     text: str
     words: tuple[Word, ...]
+    translation: str | None = None
+
+
+def with_translations(cues: list[Sentence], committed: list[Committed], translated: list[Translated]) -> list[Sentence]:
+    """Attach each final translation to the sentence holding the last word of the segment it carries."""
+    by_segment = {c.segment_id: c for c in committed}
+    owner = {id(w): i for i, s in enumerate(cues) for w in s.words}
+    texts: dict[int, list[str]] = {}
+    for t in translated:
+        c = by_segment.get(t.segment_id)
+        if t.draft or c is None or not c.words or id(c.words[-1]) not in owner:
+            continue
+        texts.setdefault(owner[id(c.words[-1])], []).append(t.text.strip())
+    return [dataclasses.replace(s, translation=" ".join(texts[i])) if i in texts else s for i, s in enumerate(cues)]
 
 
 def sentences(committed: list[Committed], max_chars: int = 84, max_gap_s: float = 1.5) -> list[Sentence]:
@@ -123,6 +140,7 @@ class _Printer:
         self._tail = ""
         self._lock = threading.Lock()
         self.errors: list[str] = []
+        self.translated: list[Translated] = []
 
     def __call__(self, event) -> None:
         with self._lock:
@@ -132,6 +150,15 @@ class _Printer:
             elif isinstance(event, Partial):
                 self._tail = event.text
                 self._redraw()
+            elif isinstance(event, Translated):
+                if event.draft:
+                    if not self.quiet:
+                        self._tail = f"{self._tail}  → {event.text}"
+                        self._redraw()
+                    return
+                self.translated.append(event)
+                self._clear()
+                print(f"    → {event.text}", flush=True)
             elif isinstance(event, Error):
                 self._clear()
                 print(f"parley: error: {event.message}", file=sys.stderr)
@@ -174,11 +201,9 @@ def cmd_live(args) -> int:
     from engine.whisper import WhisperModel
 
     task = args.task
-    if args.translate_to:
-        if args.translate_to != "en":
-            raise ParleyError(f"--translate-to {args.translate_to}: live translation into languages other than "
-                              "English needs a text-translation pack (see `parley translate`)")
-        task = "translate"
+    if args.translate_to and task == "translate":
+        raise ParleyError("give --task translate (English text only) or --translate-to LANG (transcript and "
+                          "translation), not both")
     if args.realtime and args.input is None:
         raise ParleyError("--realtime applies to --input FILE")
     if args.input is not None and not args.input.exists():
@@ -192,7 +217,8 @@ def cmd_live(args) -> int:
     model = WhisperModel.load(pack, device=args.compute, threads=args.threads)
     language = None if args.language in (None, "", "auto") else args.language
     options = LiveOptions(device=_device_arg(args.device), language=language, task=task, beam_size=args.beam_size,
-                          min_step_s=args.step, encoder_frames=args.encoder, vad=not args.no_vad)
+                          min_step_s=args.step, encoder_frames=args.encoder, vad=not args.no_vad,
+                          translate_to=args.translate_to or None)
     source = None
     if args.input is not None:
         from engine.file_source import FileSource
@@ -217,7 +243,10 @@ def cmd_live(args) -> int:
     committed = session.finish()
     printer.finish()
     if args.output is not None:
-        subtitles.write(sentences(committed), args.output, fmt)
+        cues = sentences(committed)
+        if args.translate_to:
+            cues = with_translations(cues, committed, printer.translated)
+        subtitles.write(cues, args.output, fmt, bilingual=bool(args.translate_to))
         if not args.quiet:
             print(f"wrote {args.output}", file=sys.stderr)
     return 1 if session.failed else 0

@@ -5,6 +5,11 @@ finished sentence is translated once — committed translations never change —
 ``Translated`` event carrying the segment id of the sentence's last committed fragment, so the
 source and its translation line up in the window and in bilingual subtitles.
 
+The tentative tail (with the committed words of its unfinished sentence) is translated as a *draft*
+(``Translated(draft=True)``, keyed by the tentative segment's id) at most every ``draft_interval_s``,
+only when no committed sentence is waiting, and only the newest tail: a draft never delays a final
+translation, and one that would arrive after its segment was committed is dropped.
+
 Into English the translator is Whisper itself (speech → English text, the cross-modal path): the
 sentence's audio is encoded again and decoded with the ``translate`` task. Other targets need a
 text-translation stage (``text_translator``: any callable ``(text, source, target) -> str``).
@@ -53,7 +58,7 @@ class AudioHistory:
 class LiveTranslator:
     def __init__(self, model, target: str, emit: Callable[[Translated], None], source_language: Callable[[], str | None],
                  text_translator: Callable[[str, str | None, str], str] | None = None,
-                 max_chars: int = 160, pad_s: float = 2.0):
+                 max_chars: int = 160, pad_s: float = 2.0, draft_interval_s: float | None = None):
         self.model = model
         self.target = target
         self.emit = emit
@@ -65,6 +70,11 @@ class LiveTranslator:
         self._words: list[Word] = []
         self._last_id: int | None = None
         self._jobs: queue.Queue = queue.Queue()
+        self.draft_interval_s = draft_interval_s
+        self._lock = threading.Lock()
+        self._draft: tuple | None = None  # the newest (segment_id, text, audio) waiting for its turn
+        self._last_draft_at = float("-inf")
+        self._committed_upto = -1  # segment ids up to this one are committed: their drafts are stale
         self._thread = threading.Thread(target=self._run, name="parley-translate", daemon=True)
         self._thread.start()
         self.translated: list[Translated] = []
@@ -77,12 +87,28 @@ class LiveTranslator:
         translated with the sentence it ends)."""
         if not words:
             return
+        with self._lock:
+            self._committed_upto = max(self._committed_upto, segment_id)
+            self._draft = None
         if self._words and words[0].start_s - self._words[-1].end_s > 1.5:
             self._flush()
         self._words.extend(words)
         self._last_id = segment_id
         if words[-1].text.rstrip().endswith(SENTENCE_END) or sum(len(x.text) for x in self._words) > self.max_chars:
             self._flush()
+
+    def draft(self, segment_id: int, tentative: list[Word]) -> None:
+        """The current tentative tail (segment ``segment_id``): translated as a draft when its turn comes."""
+        if self.draft_interval_s is None:
+            return
+        words = self._words + list(tentative) if tentative else []
+        with self._lock:
+            if not words or segment_id <= self._committed_upto:
+                self._draft = None
+                return
+            text = "".join(w.text for w in words).strip()
+            audio = self.history.slice(words[0].start_s - 0.1, words[-1].end_s + 0.3) if self.target == "en" else None
+            self._draft = (segment_id, text, audio)
 
     def pause(self) -> None:
         """A pause in speech (or the end): what was gathered is a sentence."""
@@ -103,9 +129,24 @@ class LiveTranslator:
         self._jobs.put((self._last_id, text, audio))
 
     # --- the translation thread ----------------------------------------------------------------------
+    def _take_draft(self) -> tuple | None:
+        with self._lock:
+            if self._draft is None or time.monotonic() - self._last_draft_at < self.draft_interval_s:
+                return None
+            job, self._draft = self._draft, None
+            self._last_draft_at = time.monotonic()
+            return job
+
     def _run(self) -> None:
         while True:
-            job = self._jobs.get()
+            draft = False
+            try:
+                job = self._jobs.get(timeout=0.05 if self.draft_interval_s is not None else None)
+            except queue.Empty:
+                job = self._take_draft()
+                if job is None:
+                    continue
+                draft = True
             if job is None:
                 return
             segment_id, text, audio = job
@@ -116,8 +157,12 @@ class LiveTranslator:
                 log.warning("could not translate %r: %s", text, e)
                 continue
             self.busy_s += time.perf_counter() - started
-            if out:
-                event = Translated(segment_id=segment_id, text=out, draft=False, emitted_at=time.monotonic(),
+            if not out:
+                continue
+            with self._lock:
+                if draft and segment_id <= self._committed_upto:
+                    continue  # its text was committed meanwhile (a final translation is on its way)
+                event = Translated(segment_id=segment_id, text=out, draft=draft, emitted_at=time.monotonic(),
                                    language=self.target)
                 self.translated.append(event)
                 self.emit(event)

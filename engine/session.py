@@ -65,6 +65,11 @@ class LiveOptions:
     # Translate committed sentences into this language ("en": Whisper's own speech translation; others
     # need ``text_translator``). None: no translation.
     translate_to: str | None = None
+    # The tentative tail is retranslated as a draft at most this often (None: committed sentences only).
+    # Into English a draft is a Whisper decode of the tail's audio: on a CPU that competes with recognition
+    # for the same cores, so it is off there unless speech_drafts_on_cpu.
+    draft_interval_s: float | None = 1.5
+    speech_drafts_on_cpu: bool = False
     level_interval_s: float = 0.05  # Level events at most this often
 
     def __post_init__(self):
@@ -72,6 +77,8 @@ class LiveOptions:
             raise ValueError(f"task must be 'transcribe' or 'translate', got {self.task!r}")
         if self.encoder_frames not in ("audio", "full"):
             raise ValueError(f"encoder_frames must be 'audio' or 'full', got {self.encoder_frames!r}")
+        if self.draft_interval_s is not None and self.draft_interval_s <= 0:
+            raise ValueError(f"draft_interval_s must be > 0 or None, got {self.draft_interval_s}")
         if self.min_step_s <= 0 or self.beam_size < 1 or self.encoder_pad_s < 0:
             raise ValueError("min_step_s must be > 0, beam_size ≥ 1 and encoder_pad_s ≥ 0")
         if (self.policy.max_buffer_s + self.encoder_pad_s) * 100 > N_FRAMES:
@@ -134,8 +141,12 @@ class LiveSession:
         if target:
             from engine.live_translation import LiveTranslator
 
+            drafts = self.options.draft_interval_s
+            on_gpu = getattr(self.model, "provider", "") == "CUDAExecutionProvider"
+            if target == "en" and not on_gpu and not self.options.speech_drafts_on_cpu:
+                drafts = None
             self.translator = LiveTranslator(self.model, target, self._emit, lambda: self.language,
-                                             self._text_translator)
+                                             self._text_translator, draft_interval_s=drafts)
         self.started_at = getattr(self.source, "started_at", None) or time.monotonic()
         name = getattr(getattr(self.source, "device", None), "name", None) or getattr(self.source, "name", None)
         self._emit(Status(f"listening to {name}" if name else "listening", provider=self.model.provider,
@@ -319,14 +330,16 @@ class LiveSession:
                               emitted_at=now, language=self.language)
             self._segment_id += 1
             self.committed.append(event)
-            self._emit(event)
-            if self.translator is not None:
+            if self.translator is not None:  # first, so a draft for this segment can no longer go out
                 self.translator.add(event.segment_id, piece)
+            self._emit(event)
         if tentative or committed:
             text = join_words(tentative)
             start = tentative[0].start_s if tentative else (committed[-1].end_s if committed else 0.0)
             end = tentative[-1].end_s if tentative else start
             self._emit(Partial(segment_id=self._segment_id, text=text, start_s=start, end_s=end, emitted_at=now))
+            if self.translator is not None:
+                self.translator.draft(self._segment_id, tentative)
 
     def _now_s(self) -> float:
         """Audio time now: the wall clock for a real-time source, the audio received for a fast one."""

@@ -59,9 +59,10 @@ class Recorder:
         return [e for e in self.events if isinstance(e, kind)]
 
 
-def run_session(model, source, **options) -> tuple[LiveSession, Recorder]:
+def run_session(model, source, text_translator=None, **options) -> tuple[LiveSession, Recorder]:
     rec = Recorder()
-    session = LiveSession(model, LiveOptions(language="en", **options), on_event=rec, source=source)
+    session = LiveSession(model, LiveOptions(language="en", **options), on_event=rec, source=source,
+                          text_translator=text_translator)
     session.start()
     assert session.wait(120), "the session did not end at the end of its input"
     session.finish()
@@ -206,7 +207,7 @@ def test_live_translation_into_other_languages_goes_through_an_installed_text_pa
     shutil.copytree(pack, tmp_path / "home" / "packs" / "translation" / pack.name)
 
     session, rec = run_session(model, FileSource(fox_wav, realtime=False), translate_to="de")
-    translated = rec.of(Translated)
+    translated = [t for t in rec.of(Translated) if not t.draft]  # drafts of the tentative tail aside
     committed_ids = {c.segment_id for c in rec.of(Committed)}
     assert translated, "no translation came out"
     ids = [t.segment_id for t in translated]
@@ -226,3 +227,72 @@ def test_a_speech_translation_that_starts_over_or_repeats_keeps_one_copy():
         "I like to eat good food before sleeping."
     assert _deloop_text("We will go home, we will go home, we will go home.").rstrip(",.") == "We will go home"
     assert _deloop_text("Hello. How are you? Fine, thanks.") == "Hello. How are you? Fine, thanks."
+
+
+def test_a_stuck_translator_does_not_hold_up_recognition(model, fox_wav):
+    """Translation has its own thread: while it is stuck on the first sentence, the second is committed."""
+    from engine.events import Translated
+
+    calls = []
+
+    def stuck(text, source, target):  # stands in for a (very) slow text-translation pack
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            time.sleep(5.0)
+        return "DE: " + text
+
+    from engine.audio import load_audio
+
+    fox = load_audio(fox_wav)
+    twice = np.concatenate([fox, np.zeros(16000 * 3, np.float32), fox])  # a pause ends the first sentences
+    session, rec = run_session(model, FileSource(audio=twice, realtime=False), translate_to="de",
+                               draft_interval_s=None, text_translator=stuck)
+    released = calls[0] + 5.0
+    while_stuck = [c for c in rec.of(Committed) if calls[0] < c.emitted_at < released]
+    assert while_stuck, "recognition waited for the translator"
+    finals = rec.of(Translated)
+    assert len(finals) >= 2 and all(not t.draft for t in finals)
+    assert {t.segment_id for t in finals} <= {c.segment_id for c in rec.of(Committed)}
+
+
+def test_drafts_are_throttled_and_never_follow_their_commit(model, fox_wav):
+    from engine.events import Translated
+
+    def fast(text, source, target):  # the scheduling under test, not the translation (tested with real packs)
+        return "DE: " + text
+
+    session, rec = run_session(model, FileSource(fox_wav, realtime=True, speed=1.5), translate_to="de",
+                               draft_interval_s=0.6, text_translator=fast)
+    events = rec.events
+    drafts = [e for e in events if isinstance(e, Translated) and e.draft]
+    finals = [e for e in events if isinstance(e, Translated) and not e.draft]
+    assert drafts, "no draft translation of the tentative tail"
+    assert all(b.emitted_at - a.emitted_at >= 0.6 - 0.02 for a, b in zip(drafts, drafts[1:]))
+    ids = [t.segment_id for t in finals]
+    assert ids and len(ids) == len(set(ids))  # a committed translation is sent once and never changes
+    committed_at = {e.segment_id: i for i, e in enumerate(events) if isinstance(e, Committed)}
+    for draft in drafts:  # a draft always precedes the commit of its segment (none arrives stale)
+        assert events.index(draft) < committed_at.get(draft.segment_id, len(events))
+
+
+def test_the_cli_translates_live_into_an_installed_pack_and_writes_bilingual_cues(fox_wav, pack_int8, tmp_path,
+                                                                                   tmp_path_factory, monkeypatch,
+                                                                                   capsys):
+    pytest.importorskip("transformers")
+    from translate_fixtures import built
+
+    from engine.cli import main
+
+    pack = built(tmp_path_factory, "marian")[1]  # tiny random-weight en→de Marian: real runtime, arbitrary words
+    monkeypatch.setenv("PARLEY_HOME", str(tmp_path / "home"))
+    shutil.copytree(pack, tmp_path / "home" / "packs" / "translation" / pack.name)
+    out = tmp_path / "fox.de.srt"
+    assert main(["live", "--input", str(fox_wav), "--model", str(pack_int8), "--language", "en", "-q",
+                 "--translate-to", "de", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "    → " in printed  # each finished sentence's translation under it
+    cues = [c.strip().split("\n") for c in out.read_text(encoding="utf-8").strip().split("\n\n")]
+    assert cues and all(len(c) >= 4 and " --> " in c[1] for c in cues)  # index, time, source, translation
+    _has_words(" ".join(" ".join(c[2:]) for c in cues))
+    assert main(["live", "--input", str(fox_wav), "--model", str(pack_int8), "--translate-to", "ja"]) == 1
+    assert "ja" in capsys.readouterr().err  # no pack for en→ja: the error names the pair
