@@ -7,6 +7,7 @@ exit code 0 on success, 1 when an input could not be processed, 2 for a usage er
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 import time
@@ -84,7 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--task", choices=("transcribe", "translate"), default="transcribe",
                    help="translate = speech to English text")
     t.add_argument("--translate-to", default=None, metavar="LANG",
-                   help="target language; 'en' uses Whisper's own speech translation")
+                   help="target language; 'en' uses Whisper's own speech translation, others an installed "
+                        "text-translation pack (see `parley translate`)")
+    t.add_argument("--bilingual", action="store_true",
+                   help="with --translate-to: each cue holds the transcript line and its translation")
     t.add_argument("--beam-size", type=int, default=5, help="1 = greedy (default: %(default)s)")
     t.add_argument("--word-timestamps", action="store_true")
     t.add_argument("--format", choices=(*FORMATS, "all"), default=None,
@@ -130,13 +134,13 @@ def _cmd_transcribe(args) -> int:
     from engine.whisper import TranscribeOptions, WhisperModel
 
     task = args.task
-    if args.translate_to:
-        if args.translate_to != "en":
-            raise ParleyError(
-                f"--translate-to {args.translate_to}: only English (Whisper's speech translation) is available "
-                "in this version; text-translation packs for other languages are not installed"
-            )
-        task = "translate"
+    target = args.translate_to or None
+    if args.bilingual and not target:
+        raise ParleyError("--bilingual needs --translate-to LANG")
+    if target and task == "translate":
+        raise ParleyError("give --task translate (English text only) or --translate-to LANG, not both")
+    if target == "en" and not args.bilingual:
+        task, target = "translate", None  # English only: Whisper translates the whole file directly
     language = None if args.language in (None, "", "auto") else args.language
     options = TranscribeOptions(language=language, task=task, beam_size=args.beam_size,
                                 word_timestamps=args.word_timestamps)
@@ -153,6 +157,11 @@ def _cmd_transcribe(args) -> int:
     pack = models.ensure_pack(args.model, args.precision, runs_on, bar.stage)
     model = WhisperModel.load(pack, device=device, threads=args.threads)
     log.info("model %s on %s", pack.name, model.provider)
+    translate_text = None
+    if target and target != "en":
+        from engine.file_translation import text_translator
+
+        translate_text = text_translator(target, device, args.threads)  # a missing pair fails here, early
 
     many = len(args.files) > 1
     out = args.output
@@ -173,18 +182,33 @@ def _cmd_transcribe(args) -> int:
             detected = f" (detected, p={prob:.2f})" if language is None and prob is not None else ""
             print(f"{path.name}: language {lang}{detected}, {transcript.duration_s:.1f} s, "
                   f"{len(transcript.segments)} segments", file=sys.stderr)
+        segments = transcript.segments
+        if target:
+            from engine.file_translation import translate_segments
+
+            tbar = ProgressBar(f"{path.name} → {target}", enabled=not args.quiet)
+            try:
+                done = translate_segments(segments, target, transcript.language, model=model, path=path,
+                                          translate_text=translate_text, progress=lambda f: tbar(f, 1.0))
+            except ParleyError as e:
+                print(f"parley: error: {e}", file=sys.stderr)
+                failures += 1
+                continue
+            # translation only: the source's word timings no longer apply to the text
+            segments = done if args.bilingual else [dataclasses.replace(d, text=d.translation, words=())
+                                                    for d in done]
         for fmt in _format_for(args, out):
             if out is None:
-                subtitles.write(transcript.segments, sys.stdout, fmt)
+                subtitles.write(segments, sys.stdout, fmt, bilingual=args.bilingual)
             else:
                 if out.is_dir() or many or args.format == "all" or not out.suffix:
                     out.mkdir(parents=True, exist_ok=True)
-                    target = out / f"{path.stem}.{fmt}"
+                    dest = out / f"{path.stem}.{fmt}"
                 else:
-                    target = out
-                subtitles.write(transcript.segments, target, fmt)
+                    dest = out
+                subtitles.write(segments, dest, fmt, bilingual=args.bilingual)
                 if not args.quiet:
-                    print(f"wrote {target}", file=sys.stderr)
+                    print(f"wrote {dest}", file=sys.stderr)
     return 1 if failures else 0
 
 

@@ -178,15 +178,24 @@ class LiveTranslator:
         return self.text_translator(text, source, self.target)
 
     def _speech_to_english(self, audio: np.ndarray, source: str | None) -> str:
-        frames = audio.size // HOP_LENGTH
-        mel = log_mel_spectrogram(np.concatenate([audio, np.zeros(HOP_LENGTH, np.float32)]),
-                                  self.model.pack.dims.n_mels)[:, :frames]
-        mel = np.pad(mel, ((0, 0), (0, round(self.pad_s * 100))))
-        states = self.model.encode(mel)
-        options = DecodeOptions(task="translate", language=source, beam_size=1, max_fallbacks=1,
-                                without_timestamps=True, sample_len=min(224, 10 + frames // 12))  # ≈ 8 tokens/s
-        result = self.model.decode_window(states, options, num_frames=frames)
-        return "" if result.skipped else _deloop_text(result.text)
+        return speech_to_english(self.model, audio, source, self.pad_s)
+
+
+def speech_to_english(model, audio: np.ndarray, source: str | None, pad_s: float = 2.0, beam_size: int = 1) -> str:
+    """One stretch of speech (≤ 30 s − pad_s; longer is cut to its end) → English text with Whisper's
+    translate task: the encoder sees the audio plus ``pad_s`` of silence, not a padded 30 s window."""
+    audio = audio[-int((30.0 - pad_s) * SAMPLE_RATE):]
+    frames = audio.size // HOP_LENGTH
+    if frames < 1:
+        return ""
+    mel = log_mel_spectrogram(np.concatenate([audio, np.zeros(HOP_LENGTH, np.float32)]),
+                              model.pack.dims.n_mels)[:, :frames]
+    mel = np.pad(mel, ((0, 0), (0, round(pad_s * 100))))
+    states = model.encode(mel)
+    options = DecodeOptions(task="translate", language=source, beam_size=beam_size, max_fallbacks=1,
+                            without_timestamps=True, sample_len=min(224, 10 + frames // 12))  # ≈ 8 tokens/s
+    result = model.decode_window(states, options, num_frames=frames)
+    return "" if result.skipped else _deloop_text(result.text)
 
 
 def _deloop_text(text: str) -> str:
