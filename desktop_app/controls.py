@@ -6,7 +6,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QGridLayout, QLabel, QPushButton, QWidget
 
 from desktop_app.device_picker import DevicePicker
-from desktop_app.languages import TRANSLATION_TARGETS, WHISPER_LANGUAGES, language_name
+from desktop_app.languages import WHISPER_LANGUAGES, language_name, translation_targets
 from desktop_app.level_meter import LevelMeter
 
 AUTO_LABEL = "Auto-detect"
@@ -45,7 +45,7 @@ class ControlBar(QWidget):
         self.target_combo = QComboBox(self)
         self.target_combo.setObjectName("targetLanguage")
         self.target_combo.addItem("No translation", "")
-        for code, name in TRANSLATION_TARGETS.items():
+        for code, name in translation_targets().items():
             self.target_combo.addItem(name, code)
         self.source_combo.currentIndexChanged.connect(lambda _i: self.languages_changed.emit())
         self.target_combo.currentIndexChanged.connect(lambda _i: self.languages_changed.emit())

@@ -5,6 +5,8 @@ The pack says which codes it knows (`parley.json` "languages"); this table only 
 
 from __future__ import annotations
 
+import logging
+
 WHISPER_LANGUAGES: dict[str, str] = {
     "en": "English", "zh": "Chinese", "de": "German", "es": "Spanish", "ru": "Russian", "ko": "Korean",
     "fr": "French", "ja": "Japanese", "pt": "Portuguese", "tr": "Turkish", "pl": "Polish", "ca": "Catalan",
@@ -26,9 +28,21 @@ WHISPER_LANGUAGES: dict[str, str] = {
     "jw": "Javanese", "su": "Sundanese", "yue": "Cantonese",
 }
 
-# What the translate-to picker offers: only targets that work today. Whisper's speech translation
-# produces English; text-translation packs will add more here.
+# What the translate-to picker always offers: Whisper's own speech translation produces English.
 TRANSLATION_TARGETS: dict[str, str] = {"en": "English (Whisper speech translation)"}
+
+
+def translation_targets() -> dict[str, str]:
+    """English, plus every language an installed text-translation pack translates into."""
+    targets = dict(TRANSLATION_TARGETS)
+    try:
+        from engine.translate.registry import PairRegistry
+
+        for _, target in PairRegistry.scan().pairs():
+            targets.setdefault(target, f"{language_name(target)} (translation pack)")
+    except Exception as e:  # noqa: BLE001 - an unreadable packs folder must not stop the window
+        logging.getLogger(__name__).warning("could not list translation packs: %s", e)
+    return targets
 
 
 def language_name(code: str | None) -> str:

@@ -67,23 +67,6 @@ def default_model_loader(pack_path: str, device: str):
     return WhisperModel.load(pack_path, device=device)
 
 
-def align_translation(rows: list[SegmentRow], translated: list) -> None:
-    """Put each translated segment on the transcript row it overlaps most (the passes cut differently)."""
-    if not rows:
-        return
-    parts: list[list[str]] = [[] for _ in rows]
-    for seg in translated:
-        text = seg.text.strip()
-        if not text:
-            continue
-        best = max(range(len(rows)), key=lambda i: (
-            min(rows[i].end_s, seg.end_s) - max(rows[i].start_s, seg.start_s),
-            -abs(rows[i].start_s - seg.start_s)))
-        parts[best].append(text)
-    for row, texts in zip(rows, parts):
-        row.translation = " ".join(texts)
-
-
 def _cuda_fallback_reason() -> str:
     reason = "no NVIDIA GPU, driver or CUDA/cuDNN libraries were found"
     try:
@@ -149,22 +132,37 @@ class EngineWorker(QObject):
         try:
             from engine.whisper import TranscribeOptions
 
-            two_pass = request.translate_to == "en" and request.language != "en"
-            share = 0.5 if two_pass else 1.0
+            target = request.translate_to or None
+            share = 0.5 if target else 1.0
+            translate_text = None
+            if target and target != "en":  # a missing pack fails now, before the long part
+                from engine.file_translation import text_translator
+
+                translate_text = text_translator(target, self._model.device, self._model.threads)
             options = TranscribeOptions(language=request.language, task="transcribe")
             result = self._model.transcribe(request.path, options, self._progress_fn(0.0, share, "transcribing"),
                                             request.cancel)
             rows = [SegmentRow(i, s.start_s, s.end_s, s.text.strip(), words=tuple(getattr(s, "words", None) or ()))
                     for i, s in enumerate(result.segments)]
-            if two_pass and rows and result.language != "en":
-                # Whisper's translate task on the same audio, told the language the first pass found.
-                options = TranscribeOptions(language=result.language or request.language, task="translate")
-                translated = self._model.transcribe(request.path, options,
-                                                    self._progress_fn(0.5, 0.5, "translating"), request.cancel)
-                align_translation(rows, translated.segments)
-            elif request.translate_to == "en":  # English already: the transcript is the translation
-                for row in rows:
-                    row.translation = row.text
+            if target and rows:
+                # Segment by segment, so each row's translation is of that row: into English Whisper
+                # translates the segment's own audio; other targets go through the text pack.
+                from engine.errors import CancelledError
+                from engine.file_translation import translate_segments
+
+                step = self._progress_fn(0.5, 0.5, "translating")
+
+                def progress(fraction: float) -> None:
+                    if request.cancel.is_set():
+                        raise CancelledError("cancelled")
+                    step(fraction, 1.0)
+
+                done = translate_segments(result.segments, target, result.language or request.language,
+                                          model=self._model, path=request.path, translate_text=translate_text,
+                                          progress=progress)
+                spoken = [r for r in rows if r.text]
+                for row, seg in zip(spoken, done):
+                    row.translation = seg.translation
         except Exception as e:  # noqa: BLE001
             if type(e).__name__ == "CancelledError" or request.cancel.is_set():
                 self.file_cancelled.emit(f"Cancelled {name}.")

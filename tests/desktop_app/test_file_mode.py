@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 import pytest
 from stall_probe import StallProbe, assert_not_frozen
@@ -148,3 +149,23 @@ def test_translate_to_english_fills_the_translation_pane(make_window, qtbot, pac
     both = " ".join(c[2] for c in cues).lower()
     row = window.transcript.committed_rows()[0]
     assert row.text.lower()[:12] in both and row.translation.lower()[:12] in both
+
+
+def test_an_installed_translation_pack_is_offered_and_translates_a_file(make_window, qtbot, pack_int8, speech_clip,
+                                                                         tmp_path, tmp_path_factory):
+    pytest.importorskip("transformers")
+    import os
+    import shutil
+
+    from translate_fixtures import built
+
+    pack = built(tmp_path_factory, "marian")[1]  # tiny random-weight en→de Marian: real runtime, arbitrary words
+    shutil.copytree(pack, Path(os.environ["PARLEY_HOME"]) / "packs" / "translation" / pack.name)
+    window = make_window(pack=pack_int8)
+    targets = [window.controls.target_combo.itemData(i) for i in range(window.controls.target_combo.count())]
+    assert "de" in targets and "en" in targets
+    window.controls.select_languages("en", "de")
+    _ready(window, qtbot)
+    _transcribe(window, qtbot, speech_clip("fox", "The quick brown fox jumps over the lazy dog."))
+    rows = window.transcript.committed_rows()
+    assert rows and all(r.translation and r.translation != r.text for r in rows), window.banner.message()
