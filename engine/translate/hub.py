@@ -1,4 +1,4 @@
-"""Download a translation pack from the Hugging Face hub (or a mirror laid out like it) with urllib.
+"""Download a model pack (translation or Whisper) from the Hugging Face hub, or a mirror laid out like it, with urllib.
 
 The hub serves a repository's file list at ``{base}/api/models/{repo}/tree/{revision}?recursive=true``
 (each LFS file with its sha256 and size) and each file at ``{base}/{repo}/resolve/{revision}/{path}``.
@@ -6,7 +6,8 @@ A pack is the Optimum layout: json files and ``tokenizer.json`` at the top, the 
 in ``onnx/``; ``variant`` picks e.g. ``encoder_model_quantized.onnx`` and stores it under the plain
 name. Each file is written to ``<name>.part``, checked (size, sha256 where the listing or parley.json
 gives one) and only then renamed, so an interrupted download never looks complete. Files already
-present with the right size and hash are kept.
+present with the right size and hash are kept. A ``cancel`` event, checked between blocks, stops a
+download (CancelledError) and removes the partial file.
 """
 
 from __future__ import annotations
@@ -16,18 +17,20 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Callable
 
-from engine.errors import PackError
+from engine.errors import CancelledError, PackError
 
 log = logging.getLogger(__name__)
 
 HUB_URL = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-TOP_FILES = ("config.json", "generation_config.json", "tokenizer.json", "parley.json", "tokenizer_config.json")
+TOP_FILES = ("config.json", "generation_config.json", "tokenizer.json", "parley.json", "tokenizer_config.json",
+             "preprocessor_config.json")
 GRAPHS = ("encoder_model", "decoder_model", "decoder_with_past_model", "decoder_model_merged")
 Progress = Callable[[str, int, int | None], None]  # (file, bytes done, bytes total or None)
 
@@ -89,7 +92,8 @@ def select_files(entries: list[dict], variant: str = "") -> list[RemoteFile]:
         raise PackError(f"the repository has no complete encoder/decoder set{' for variant ' + variant if variant else ''}"
                         f" (graphs: {', '.join(graphs) or 'none'}); pick another variant or repository")
     if "tokenizer.json" not in names or "config.json" not in names:
-        raise PackError("the repository lacks config.json or tokenizer.json; it is not a translation pack")
+        raise PackError("the repository lacks config.json or tokenizer.json; it is not a model pack in the "
+                        "Optimum ONNX layout")
     return chosen
 
 
@@ -107,17 +111,23 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fetch(url: str, dest: Path, file: RemoteFile, progress: Progress | None, timeout: float) -> None:
+def _fetch(url: str, dest: Path, file: RemoteFile, progress: Progress | None, timeout: float,
+           cancel: threading.Event | None = None) -> None:
     part = dest.with_name(dest.name + ".part")
     digest, done = hashlib.sha256(), 0
     with _open(url, timeout) as response, open(part, "wb") as out:
         total = file.size or int(response.headers.get("Content-Length") or 0) or None
         while block := response.read(1 << 20):
+            if cancel is not None and cancel.is_set():
+                break
             out.write(block)
             digest.update(block)
             done += len(block)
             if progress:
                 progress(file.local, done, total)
+    if cancel is not None and cancel.is_set():
+        part.unlink(missing_ok=True)
+        raise CancelledError(f"download of {file.path} cancelled")
     if file.size is not None and done != file.size:
         part.unlink(missing_ok=True)
         raise PackError(f"{url}: got {done} bytes where the hub lists {file.size}; the download was cut off, try again")
@@ -129,34 +139,39 @@ def _fetch(url: str, dest: Path, file: RemoteFile, progress: Progress | None, ti
 
 
 def download_pack(repo: str, dest: str | Path, revision: str = "main", variant: str = "", base_url: str = HUB_URL,
-                  progress: Progress | None = None, timeout: float = 60.0) -> Path:
+                  progress: Progress | None = None, timeout: float = 60.0,
+                  cancel: threading.Event | None = None) -> Path:
     """Download the pack in `repo` into `dest` (created) and return `dest`.
 
     Checks sizes and sha256 from the hub's listing, and from the pack's own parley.json when it has one.
-    Raises PackError naming the URL that failed and what to do.
+    Raises PackError naming the URL that failed and what to do; CancelledError once `cancel` is set
+    (the file being fetched is removed, finished ones stay in `dest`).
     """
     dest = Path(dest)
     files = select_files(list_repo(repo, revision, base_url, timeout), variant)
     base = f"{base_url.rstrip('/')}/{repo}/resolve/{urllib.parse.quote(revision)}/"
     meta = [f for f in files if f.local == "parley.json" and not variant]
     for file in meta:  # first: its checksums then vouch for the files the listing gives no hash for
-        _get(base, dest, file, progress, timeout)
+        _get(base, dest, file, progress, timeout, cancel)
         files = _with_pack_checksums(files, dest / file.local)
     for file in files:
         if file not in meta:
-            _get(base, dest, file, progress, timeout)
+            _get(base, dest, file, progress, timeout, cancel)
     log.info("pack %s downloaded to %s", repo, dest)
     return dest
 
 
-def _get(base: str, dest: Path, file: RemoteFile, progress: Progress | None, timeout: float) -> None:
+def _get(base: str, dest: Path, file: RemoteFile, progress: Progress | None, timeout: float,
+         cancel: threading.Event | None = None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise CancelledError(f"download of {file.path} cancelled")
     target = dest / file.local
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.is_file() and file.sha256 and target.stat().st_size == file.size and _sha256(target) == file.sha256:
         log.info("%s: already downloaded", target)
         return
     log.info("downloading %s (%s bytes)", file.path, file.size if file.size is not None else "?")
-    _fetch(base + urllib.parse.quote(file.path), target, file, progress, timeout)
+    _fetch(base + urllib.parse.quote(file.path), target, file, progress, timeout, cancel)
 
 
 def _with_pack_checksums(files: list[RemoteFile], meta_path: Path) -> list[RemoteFile]:
