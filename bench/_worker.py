@@ -3,8 +3,10 @@
 Runs under .venv (Parley) or .refvenv (faster-whisper); imports only what its engine needs.
 Reads a JSON job on argv[1], writes a JSON result to argv[2]:
   job = {"engine": "parley"|"faster-whisper", "model": path, "precision": "int8"|"fp32",
-         "beam_size": int, "threads": int, "clips": [{"id": str, "npy": path}], "language": str|None,
-         "task": "transcribe"|"translate"}
+         "beam_size": int, "threads": int, "clips": [{"id": str, "npy": path, "language"?: str}],
+         "language": str|None, "task": "transcribe"|"translate", "temperatures"?: [float]}
+A clip's own "language" overrides the job's; "temperatures" (default: both engines' 0, 0.2 … 1.0) set
+to [0.0] turns the fallback off.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ def _run_parley(job: dict) -> tuple[float, dict]:
     t0 = time.perf_counter()
     model = WhisperModel.load(job["model"], device="cpu", threads=job["threads"])
     load_s = time.perf_counter() - t0
-    opts = TranscribeOptions(language=job.get("language"), task=job.get("task", "transcribe"),
-                             beam_size=job["beam_size"])
+    extra = {"temperatures": tuple(job["temperatures"])} if job.get("temperatures") else {}
     out = {}
     for clip in job["clips"]:
+        opts = TranscribeOptions(language=clip.get("language", job.get("language")),
+                                 task=job.get("task", "transcribe"), beam_size=job["beam_size"], **extra)
         audio = np.load(clip["npy"])
         t = time.perf_counter()
         tr = model.transcribe(audio, opts)
@@ -42,12 +45,14 @@ def _run_faster_whisper(job: dict) -> tuple[float, dict]:
     t0 = time.perf_counter()
     model = WhisperModel(job["model"], device="cpu", compute_type=compute, cpu_threads=job["threads"])
     load_s = time.perf_counter() - t0
+    extra = {"temperature": list(job["temperatures"])} if job.get("temperatures") else {}
     out = {}
     for clip in job["clips"]:
         audio = np.load(clip["npy"])
         t = time.perf_counter()
-        segments, info = model.transcribe(audio, language=job.get("language"), task=job.get("task", "transcribe"),
-                                          beam_size=job["beam_size"], vad_filter=False)
+        segments, info = model.transcribe(audio, language=clip.get("language", job.get("language")),
+                                          task=job.get("task", "transcribe"), beam_size=job["beam_size"],
+                                          vad_filter=False, **extra)
         text = " ".join(s.text.strip() for s in segments).strip()  # the generator does the work
         out[clip["id"]] = {"text": text, "seconds": time.perf_counter() - t, "language": info.language}
     return load_s, out
