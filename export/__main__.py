@@ -1,5 +1,8 @@
 """``python -m export whisper --from <source> --out <pack dir> [--precision fp32|int8|fp16] [--name NAME]``
 
+``python -m export merge-decoder <pack> [--out <new pack>]``: an existing pack's two decoder files
+become one ``decoder_model_merged.onnx`` (weights stored and loaded once); needs no torch.
+
 Progress goes to stderr. Exit status 0 on success, 1 with a one-line reason on the last stderr line
 otherwise (the engine's model manager shows that line to the user).
 """
@@ -28,6 +31,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="int8: quantise the MLP output projections too (smaller, faster encoder, less faithful)")
     w.add_argument("--threads", type=int, default=2, help="torch and onnxruntime threads (default 2)")
     w.add_argument("--parity", action="store_true", help="after building, compare the pack with torch on speech")
+    w.add_argument("--separate-decoders", action="store_true",
+                   help="write decoder_model.onnx + decoder_with_past_model.onnx (each with every decoder weight) "
+                        "instead of one decoder_model_merged.onnx")
+    m = sub.add_parser("merge-decoder", help="merge an existing pack's two decoder graphs into one (weights once)")
+    m.add_argument("pack", type=Path, help="pack folder with decoder_model.onnx + decoder_with_past_model.onnx")
+    m.add_argument("--out", type=Path, help="write the merged pack here (a new or empty folder); default: in place")
     from export.train.cli import add_parsers as add_train_parsers
 
     add_train_parsers(sub)
@@ -49,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
     _quiet_third_party()
+    if args.command == "merge-decoder":
+        return _merge_decoder(args)
     try:
         import torch
     except ImportError as e:
@@ -68,13 +79,27 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         int8 = Int8Options(float_mlp_out=not args.int8_all)
-        out = build_pack(args.source, args.out, args.precision, args.name, args.tokenizer, args.origin, int8)
+        out = build_pack(args.source, args.out, args.precision, args.name, args.tokenizer, args.origin, int8,
+                         merged_decoder=not args.separate_decoders)
         if args.parity:
             from export.parity import parity_of_pack
 
             print(parity_of_pack(out, args.source, threads=args.threads).summary(), file=sys.stderr)
     except Exception as e:  # the CLI's last line is the reason, for the model manager to show
         logging.getLogger("export").error("build failed", exc_info=True)
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    print(out)
+    return 0
+
+
+def _merge_decoder(args) -> int:
+    from export.merge_decoders import merge_pack
+
+    try:
+        out = merge_pack(args.pack, args.out)
+    except Exception as e:  # noqa: BLE001 - the last line is the reason
+        logging.getLogger("export").error("merge failed", exc_info=True)
         print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
     print(out)

@@ -87,8 +87,12 @@ def _write_json(path: Path, data: dict) -> None:
 
 def build_pack(source: Path, out_dir: Path, precision: str = "fp32", name: str = "whisper",
                tokenizer: Path | None = None, origin: str | None = None,
-               int8: quantize.Int8Options = quantize.Int8Options()) -> Path:
-    """Import the checkpoint at `source`, write a complete pack of `precision` into `out_dir`, return it."""
+               int8: quantize.Int8Options = quantize.Int8Options(), merged_decoder: bool = True) -> Path:
+    """Import the checkpoint at `source`, write a complete pack of `precision` into `out_dir`, return it.
+
+    merged_decoder: one ``decoder_model_merged.onnx`` for the prompt pass and the steps (the decoder's
+    weights stored, and loaded by onnxruntime, once) instead of ``decoder_model.onnx`` +
+    ``decoder_with_past_model.onnx`` (each holding all of them)."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     started = time.perf_counter()
@@ -111,6 +115,15 @@ def build_pack(source: Path, out_dir: Path, precision: str = "fp32", name: str =
                     quantize.quantize_int8(Path(tmp) / graph, out_dir / graph, int8)
                 else:
                     quantize.convert_fp16(Path(tmp) / graph, out_dir / graph)
+    if merged_decoder:
+        from export.merge_decoders import MERGED_FILE, merge_decoders
+
+        pair = [out_dir / onnx_export.DECODER_FILE, out_dir / onnx_export.DECODER_WITH_PAST_FILE]
+        merge_decoders(*pair, out_dir / MERGED_FILE)
+        for path in pair:
+            path.unlink()
+            path.with_name(f"{path.name}.data").unlink(missing_ok=True)
+        graphs = [onnx_export.ENCODER_FILE, MERGED_FILE]
     shutil.copyfile(vocab.tokenizer_path, out_dir / "tokenizer.json")
     _write_json(out_dir / "config.json", _hf_config(model, vocab))
     _write_json(out_dir / "generation_config.json", _generation_config(model, vocab))
@@ -125,7 +138,7 @@ def build_pack(source: Path, out_dir: Path, precision: str = "fp32", name: str =
         "source": _source_info(source, kind, origin),
         "files": {f: {"sha256": sha256_file(out_dir / f), "bytes": (out_dir / f).stat().st_size} for f in files},
         "export": {"parley": PARLEY_VERSION, "torch": torch.__version__.split("+")[0], "onnx": onnx.__version__,
-                   "opset": onnx_export.OPSET},
+                   "opset": onnx_export.OPSET, "merged_decoder": merged_decoder},
     }
     if precision == "int8":
         meta["int8"] = {"per_channel": int8.per_channel, "weight_type": int8.weight_type,

@@ -19,13 +19,14 @@ import onnxruntime as ort
 import soundfile as sf
 import torch
 
+from export.merge_decoders import MERGED_FILE
 from export.onnx_export import DECODER_FILE, DECODER_WITH_PAST_FILE, ENCODER_FILE
 from export.whisper_model import N_SAMPLES, SAMPLE_RATE, Whisper, log_mel_spectrogram
 
 log = logging.getLogger(__name__)
 
 _ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int64)": np.int64,
-              "tensor(int32)": np.int32}
+              "tensor(int32)": np.int32, "tensor(bool)": np.bool_}
 
 
 # --- speech ------------------------------------------------------------------------------------------
@@ -69,24 +70,47 @@ class OnnxWhisper:
             return ort.InferenceSession(str(pack / name), opts, providers=["CPUExecutionProvider"])
 
         self.encoder = session(ENCODER_FILE)
-        self.decoder = session(DECODER_FILE)
-        self.decoder_with_past = session(DECODER_WITH_PAST_FILE)
+        self.merged = not (pack / DECODER_FILE).is_file() and (pack / MERGED_FILE).is_file()
+        if self.merged:
+            self.decoder = self.decoder_with_past = session(MERGED_FILE)
+        else:
+            self.decoder = session(DECODER_FILE)
+            self.decoder_with_past = session(DECODER_WITH_PAST_FILE)
 
     @staticmethod
-    def _run(sess: ort.InferenceSession, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _run(sess: ort.InferenceSession, feeds: dict[str, np.ndarray], drop_empty: bool = False
+             ) -> dict[str, np.ndarray]:
         typed = {i.name: np.asarray(feeds[i.name]).astype(_ORT_TYPES[i.type], copy=False) for i in sess.get_inputs()}
         names = [o.name for o in sess.get_outputs()]
-        return {n: np.asarray(v, dtype=np.float32) if v.dtype == np.float16 else v
-                for n, v in zip(names, sess.run(names, typed))}
+        out = {n: np.asarray(v, dtype=np.float32) if v.dtype == np.float16 else v
+               for n, v in zip(names, sess.run(names, typed))}
+        # a merged decoder's step returns empty stand-ins for what only the first step makes (cross K/V)
+        return {n: v for n, v in out.items() if v.size} if drop_empty else out
 
     def encode(self, mel: np.ndarray) -> np.ndarray:
         return self._run(self.encoder, {"input_features": mel})["last_hidden_state"]
 
+    def _past_feeds(self, ids: np.ndarray, cache: dict[str, np.ndarray] | None, xa_width: int) -> dict:
+        """What a merged decoder takes beyond the pair's inputs: the branch flag and the other branch's inputs."""
+        past = [i for i in self.decoder.get_inputs() if i.name.startswith("past_key_values.")]
+        if cache is None:
+            empty = np.zeros((ids.shape[0], past[0].shape[1], 0, past[0].shape[3]), np.float32)
+            return {**{i.name: empty for i in past}, "use_cache_branch": np.array([False])}
+        return {"use_cache_branch": np.array([True]),
+                "encoder_hidden_states": np.zeros((ids.shape[0], 1, xa_width), np.float32)}
+
     def first_step(self, ids: np.ndarray, xa: np.ndarray) -> dict[str, np.ndarray]:
-        return self._run(self.decoder, {"input_ids": ids, "encoder_hidden_states": xa})
+        feeds = {"input_ids": ids, "encoder_hidden_states": xa}
+        if self.merged:
+            feeds.update(self._past_feeds(ids, None, xa.shape[-1]))
+        return self._run(self.decoder, feeds)
 
     def next_step(self, ids: np.ndarray, cache: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return self._run(self.decoder_with_past, {"input_ids": ids, **cache})
+        feeds = {"input_ids": ids, **cache}
+        if self.merged:
+            width = next(v for k, v in cache.items() if k.endswith("encoder.key"))
+            feeds.update(self._past_feeds(ids, cache, width.shape[1] * width.shape[3]))
+        return self._run(self.decoder_with_past, feeds, drop_empty=self.merged)
 
     def greedy(self, mel: np.ndarray, prompt: list[int], eot: int, max_tokens: int = 100) -> list[int]:
         xa = self.encode(mel)

@@ -2,8 +2,10 @@
 
 ``Encoder`` turns a log-mel window into audio states. ``Decoder`` runs the prompt once through
 ``decoder_model.onnx`` (which also yields the cross-attention K/V of every layer), then one token per
-sequence per step through ``decoder_with_past_model.onnx`` (or the merged decoder of hub packs, with
-``use_cache_branch``). All beams of a window go through one call (batch = beams).
+sequence per step through ``decoder_with_past_model.onnx`` (or one merged decoder for both, with
+``use_cache_branch``: our packs since the weights-once export, and hub packs). All beams of a window
+go through one call (batch = beams). With the merged decoder, steps ignore its ``present.*.encoder.*``
+outputs (empty in our packs) and keep the cross K/V of the prompt pass.
 
 On CUDA (or with ``io_binding=True``) the K/V tensors stay as onnxruntime values on the device between
 steps: outputs are bound to the device and fed back, only the logits come to the host.
@@ -229,7 +231,12 @@ class Decoder:
         if not self.has_cross_attentions:
             raise RuntimeError("this pack's decoder_model.onnx has no cross_attentions output")
         ids = self._ids(np.asarray(tokens)[None], self.first_inputs)
-        feeds = {"input_ids": ids,
-                 "encoder_hidden_states": audio.astype(self.first_inputs["encoder_hidden_states"], copy=False)}
+        feeds: dict[str, Any] = {"input_ids": ids, "encoder_hidden_states": audio.astype(
+            self.first_inputs["encoder_hidden_states"], copy=False)}
+        if self.merged:  # the first-step branch, as in prefill
+            empty = self._empty_past(1)
+            for k in (*self.self_names, *self.cross_names):
+                feeds[f"past_key_values.{k}"] = empty
+            feeds["use_cache_branch"] = np.array([False])
         logits, attn = self.first.run(["logits", "cross_attentions"], feeds)
         return logits[0].astype(np.float32, copy=False), attn[0].astype(np.float32, copy=False)

@@ -15,7 +15,9 @@ import onnx
 import onnxruntime as ort
 import pytest
 
+from engine.pack import WhisperPack
 from export.importers import load_hf
+from export.merge_decoders import MERGED_FILE, USE_CACHE, merge_decoders, merge_pack, weight_bytes
 from export.onnx_export import DECODER_FILE, DECODER_WITH_PAST_FILE, ENCODER_FILE
 from export.pack import build_pack, sha256_file
 from export.parity import OnnxWhisper, check_parity
@@ -41,7 +43,12 @@ def source(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def pack(source, tmp_path_factory) -> Path:
-    return build_pack(source, tmp_path_factory.mktemp("packs") / "tiny-fp32", "fp32", "tiny")
+    return build_pack(source, tmp_path_factory.mktemp("packs") / "tiny-fp32", "fp32", "tiny", merged_decoder=False)
+
+
+@pytest.fixture(scope="module")
+def merged_pack(pack, tmp_path_factory) -> Path:
+    return merge_pack(pack, tmp_path_factory.mktemp("merged") / "tiny-fp32")
 
 
 def test_pack_describes_itself(pack):
@@ -142,6 +149,11 @@ def test_cli_builds_an_int8_pack(source, tmp_path):
     assert "written to" in proc.stderr  # progress is logged to stderr
     meta = json.loads((out / "parley.json").read_text())
     assert meta["precision"] == "int8" and meta["int8"]["per_channel"] is True
+    # one merged decoder by default, listed in parley.json in place of the pair
+    assert (out / MERGED_FILE).is_file() and not (out / DECODER_FILE).exists()
+    assert not (out / DECODER_WITH_PAST_FILE).exists()
+    assert set(meta["files"]) >= {ENCODER_FILE, MERGED_FILE} and DECODER_FILE not in meta["files"]
+    WhisperPack.load(out, verify=True)
 
 
 def test_cli_failure_names_the_source(tmp_path):
@@ -150,3 +162,87 @@ def test_cli_failure_names_the_source(tmp_path):
                            str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert str(missing) in proc.stderr.strip().splitlines()[-1]
+
+
+# --- merged decoder (weights once) -----------------------------------------------------------------
+
+def _pair_and_merged(pack: Path, precision: str, tmp: Path) -> tuple[ort.InferenceSession, ...]:
+    pair = [tmp / DECODER_FILE, tmp / DECODER_WITH_PAST_FILE]
+    for graph in pair:
+        {"fp32": lambda a, b: b.write_bytes(a.read_bytes()), "int8": quantize_int8,
+         "fp16": convert_fp16}[precision](pack / graph.name, graph)
+    merge_decoders(*pair, tmp / MERGED_FILE)  # runs onnx.checker
+    first, later = onnx.load(str(pair[0])), onnx.load(str(pair[1]))
+    merged = onnx.load(str(tmp / MERGED_FILE))
+    # every weight stored once: the merged graph holds no more weight bytes than the first-step graph
+    assert weight_bytes(merged) <= weight_bytes(first) < weight_bytes(first) + weight_bytes(later)
+    assert (tmp / MERGED_FILE).stat().st_size < 0.75 * sum(p.stat().st_size for p in pair)
+    assert [n.op_type for n in merged.graph.node] == ["If"]
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    return tuple(ort.InferenceSession(str(p), opts, providers=["CPUExecutionProvider"])
+                 for p in (*pair, tmp / MERGED_FILE))
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8", "fp16"])
+def test_merged_decoder_equals_the_pair(pack, precision, tmp_path):
+    first, later, merged = _pair_and_merged(pack, precision, tmp_path)
+    inputs = [i.name for i in merged.get_inputs()]
+    assert inputs[:2] == ["input_ids", "encoder_hidden_states"] and inputs[-1] == USE_CACHE
+    assert [o.name for o in merged.get_outputs()] == [o.name for o in first.get_outputs()]
+    rng = np.random.default_rng(4)
+    xa = rng.standard_normal((1, 50, TINY.n_text_state)).astype(np.float32)
+    ids = np.array([PROMPT], dtype=np.int64)
+    names = [o.name for o in first.get_outputs()]
+    want = dict(zip(names, first.run(None, {"input_ids": ids, "encoder_hidden_states": xa})))
+    head_dim = TINY.n_text_state // TINY.n_text_head
+    empty = np.zeros((1, TINY.n_text_head, 0, head_dim), np.float32)
+    past_names = [n for n in inputs if n.startswith("past_key_values.")]
+    feeds = {"input_ids": ids, "encoder_hidden_states": xa, **{n: empty for n in past_names},
+             USE_CACHE: np.array([False])}
+    got = dict(zip(names, merged.run(None, feeds)))
+    for name in names:  # logits, every present K/V and the alignment heads' attention
+        np.testing.assert_allclose(got[name], want[name], atol=1e-6, err_msg=name)
+    # a step with past, batch 2 (beams) and the cross K/V of batch 1 broadcast, as the engine runs it
+    cache = {n.replace("present", "past_key_values"): np.repeat(v, 2, axis=0) if ".decoder." in n else v
+             for n, v in want.items() if n.startswith("present.")}
+    step = np.array([[5], [9]], dtype=np.int64)
+    step_names = [o.name for o in later.get_outputs()]
+    want = dict(zip(step_names, later.run(None, {"input_ids": step, **cache})))
+    feeds = {"input_ids": step, **cache, USE_CACHE: np.array([True]),
+             "encoder_hidden_states": np.zeros((2, 1, TINY.n_text_state), np.float32)}
+    got = dict(zip(names, merged.run(None, feeds)))
+    for name in step_names:
+        np.testing.assert_allclose(got[name], want[name], atol=1e-6, err_msg=name)
+    assert got["present.0.encoder.key"].size == 0  # the steps keep the first pass's cross K/V
+
+
+def test_merged_pack_is_described_and_runs(pack, merged_pack, source):
+    assert sorted(p.name for p in merged_pack.glob("*.onnx")) == sorted([ENCODER_FILE, MERGED_FILE])
+    assert (pack / DECODER_FILE).is_file() and not (pack / MERGED_FILE).exists()  # the source is untouched
+    meta = json.loads((merged_pack / "parley.json").read_text())
+    assert DECODER_FILE not in meta["files"] and DECODER_WITH_PAST_FILE not in meta["files"]
+    for name, info in meta["files"].items():
+        assert sha256_file(merged_pack / name) == info["sha256"], name
+    loaded = WhisperPack.load(merged_pack, verify=True)
+    assert loaded.files["decoder_merged"].is_file() and not loaded.files["decoder"].exists()
+    report = check_parity(load_hf(source), merged_pack, chirp(), PROMPT, token("<|endoftext|>"),
+                          frame_lengths=(1000,), max_tokens=12)
+    (p,) = report.lengths
+    assert p.logits_max_abs < 1e-4 and p.logits_with_past_max_abs < 1e-4 and p.cross_attention_max_abs < 1e-5, p
+    assert report.tokens_equal and len(report.torch_tokens) > 0
+
+
+def test_cli_merges_a_pack_in_place(pack, tmp_path):
+    copy = tmp_path / "tiny"
+    copy.mkdir()
+    for f in pack.iterdir():
+        (copy / f.name).write_bytes(f.read_bytes())
+    proc = subprocess.run([sys.executable, "-m", "export", "merge-decoder", str(copy)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sorted(p.name for p in copy.glob("*.onnx")) == sorted([ENCODER_FILE, MERGED_FILE])
+    WhisperPack.load(copy, verify=True)
+    proc = subprocess.run([sys.executable, "-m", "export", "merge-decoder", str(copy)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "already has a merged decoder" in proc.stderr.strip().splitlines()[-1]
