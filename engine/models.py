@@ -181,7 +181,7 @@ def installed_packs() -> list[InstalledPack]:
         return []
     found = []
     for child in sorted(root.iterdir()):
-        if is_pack_dir(child) and not child.name.startswith("."):
+        if is_pack_dir(child) and not child.name.startswith(".") and not child.name.endswith(".building"):
             try:
                 found.append(describe_pack(child))
             except PackError as e:
