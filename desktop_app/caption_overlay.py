@@ -93,9 +93,12 @@ class CaptionOverlay(QWidget):
     def _fit(self, lines: list[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
         """Keep what fits the window, newest first: a long line loses its oldest words ("… rest"), and
         an older line that has no room left is not shown, so the newest words are never cut off."""
-        margins = self.layout().contentsMargins()
+        layout = self.layout()
+        margins = layout.contentsMargins()
         width = max(60, self.width() - margins.left() - margins.right())
-        room = max(20, self.height() - margins.top() - margins.bottom() - 6)
+        # The label's share of the window: all of it but the margins and the resize grip's row.
+        room = max(20, self.height() - margins.top() - margins.bottom() - self.grip.sizeHint().height()
+                   - layout.spacing())
         kept: list[tuple[str, str, int]] = []
         for text, colour, size in reversed(lines):
             font = QFont(self.label.font())
@@ -108,9 +111,9 @@ class CaptionOverlay(QWidget):
             def shown(start: int) -> str:
                 return ("… " if start else "") + (" " if spaced else "").join(tokens[start:])
 
-            def height(start: int) -> int:
-                return metrics.boundingRect(QRect(0, 0, width, 1 << 20), Qt.TextFlag.TextWordWrap,
-                                            shown(start)).height()
+            def height(start: int) -> int:  # rich text lays lines out a little looser than the metrics
+                return int(1.12 * metrics.boundingRect(QRect(0, 0, width, 1 << 20), Qt.TextFlag.TextWordWrap,
+                                                       shown(start)).height()) + 2
 
             lo, hi = 0, len(tokens) - 1  # the first start index that fits (binary search; hi always shows)
             while lo < hi:

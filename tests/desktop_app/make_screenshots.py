@@ -114,7 +114,7 @@ def live_shots(args) -> int:
             settings.model = args.pack
             settings.source_language = args.language
             settings.target_language = args.translate
-            settings.overlay_rect = (250, 700, 900, 120)
+            settings.overlay_rect = (250, 670, 900, 160)
             video = _video_stand_in()
             video.show()
             window = create_main_window(settings, list_devices=list_devices)
