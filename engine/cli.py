@@ -240,6 +240,9 @@ def _cmd_models(args) -> int:
         print("\nknown models (build with `parley models build NAME --precision int8|fp32|fp16`):")
         for km in models.KNOWN_MODELS.values():
             print(f"  {km.name:<26} {km.description}")
+        print("\nother models: `parley models import PATH` (an ONNX pack, or a CTranslate2 / OpenAI .pt / "
+              "Hugging Face checkpoint)\n              `parley models download REPO [--variant quantized]` "
+              "(an Optimum ONNX repository on the Hugging Face hub)")
         return 0
     if args.models_command == "build":
         bar = ProgressBar("build")
