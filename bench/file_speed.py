@@ -79,25 +79,35 @@ def _save(path: Path, total_audio: float, threads: int, raw: dict, corpus: list[
                                "refs": {c["id"]: c["ref"] for c in corpus}}, indent=1))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--precisions", nargs="+", default=["int8", "fp32"])
-    ap.add_argument("--beams", nargs="+", type=int, default=[1, 5])
-    ap.add_argument("--no-human", action="store_true", help="skip the recorded human speech clips")
+def add_reference_args(ap: argparse.ArgumentParser) -> None:
+    """--ref-python, --packs, --ct2: where Parley's packs and the faster-whisper reference live."""
     ap.add_argument("--ref-python", type=Path,
                     default=Path(os.environ.get("PARLEY_REF_PYTHON", ROOT / ".refvenv" / "bin" / "python")),
                     help="python of the faster-whisper environment (default: $PARLEY_REF_PYTHON, else .refvenv/)")
     ap.add_argument("--packs", type=Path, default=None,
                     help="folder holding whisper-base-<precision> packs (default: Parley's pack cache)")
     ap.add_argument("--ct2", type=Path, default=None, help="CTranslate2 whisper-base folder (default: Parley's source cache)")
-    args = ap.parse_args()
 
+
+def reference_model(args) -> Path:
+    """The CTranslate2 folder faster-whisper runs, once both it and the reference python are there."""
     ct2 = args.ct2 or (models.sources_root() / "whisper-base-ct2")
     if not (ct2 / "model.bin").exists():
         raise SystemExit(f"{ct2}/model.bin missing: run `parley models build whisper-base` first")
     if not args.ref_python.exists():
         raise SystemExit(f"{args.ref_python} missing: run bench/setup_reference.sh first")
+    return ct2
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--precisions", nargs="+", default=["int8", "fp32"])
+    ap.add_argument("--beams", nargs="+", type=int, default=[1, 5])
+    ap.add_argument("--no-human", action="store_true", help="skip the recorded human speech clips")
+    add_reference_args(ap)
+    args = ap.parse_args()
+    ct2 = reference_model(args)
 
     with tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp:
         work = Path(tmp)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -30,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.file_speed import run_one  # noqa: E402
+from bench.file_speed import add_reference_args, reference_model, run_one  # noqa: E402
 from engine import clips as clipkit  # noqa: E402
 from engine import models  # noqa: E402
 from engine.audio import load_audio  # noqa: E402
@@ -119,19 +118,9 @@ def main() -> None:
                     help="temperature 0 only on both sides (no sampling fallback): a deterministic comparison")
     ap.add_argument("--examples", type=int, default=3, help="example outputs printed per language (0: none)")
     ap.add_argument("--json", type=Path, default=None, help="also write scores and every output here")
-    ap.add_argument("--ref-python", type=Path,
-                    default=Path(os.environ.get("PARLEY_REF_PYTHON", ROOT / ".refvenv" / "bin" / "python")),
-                    help="python of the faster-whisper environment (default: $PARLEY_REF_PYTHON, else .refvenv/)")
-    ap.add_argument("--packs", type=Path, default=None,
-                    help="folder holding whisper-base-<precision> packs (default: Parley's pack cache)")
-    ap.add_argument("--ct2", type=Path, default=None, help="CTranslate2 whisper-base folder (default: Parley's source cache)")
+    add_reference_args(ap)
     args = ap.parse_args()
-
-    ct2 = args.ct2 or (models.sources_root() / "whisper-base-ct2")
-    if not (ct2 / "model.bin").exists():
-        raise SystemExit(f"{ct2}/model.bin missing: run `parley models build whisper-base` first")
-    if not args.ref_python.exists():
-        raise SystemExit(f"{args.ref_python} missing: run bench/setup_reference.sh first")
+    ct2 = reference_model(args)
 
     import sacrebleu
 

@@ -460,10 +460,22 @@ def _copy_pack(src: Path, dest: Path, progress: ProgressFn | None) -> Path:
                 progress(f"copying {f.relative_to(src)}", done / total)
             shutil.copyfile(f, target)
             done += f.stat().st_size
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _install_staged(tmp, dest, str(src), f"imported from {src.resolve()}", "unknown", progress)
+    log.info("imported %s as %s", src, dest)
+    return dest
+
+
+def _install_staged(tmp: Path, dest: Path, label: str, origin: str, precision: str,
+                    progress: ProgressFn | None) -> None:
+    """The staged folder becomes ``dest`` only once it opens as a Whisper pack; otherwise it is removed."""
+    try:
         if progress:
             progress("checking the pack", 1.0)
-        _check_whisper_pack(tmp, str(src))
-        _write_origin(tmp, f"imported from {src.resolve()}", "unknown")
+        _check_whisper_pack(tmp, label)
+        _write_origin(tmp, origin, precision)
         shutil.rmtree(dest, ignore_errors=True)
         tmp.replace(dest)
     except BaseException:
@@ -471,8 +483,6 @@ def _copy_pack(src: Path, dest: Path, progress: ProgressFn | None) -> Path:
         raise
     if progress:
         progress(f"installed {dest}", 1.0)
-    log.info("imported %s as %s", src, dest)
-    return dest
 
 
 VARIANT_PRECISIONS = {"": "fp32", "fp16": "fp16", "quantized": "int8", "int8": "int8", "uint8": "uint8",
@@ -517,23 +527,15 @@ def download_pack(repo: str, variant: str = "", revision: str = "main", progress
             progress(f"downloading {repo}: {file}", min(frac, 1.0))
 
     tmp = _staging(dest.parent, dest.name, "download")
-    label = repo
     try:
-        hub.download_pack(repo, tmp, revision, variant, base_url, on_bytes, cancel=cancel)
+        hub.download_pack(repo, tmp, revision, variant, base_url, on_bytes, cancel=cancel, files=files)
         if cancel is not None and cancel.is_set():
             raise CancelledError(f"download of {repo} cancelled")
-        if progress:
-            progress("checking the pack", 1.0)
-        _check_whisper_pack(tmp, label)
-        _write_origin(tmp, f"hf:{repo}@{revision}" + (f" ({variant})" if variant else ""),
-                      VARIANT_PRECISIONS.get(variant, variant))
-        shutil.rmtree(dest, ignore_errors=True)
-        tmp.replace(dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if progress:
-        progress(f"installed {dest}", 1.0)
+    _install_staged(tmp, dest, repo, f"hf:{repo}@{revision}" + (f" ({variant})" if variant else ""),
+                    VARIANT_PRECISIONS.get(variant, variant), progress)
     log.info("downloaded %s into %s", repo, dest)
     return dest
 

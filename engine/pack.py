@@ -155,6 +155,9 @@ def _sha256(file: Path) -> str:
     return h.hexdigest()
 
 
+sha256_file = _sha256  # public: export's merge step hashes the files it writes with it
+
+
 def _read_json(file: Path, name: str) -> dict:
     try:
         return json.loads(file.read_text(encoding="utf-8"))

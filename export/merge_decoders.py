@@ -31,6 +31,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from engine.pack import sha256_file
+
 log = logging.getLogger(__name__)
 
 MERGED_FILE = "decoder_model_merged.onnx"
@@ -251,14 +253,6 @@ DECODER_WITH_PAST_FILE = "decoder_with_past_model.onnx"
 _STAMP = ".verified"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _with_data(path: Path) -> list[Path]:
     return [path, path.with_name(f"{path.name}.data")]
 
@@ -303,12 +297,12 @@ def merge_pack(pack: Path, out: Path | None = None) -> Path:
         for name, info in old.items():
             if Path(name) in pair:
                 if name == str(first.relative_to(pack)):  # the merged file takes the pair's place
-                    files.update({str(p.relative_to(dest)): {"sha256": _sha256(p), "bytes": p.stat().st_size}
+                    files.update({str(p.relative_to(dest)): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
                                   for p in written})
                 continue
             files[name] = info
         for p in written:  # a pack whose table did not list the pair
-            files.setdefault(str(p.relative_to(dest)), {"sha256": _sha256(p), "bytes": p.stat().st_size})
+            files.setdefault(str(p.relative_to(dest)), {"sha256": sha256_file(p), "bytes": p.stat().st_size})
         meta["files"] = files
         meta.setdefault("export", {})["merged_decoder"] = True
         meta_path.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

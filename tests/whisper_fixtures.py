@@ -29,6 +29,17 @@ def tiny_whisper_pack(tmp_path_factory) -> Path:
     return _built["pack"]
 
 
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("PARLEY_HOME", str(tmp_path / "parley-home"))
+    return tmp_path / "parley-home"
+
+
+@pytest.fixture(scope="module")
+def tiny_pack(tmp_path_factory) -> Path:
+    return tiny_whisper_pack(tmp_path_factory)
+
+
 def publish_optimum(pack: Path, repo: Path, variants: tuple[str, ...] = ("quantized",)) -> Path:
     """The pack as a hub repository: no parley.json, graphs in onnx/ (plus `variants` of each), a model card."""
     (repo / "onnx").mkdir(parents=True)

@@ -140,7 +140,7 @@ def _fetch(url: str, dest: Path, file: RemoteFile, progress: Progress | None, ti
 
 def download_pack(repo: str, dest: str | Path, revision: str = "main", variant: str = "", base_url: str = HUB_URL,
                   progress: Progress | None = None, timeout: float = 60.0,
-                  cancel: threading.Event | None = None) -> Path:
+                  cancel: threading.Event | None = None, files: list[RemoteFile] | None = None) -> Path:
     """Download the pack in `repo` into `dest` (created) and return `dest`.
 
     Checks sizes and sha256 from the hub's listing, and from the pack's own parley.json when it has one.
@@ -148,7 +148,8 @@ def download_pack(repo: str, dest: str | Path, revision: str = "main", variant: 
     (the file being fetched is removed, finished ones stay in `dest`).
     """
     dest = Path(dest)
-    files = select_files(list_repo(repo, revision, base_url, timeout), variant)
+    if files is None:  # a caller that listed the repository already (to size its progress) passes them
+        files = select_files(list_repo(repo, revision, base_url, timeout), variant)
     base = f"{base_url.rstrip('/')}/{repo}/resolve/{urllib.parse.quote(revision)}/"
     meta = [f for f in files if f.local == "parley.json" and not variant]
     for file in meta:  # first: its checksums then vouch for the files the listing gives no hash for

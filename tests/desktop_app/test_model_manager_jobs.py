@@ -10,20 +10,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hub_fixtures import _Hub, hub  # noqa: E402,F401 - the fixture
-from whisper_fixtures import publish_optimum, tiny_whisper_pack  # noqa: E402
+from whisper_fixtures import home, publish_optimum, tiny_pack  # noqa: E402,F401 - fixtures
 
 from desktop_app.model_manager import ModelManagerDialog  # noqa: E402
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv("PARLEY_HOME", str(tmp_path / "parley-home"))
-    return tmp_path / "parley-home"
-
-
-@pytest.fixture(scope="module")
-def tiny_pack(tmp_path_factory) -> Path:
-    return tiny_whisper_pack(tmp_path_factory)
 
 
 def _dialog(qtbot, **choosers) -> ModelManagerDialog:
