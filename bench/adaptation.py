@@ -69,6 +69,30 @@ TRAIN_FRAMES = (
     "Nobody in the office had heard of {a} before today.",
     "He installed {b} on every computer in the building.",
 )
+# Anchor clips for the fisher regulariser: general English the model must keep recognising. None of them is
+# in the general test set (engine.clips' first 20 English sentences) or uses a term.
+ANCHOR_SENTENCES = (
+    "The children walked to school along the river this morning.",
+    "My neighbour grows tomatoes and beans in her garden.",
+    "The train to the airport leaves every twenty minutes.",
+    "Please turn off the lights when you leave the room.",
+    "The museum opens at ten o'clock on Saturdays.",
+    "We had soup and fresh bread for dinner last night.",
+    "The road was wet after the heavy rain in the afternoon.",
+    "He forgot his umbrella on the bus again.",
+    "The teacher asked the students to read the first chapter.",
+    "Our flight was delayed by almost two hours.",
+    "She plays the piano every evening after work.",
+    "The doctor told him to drink more water and rest.",
+    "There is a small bakery on the corner of our street.",
+    "The meeting has been moved to Thursday afternoon.",
+    "They painted the kitchen a light shade of blue.",
+    "The library will be closed during the holidays.",
+    "I usually take the stairs instead of the lift.",
+    "The farmers are worried about the dry summer.",
+    "Could you tell me where the nearest post office is?",
+    "The film was longer than we expected, but it was good.",
+)
 HELD_OUT_FRAMES = (
     "Tomorrow the {a} team will visit the factory in the north.",
     "The price of {b} went up again this spring.",
@@ -162,6 +186,9 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--base", default="/work/ct2", help="CTranslate2 whisper-base folder (or any --base of export train)")
     p.add_argument("--alphas", type=float, nargs="*", default=[1.0, 0.9])
+    p.add_argument("--regularisers", nargs="+", default=["from_start"], choices=("from_start", "fisher"),
+                   help="L_reg of the alpha < 1 runs (each alpha runs with each); fisher measures its weights on "
+                        "30 anchor sentences of general English (not the test set)")
     p.add_argument("--shared-epochs", type=int, default=20, help="text encoder epochs (0: skip the shared space)")
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--lr", type=float, default=5e-5)
@@ -180,10 +207,14 @@ def main() -> int:
         train_dir = write_folder(work / "train", term_sentences(TRAIN_FRAMES, 60, 1), cache, "t")
         held_dir = write_folder(work / "held", term_sentences(HELD_OUT_FRAMES, 20, 2, offset=True), cache, "h")
         general_dir = write_folder(work / "general", [c.text for c in clipkit.clips("en")[:20]], cache, "g")
+        anchor_dir = write_folder(work / "anchor", [c.text for c in clipkit.clips("en")[20:30]] + list(ANCHOR_SENTENCES),
+                                  cache, "a")
         base, vocab, source = load_base(args.base)
         tok = TargetTokenizer(vocab)
         sets = {}
         folders = [("train", train_dir), ("held", held_dir)] + ([("general", general_dir)] if args.alphas else [])
+        if "fisher" in args.regularisers and any(a < 1 for a in args.alphas):
+            folders.append(("anchor", anchor_dir))
         for name, folder in folders:
             examples, problems = load_examples(folder, base.dims.n_mels, tok, "en", max_tokens=200)
             assert not problems, problems
@@ -202,21 +233,24 @@ def main() -> int:
                          "general": score(base, tok, sets["general"], states["general"])})
             log.info("before: held-out WER %.1f%%, general WER %.1f%%", 100 * rows[0]["held"]["wer"],
                      100 * rows[0]["general"]["wer"])
-        for alpha in args.alphas:
+        runs = [(alpha, reg) for alpha in args.alphas for reg in (["from_start"] if alpha == 1 else args.regularisers)]
+        for alpha, reg in runs:
             model = copy.deepcopy(base)
-            options = TrainOptions(alpha=alpha, trainable="decoder", epochs=args.epochs, lr=args.lr,
+            options = TrainOptions(alpha=alpha, regulariser=reg, trainable="decoder", epochs=args.epochs, lr=args.lr,
                                    batch_size=args.batch_size, held_out=0.0, checkpoint_every=10_000)
             t0 = time.perf_counter()
-            result = fine_tune(model, tok, sets["train"], [], options, work / f"run-{alpha}",
-                               audio_states=states["train"])
+            result = fine_tune(model, tok, sets["train"], [], options, work / f"run-{alpha}-{reg}",
+                               audio_states=states["train"], anchors=sets.get("anchor"),
+                               anchor_states=states.get("anchor"))
             train_s = time.perf_counter() - t0
-            row = {"run": f"fine-tuned, alpha={alpha}", "alpha": alpha, "train_s": train_s, "steps": result.steps,
+            label = f"fine-tuned, alpha={alpha}" + ("" if alpha == 1 else f", L_reg {reg}")
+            row = {"run": label, "alpha": alpha, "regulariser": reg, "train_s": train_s, "steps": result.steps,
                    "final_loss": result.history[-1].loss, "final_recon": result.history[-1].recon,
                    "final_reg": result.history[-1].reg,
                    "held": score(model, tok, sets["held"], states["held"]),
                    "general": score(model, tok, sets["general"], states["general"])}
             rows.append(row)
-            log.info("alpha %.2f: held-out WER %.1f%%, general WER %.1f%%", alpha, 100 * row["held"]["wer"],
+            log.info("alpha %.2f %s: held-out WER %.1f%%, general WER %.1f%%", alpha, reg, 100 * row["held"]["wer"],
                      100 * row["general"]["wer"])
             del model
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

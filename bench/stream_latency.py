@@ -67,7 +67,8 @@ def build_audio(minutes: float, cache: Path) -> tuple[np.ndarray, str]:
     return audio, " ".join(kept)
 
 
-def run_parley(model, audio: np.ndarray, encoder: str, step_s: float, edge_guard_s: float | None = None) -> RunResult:
+def run_parley(model, audio: np.ndarray, encoder: str, step_s: float, edge_guard_s: float | None = None,
+               agree_gap_s: float | None = None) -> RunResult:
     device = DeviceInfo(None, "replay", "bench", 1, float(SR))
     source = Capture(device, stall_timeout_s=None,
                      stream_factory=FakeInputStream.factory(audio, SR, speed=1.0))
@@ -85,8 +86,9 @@ def run_parley(model, audio: np.ndarray, encoder: str, step_s: float, edge_guard
             max_buffer[0] = max(max_buffer[0], e.buffered_s)
 
     options = LiveOptions(language="en", encoder_frames=encoder, min_step_s=step_s)
-    if edge_guard_s is not None:
-        options = dataclasses.replace(options, policy=dataclasses.replace(options.policy, edge_guard_s=edge_guard_s))
+    policy = {k: v for k, v in (("edge_guard_s", edge_guard_s), ("agree_gap_s", agree_gap_s)) if v is not None}
+    if policy:
+        options = dataclasses.replace(options, policy=dataclasses.replace(options.policy, **policy))
     session = LiveSession(model, options, on_event=on_event, source=source)
     t0 = time.monotonic()
     session.start()
@@ -156,7 +158,8 @@ def main() -> int:
     ap.add_argument("--encoder", nargs="+", choices=("audio", "full"), default=["audio", "full"])
     ap.add_argument("--step", type=float, default=0.5, help="LiveOptions.min_step_s")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--edge-guard", type=float, default=None, help="PolicyOptions.edge_guard_s (default: its own)")
+    ap.add_argument("--edge-guard", type=float, default=None, help="PolicyOptions.edge_guard_s (default: LiveOptions')")
+    ap.add_argument("--agree-gap", type=float, default=None, help="PolicyOptions.agree_gap_s (default: LiveOptions')")
     ap.add_argument("--peer", action="store_true", help="also run whisper_streaming's algorithm on faster-whisper")
     ap.add_argument("--ct2", default=os.environ.get("PARLEY_CT2_DIR"), help="CTranslate2 model folder for the peer")
     ap.add_argument("--ref-python", default=os.environ.get("PARLEY_REF_PYTHON", str(ROOT / ".refvenv/bin/python")))
@@ -180,7 +183,7 @@ def main() -> int:
 
     rows = []
     for encoder in args.encoder:
-        run = run_parley(model, audio, encoder, args.step, args.edge_guard)
+        run = run_parley(model, audio, encoder, args.step, args.edge_guard, args.agree_gap)
         rows.append(report(run, offline_words, script, duration))
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "text"}), flush=True)
     if args.peer:

@@ -58,6 +58,10 @@ class PolicyOptions:
     # Agreed words ending this close to the buffer end wait a step: the audio may have cut them off, and two
     # hypotheses 0.5 s apart can agree on a clipped word ("strong" heard as "tron").
     edge_guard_s: float = 0.0
+    # Compare each hypothesis not with the one just before it but with the newest one decoded at least this
+    # much audio earlier (0: the previous one, plain LA-2). Tentative text still updates every step; only
+    # agreement needs hypotheses whose contexts differ enough that a shared mistake is unlikely.
+    agree_gap_s: float = 0.0
     boundary_ngram: int = 5  # longest n-gram checked where a new hypothesis meets the committed text
     boundary_tolerance_s: float = 1.0  # ... done when the hypothesis starts this close to the last commit
     repeat_min_words: int = 3  # n-grams this long or longer are never committed twice in a row
@@ -74,8 +78,9 @@ class PolicyOptions:
             raise ValueError(f"cap_keep_s must be in [0, trim_after_s), got {self.cap_keep_s}")
         if self.pause_reset_s <= 0 or not 0 <= self.pause_keep_s < self.pause_reset_s:
             raise ValueError("need pause_reset_s > 0 and 0 <= pause_keep_s < pause_reset_s")
-        if self.prompt_chars < 0 or self.boundary_ngram < 0 or self.overlap_s < 0 or self.edge_guard_s < 0:
-            raise ValueError("prompt_chars, boundary_ngram, overlap_s and edge_guard_s must not be negative")
+        if (self.prompt_chars < 0 or self.boundary_ngram < 0 or self.overlap_s < 0 or self.edge_guard_s < 0
+                or self.agree_gap_s < 0):
+            raise ValueError("prompt_chars, boundary_ngram, overlap_s, edge_guard_s and agree_gap_s must not be negative")
         if not 1 <= self.repeat_min_words <= self.repeat_max_words or self.short_repeat_limit < 1:
             raise ValueError("need 1 <= repeat_min_words <= repeat_max_words and short_repeat_limit >= 1")
 
@@ -139,6 +144,8 @@ class StreamingPolicy:
         self._history: collections.deque[TimedWord] = collections.deque(maxlen=_HISTORY_WORDS)
         self._last_committed_end_s = float("-inf")
         self._previous: list[TimedWord] = []  # the uncommitted rest of the last hypothesis
+        # With agree_gap_s: (buffer end, uncommitted rest) of recent hypotheses, oldest first.
+        self._recent: collections.deque[tuple[float, list[TimedWord]]] = collections.deque(maxlen=32)
         self._silence_run_s = 0.0
         self._speech_since_reset = False
 
@@ -203,6 +210,7 @@ class StreamingPolicy:
             log.debug("pause: %s the tentative tail %r", "committed" if opts.flush_on_pause else "dropped",
                       join_words(self._previous))
         self._previous = []
+        self._recent.clear()
         self._speech_since_reset = False
         trim = self._trim(self._buffer_end_s - opts.pause_keep_s)
         return self._result(committed, trim)
@@ -219,9 +227,10 @@ class StreamingPolicy:
         new = [w for w in new if w.start_s > self._last_committed_end_s - self.options.overlap_s]
         new = self._drop_boundary_overlap(new)
 
+        reference = self._previous if self.options.agree_gap_s <= 0 else self._reference()
         agreed = 0
-        while (agreed < min(len(new), len(self._previous))
-               and normalise(new[agreed].text) == normalise(self._previous[agreed].text)):
+        while (agreed < min(len(new), len(reference))
+               and normalise(new[agreed].text) == normalise(reference[agreed].text)):
             agreed += 1
         if self.options.edge_guard_s > 0:
             edge = self._buffer_end_s - self.options.edge_guard_s
@@ -229,6 +238,9 @@ class StreamingPolicy:
                 agreed -= 1
         committed = self._commit(new[:agreed])
         self._previous = new[agreed:]
+        if self.options.agree_gap_s > 0:
+            self._recent.append((self._buffer_end_s, list(new)))
+            self._drop_committed_from_recent()
 
         trim, forced = self._trim_or_cap([offset + e for e in segment_ends_s])
         return self._result(committed + forced, trim)
@@ -237,6 +249,7 @@ class StreamingPolicy:
         """Commit the tentative tail (stopping never throws recognised speech away) and empty the buffer."""
         committed = self._commit(self._previous)
         self._previous = []
+        self._recent.clear()
         self._speech_since_reset = False
         self._silence_run_s = 0.0
         self._trim(self._buffer_end_s)
@@ -246,6 +259,20 @@ class StreamingPolicy:
     def _result(self, committed: list[TimedWord], trim_to_s: float | None) -> StepResult:
         return StepResult(committed=committed, tentative=list(self._previous), trim_to_s=trim_to_s,
                           prompt=self.prompt())
+
+    def _reference(self) -> list[TimedWord]:
+        """The newest recent hypothesis decoded at least agree_gap_s of audio before now (nothing if none is)."""
+        due = self._buffer_end_s - self.options.agree_gap_s + 1e-6
+        older = [words for end, words in self._recent if end <= due]
+        while len(self._recent) > 1 and self._recent[1][0] <= due:
+            self._recent.popleft()  # only the newest due one can ever be a reference again
+        return older[-1] if older else []
+
+    def _drop_committed_from_recent(self) -> None:
+        """Remove committed words from the recent hypotheses (they are compared from the first uncommitted word)."""
+        since = self._last_committed_end_s - self.options.overlap_s
+        for i, (end, words) in enumerate(self._recent):
+            self._recent[i] = (end, self._drop_boundary_overlap([w for w in words if w.start_s > since]))
 
     def _drop_boundary_overlap(self, new: list[TimedWord]) -> list[TimedWord]:
         """Skip words at the head of ``new`` that repeat the tail of the committed text."""
@@ -311,6 +338,7 @@ class StreamingPolicy:
                 log.info("buffer reached %.1f s: committing %d tentative word(s)", end - start, due)
                 forced = self._commit(self._previous[:due])
                 self._previous = self._previous[due:]
+                self._drop_committed_from_recent()
             # Audio with no words in it even after the forced commit is dropped down to trim_after_s.
             cut = max(self._last_committed_end_s, end - opts.trim_after_s)
         return (self._trim(cut) if cut is not None else None), forced

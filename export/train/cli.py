@@ -22,7 +22,10 @@ def add_parsers(sub) -> None:
     t.add_argument("--out", type=Path, help="pack folder to write (omit with --no-export)")
     t.add_argument("--alpha", type=float, default=0.9, help="weight of L_recon; 1 - alpha weighs L_reg (default 0.9)")
     t.add_argument("--regulariser", default="from_start", choices=REGULARISERS,
-                   help="L_reg: from_start = sum ||theta - theta_0||^2 (default), plain = sum ||theta||^2")
+                   help="L_reg: from_start = sum ||theta - theta_0||^2 (default), plain = sum ||theta||^2, "
+                        "fisher = sum F (theta - theta_0)^2 with F measured on --anchor-data")
+    t.add_argument("--anchor-data", type=Path,
+                   help="for --regulariser fisher: clips (as --data) of speech the model must keep recognising")
     t.add_argument("--trainable", default="all", choices=TRAINABLE,
                    help="which parameters train (decoder: the speech encoder is frozen, much faster)")
     t.add_argument("--epochs", type=int, default=3)
@@ -63,6 +66,9 @@ def run(args: argparse.Namespace) -> int:
     if args.out is None and not args.no_export:
         print("error: --out is required (or pass --no-export)", file=sys.stderr)
         return 1
+    if (args.regulariser == "fisher") != (args.anchor_data is not None):
+        print("error: --regulariser fisher and --anchor-data go together", file=sys.stderr)
+        return 1
     try:
         options = TrainOptions(alpha=args.alpha, regulariser=args.regulariser, trainable=args.trainable,
                                epochs=args.epochs, max_steps=args.max_steps, lr=args.lr, batch_size=args.batch_size,
@@ -73,12 +79,15 @@ def run(args: argparse.Namespace) -> int:
         if args.text_encoder_epochs > 0:
             from export.train.text import TextTrainOptions
 
-            text = TextTrainOptions(alpha=args.alpha, regulariser=args.regulariser, align_weight=args.align_weight,
+            # Fisher weights are measured for the speech path; the text encoder keeps the plain distance.
+            text_reg = "from_start" if args.regulariser == "fisher" else args.regulariser
+            text = TextTrainOptions(alpha=args.alpha, regulariser=text_reg, align_weight=args.align_weight,
                                     epochs=args.text_encoder_epochs, lr=args.text_lr, batch_size=args.batch_size,
                                     seed=args.seed, device=args.device)
         work_dir = args.work_dir or (args.out.parent / (args.out.name + ".train") if args.out else Path("train-work"))
         report = train(args.base, args.data, None if args.no_export else args.out, options, args.precision,
-                       args.name, work_dir, text=text, parallel=args.parallel)
+                       args.name, work_dir, text=text, parallel=args.parallel,
+                       anchors=args.anchor_data)
     except KeyboardInterrupt:
         print("error: interrupted; continue with --resume <work dir>/checkpoint.pt", file=sys.stderr)
         return 130

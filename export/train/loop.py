@@ -23,7 +23,7 @@ import torch
 
 from export.train.data import Example, TargetTokenizer, collate
 from export.train.evaluate import Evaluation, evaluate
-from export.train.loss import Regulariser, reconstruction_loss, total_loss, trainable_parameters
+from export.train.loss import Regulariser, fisher_weights, reconstruction_loss, total_loss, trainable_parameters
 from export.train.options import TrainOptions
 from export.whisper_model import Whisper
 
@@ -133,15 +133,41 @@ def load_checkpoint(path: Path) -> dict:
                          "train` or start without --resume") from e
 
 
+def _anchor_fisher(model: Whisper, tok: TargetTokenizer, anchors: list[Example], params, anchor_states,
+                   device: torch.device) -> dict[str, torch.Tensor]:
+    """The fisher regulariser's weights, from L_recon of the starting model on each anchor clip."""
+    t0 = time.perf_counter()
+    was_training = model.training
+    model.eval()
+
+    def losses():
+        for i, ex in enumerate(anchors):
+            mel, ids, labels = collate([ex], tok)
+            xa = (anchor_states[i:i + 1].to(device) if anchor_states is not None
+                  else model.encoder(torch.from_numpy(mel).to(device)))
+            yield reconstruction_loss(model.decoder(torch.from_numpy(ids).to(device), xa),
+                                      torch.from_numpy(labels).to(device))
+
+    weights = fisher_weights(params, losses())
+    model.train(was_training)
+    log.info("fisher weights from %d anchor clip(s) in %.1f s", len(anchors), time.perf_counter() - t0)
+    return weights
+
+
 def fine_tune(model: Whisper, tok: TargetTokenizer, train: list[Example], held_out: list[Example],
               options: TrainOptions, work_dir: Path, stream: TextIO | None = None,
-              audio_states: torch.Tensor | None = None) -> TrainResult:
+              audio_states: torch.Tensor | None = None, anchors: list[Example] | None = None,
+              anchor_states: torch.Tensor | None = None) -> TrainResult:
     """Train `model` in place on `train`; WER on `held_out` before and after; checkpoints in `work_dir`.
 
     audio_states: the frozen encoder's outputs for `train`, [n, n_audio_ctx, d] (trainable="decoder" only;
-    computed here when not given)."""
+    computed here when not given). anchors: clips the model must keep recognising, for the ``fisher``
+    regulariser (anchor_states: their encoder outputs, as audio_states)."""
     if not train:
         raise ValueError("no training examples left after the held-out split; add data or lower --held-out")
+    if options.regulariser == "fisher" and not anchors:
+        raise ValueError("the fisher regulariser needs anchor clips (--anchor-data): transcribed speech of the "
+                         "kind the model must keep recognising, to measure which weights that rests on")
     started = time.perf_counter()
     device = torch.device(options.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -149,7 +175,10 @@ def fine_tune(model: Whisper, tok: TargetTokenizer, train: list[Example], held_o
     work_dir.mkdir(parents=True, exist_ok=True)
     model.to(device).float()
     params = trainable_parameters(model, options.trainable)
-    regulariser = Regulariser(params, options.regulariser)
+    weights = None
+    if options.regulariser == "fisher":
+        weights = _anchor_fisher(model, tok, anchors, params, anchor_states, device)
+    regulariser = Regulariser(params, options.regulariser, weights)
     optimizer = torch.optim.AdamW(params.values(), lr=options.lr, weight_decay=0.0)  # L_reg is the only penalty
     steps_per_epoch = math.ceil(len(train) / options.batch_size)
     total = steps_per_epoch * options.epochs

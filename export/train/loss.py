@@ -2,7 +2,11 @@
 
 - ``L_recon``: token cross-entropy of the decoder on the target text (mean over target tokens);
 - ``L_reg``: sum over the trained parameters of ||theta - theta_0||^2 (``from_start``: the L2 distance
-  from the starting weights, so fine-tuning keeps what the model knew) or ||theta||^2 (``plain``).
+  from the starting weights, so fine-tuning keeps what the model knew) or ||theta||^2 (``plain``), or
+  (``fisher``) sum F * (theta - theta_0)^2: the same L2 distance, each weight's square scaled by its diagonal
+  Fisher information on anchor clips (speech the model must keep recognising), as in elastic weight
+  consolidation (Kirkpatrick et al. 2017). A uniform L2 pull holds back every weight alike, the ones the
+  new words need and the ones general English rests on; the Fisher weighting spends it on the latter.
 """
 
 from __future__ import annotations
@@ -20,20 +24,27 @@ def reconstruction_loss(logits: Tensor, labels: Tensor) -> Tensor:
 
 
 class Regulariser:
-    """L_reg over named parameters; ``from_start`` remembers theta_0 when it is created."""
+    """L_reg over named parameters; ``from_start`` and ``fisher`` remember theta_0 when it is created."""
 
-    def __init__(self, params: dict[str, nn.Parameter], kind: str = "from_start"):
-        if kind not in ("from_start", "plain"):
-            raise ValueError(f"regulariser must be 'from_start' or 'plain', got {kind!r}")
+    def __init__(self, params: dict[str, nn.Parameter], kind: str = "from_start",
+                 weights: dict[str, Tensor] | None = None):
+        if kind not in ("from_start", "plain", "fisher"):
+            raise ValueError(f"regulariser must be 'from_start', 'plain' or 'fisher', got {kind!r}")
+        if (kind == "fisher") != (weights is not None):
+            raise ValueError("the fisher regulariser takes per-parameter weights (fisher_weights); the others none")
+        if weights is not None and set(weights) != set(params):
+            raise ValueError("fisher weights must cover exactly the trained parameters")
         self.kind = kind
         self.params = params
-        self.start = {n: p.detach().clone() for n, p in params.items()} if kind == "from_start" else {}
+        self.weights = weights or {}
+        self.start = {n: p.detach().clone() for n, p in params.items()} if kind != "plain" else {}
 
     def __call__(self) -> Tensor:
         total = None
         for name, p in self.params.items():
-            d = p - self.start[name] if self.kind == "from_start" else p
-            term = d.float().pow(2).sum()
+            d = p if self.kind == "plain" else p - self.start[name]
+            term = d.float().pow(2)
+            term = (term * self.weights[name]).sum() if self.kind == "fisher" else term.sum()
             total = term if total is None else total + term
         assert total is not None, "no trained parameters"
         return total
@@ -69,3 +80,28 @@ def parameter_distance(model: nn.Module, start: dict[str, Tensor]) -> float:
     """sqrt(sum ||theta - theta_0||^2) over the parameters in `start` (for reports)."""
     params = dict(model.named_parameters())
     return float(sum((params[n].float() - t.float()).pow(2).sum() for n, t in start.items()) ** 0.5)
+
+
+def fisher_weights(params: dict[str, nn.Parameter], losses) -> dict[str, Tensor]:
+    """Diagonal empirical Fisher information of the trained parameters: the mean over ``losses`` (an
+    iterable of scalar L_recon tensors, one per anchor clip, each with its graph) of the squared gradient,
+    scaled so that its mean over all trained weights is 1 (so sum F*(theta-theta_0)^2 is on the scale of
+    sum (theta-theta_0)^2, and alpha means the same for both). A weight no anchor clip's loss depends on
+    gets 0: it is free to move."""
+    names = list(params)
+    sums = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in params.items()}
+    count = 0
+    for loss in losses:
+        grads = torch.autograd.grad(loss, [params[n] for n in names], allow_unused=True)
+        for name, g in zip(names, grads):
+            if g is not None:
+                sums[name] += g.detach().float().pow(2)
+        count += 1
+    if not count:
+        raise ValueError("the fisher regulariser needs at least one anchor clip")
+    total = sum(float(s.sum()) for s in sums.values())
+    elements = sum(s.numel() for s in sums.values())
+    if total <= 0:
+        raise ValueError("the anchor clips give no gradient to the trained parameters")
+    scale = elements / total
+    return {n: s * scale for n, s in sums.items()}

@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 
 TRAINABLE = ("all", "decoder", "encoder")
-REGULARISERS = ("from_start", "plain")
+REGULARISERS = ("from_start", "plain", "fisher")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -15,7 +15,8 @@ class TrainOptions:
 
     alpha: float = 0.9  # weight of L_recon; 1.0 switches the regulariser off, 0.0 leaves only it
     regulariser: str = "from_start"  # "from_start": sum ||theta - theta_0||^2 (keeps what the model knew);
-    #                                  "plain": sum ||theta||^2, as the founding document writes it
+    #                                  "plain": sum ||theta||^2, as the founding document writes it;
+    #                                  "fisher": sum F (theta - theta_0)^2, F measured on anchor clips (EWC)
     trainable: str = "all"  # "all", "decoder" (speech encoder frozen: its outputs are computed once) or "encoder"
     epochs: int = 3
     max_steps: int | None = None  # stop after this many optimiser steps in all (None: run every epoch)

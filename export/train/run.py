@@ -73,13 +73,14 @@ def _write_report(report: TrainReport, options: TrainOptions) -> None:
 def train(base: str | Path, data: Path, out: Path | None, options: TrainOptions = TrainOptions(),
           precision: str = "int8", name: str = "whisper-tuned", work_dir: Path | None = None,
           stream: TextIO | None = None, text: TextTrainOptions | None = None,
-          parallel: Path | None = None) -> TrainReport:
+          parallel: Path | None = None, anchors: Path | None = None) -> TrainReport:
     """Fine-tune `base` on the clips in `data` and export the result to the pack folder `out` (None: no
     export). Checkpoints and ``training.json`` go to `work_dir` (default: ``<out>.train`` beside the pack).
 
     With `text`, a text encoder is then trained into the shared space on the same clips' transcripts (and
     the `parallel` TSV of source<TAB>English<TAB>language, if given), measured on the held-out clips and
-    exported into the pack as text_encoder_model.onnx."""
+    exported into the pack as text_encoder_model.onnx. `anchors`: a folder of clips (as `data`) the model must
+    keep recognising, for the ``fisher`` regulariser."""
     if out is None and work_dir is None:
         raise ValueError("give an output pack folder or a work folder for the checkpoints")
     work_dir = Path(work_dir) if work_dir is not None else Path(out).parent / (Path(out).name + ".train")
@@ -93,8 +94,15 @@ def train(base: str | Path, data: Path, out: Path | None, options: TrainOptions 
     train_set, held = split(examples, options.held_out, options.seed)
     log.info("%d usable clips (%d train, %d held out), %d skipped; base %s", len(examples), len(train_set),
              len(held), len(problems), source)
+    anchor_set = None
+    if anchors is not None:
+        anchor_set, anchor_problems = load_examples(Path(anchors), model.dims.n_mels, tok, options.language,
+                                                    max_tokens=model.dims.n_text_ctx // 2 - 4)
+        problems = problems + anchor_problems
+        if not anchor_set:
+            raise ValueError(f"{anchors}: no usable anchor clip (audio with a non-empty same-named .txt, or a .tsv line)")
     torch.manual_seed(options.seed)
-    result = fine_tune(model, tok, train_set, held, options, work_dir, stream)
+    result = fine_tune(model, tok, train_set, held, options, work_dir, stream, anchors=anchor_set)
     encoder, shared, text_steps = None, None, 0
     if text is not None:
         encoder, shared, text_steps = _train_text(model, tok, train_set, held, text, parallel, stream)

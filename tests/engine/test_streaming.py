@@ -289,3 +289,32 @@ def test_an_agreed_word_at_the_very_end_of_the_audio_waits_for_more_audio():
 def test_the_edge_guard_is_checked():
     with pytest.raises(ValueError, match="edge_guard_s"):
         PolicyOptions(edge_guard_s=-0.1)
+
+
+def test_with_an_agreement_gap_a_hypothesis_is_compared_with_one_decoded_a_second_earlier():
+    policy = StreamingPolicy(PolicyOptions(agree_gap_s=1.0))
+    feed(policy, 1.5)
+    assert policy.process(words("ice cream")).committed == []
+    feed(policy, 0.5)
+    half = policy.process(words("ice cream is"))  # only 0.5 s later: the tail updates, nothing commits
+    assert half.committed == [] and text(half.tentative) == "ice cream is"
+    feed(policy, 0.5)
+    result = policy.process(words("ice cream is cold"))  # 1.0 s after the first hypothesis
+    assert text(result.committed) == "ice cream"
+    assert text(result.tentative) == "is cold"
+    feed(policy, 0.5)  # 1.0 s after "ice cream is": "is" is agreed now, "cold" not yet
+    assert text(policy.process(words("ice cream is cold and")).committed) == "is"
+
+
+def test_a_perfect_recogniser_streams_every_word_once_with_an_agreement_gap():
+    spoken = words(" ".join(f"w{i}" + ("." if i % 9 == 8 else "") for i in range(150)), start_s=0.2)
+    policy = StreamingPolicy(PolicyOptions(agree_gap_s=1.0, edge_guard_s=0.6))
+    committed, max_buffer = run_stream(policy, PerfectRecogniser(spoken), total_s=spoken[-1].end_s + 2.0, step_s=0.5)
+    assert text(committed) == text(spoken)
+    assert max_buffer <= policy.options.max_buffer_s + 1.0
+    assert all(a.end_s <= b.start_s for a, b in zip(committed, committed[1:]))
+
+
+def test_the_agreement_gap_is_checked():
+    with pytest.raises(ValueError, match="agree_gap_s"):
+        PolicyOptions(agree_gap_s=-1.0)

@@ -22,10 +22,10 @@ from engine import clips
 from engine.features import N_FRAMES, N_SAMPLES, log_mel_spectrogram, pad_or_trim
 from export.importers import load_openai
 from export.train.base import TRAINED_CHECKPOINT, load_base
-from export.train.data import TargetTokenizer, load_examples
+from export.train.data import TargetTokenizer, collate, load_examples
 from export.train.evaluate import greedy
 from export.train.loop import fine_tune
-from export.train.loss import Regulariser, reconstruction_loss, total_loss
+from export.train.loss import Regulariser, fisher_weights, reconstruction_loss, total_loss
 from export.train.options import TrainOptions
 from export.whisper_model import new_model
 
@@ -114,6 +114,54 @@ def test_loss_is_the_alpha_weighted_sum():
     assert float(total_loss(0.25, recon, reg())) == pytest.approx(0.25 * float(recon) + 0.75 * 16.0)
     assert float(recon) == pytest.approx(float(torch.nn.functional.cross_entropy(
         logits[labels != -100], labels[labels != -100])))
+
+
+def _anchor_loss(model, tok, anchors) -> float:
+    mel, ids, labels = collate(anchors, tok)
+    with torch.no_grad():
+        return float(reconstruction_loss(model(torch.from_numpy(mel), torch.from_numpy(ids)), torch.from_numpy(labels)))
+
+
+def test_fisher_weights_measure_what_the_anchor_clips_rest_on(base, data):
+    model, tok, found, _ = examples(base, data)
+    trained = {n: p for n, p in model.named_parameters() if n.startswith("decoder.")}
+    mel, ids, labels = (torch.from_numpy(a) for a in collate(found[:2], tok))
+    xa = model.encoder(mel).detach()
+    weights = fisher_weights(trained, (reconstruction_loss(model.decoder(ids[i:i + 1], xa[i:i + 1]), labels[i:i + 1])
+                                       for i in range(2)))
+    flat = torch.cat([w.flatten() for w in weights.values()])
+    assert float(flat.min()) >= 0 and float(flat.mean()) == pytest.approx(1.0, rel=1e-4)
+    # positions past the longest anchor sequence play no part: those weights are free to move
+    assert float(weights["decoder.positional_embedding"][ids.shape[1]:].abs().max()) == 0.0
+    assert float(weights["decoder.positional_embedding"][: ids.shape[1]].sum()) > 0
+    reg = Regulariser(trained, "fisher", weights)
+    with torch.no_grad():
+        trained["decoder.ln.weight"].add_(0.5)
+    assert float(reg()) == pytest.approx(0.25 * float(weights["decoder.ln.weight"].sum()), rel=1e-5)
+    with pytest.raises(ValueError, match="weights"):
+        Regulariser(trained, "fisher")
+
+
+def test_fisher_regulariser_needs_anchor_clips(base, data, tmp_path):
+    model, tok, found, _ = examples(base, data)
+    with pytest.raises(ValueError, match="anchor"):
+        fine_tune(model, tok, found, [], dataclasses.replace(FAST, alpha=0.5, regulariser="fisher"), tmp_path)
+
+
+def test_fisher_regulariser_keeps_the_anchor_clips_better_than_a_uniform_pull(base, data, tmp_path):
+    """Train on clips 0-2 with the same alpha and each L_reg; clips 3-4 (with their own transcripts) are the
+    anchors: under the fisher regulariser their loss rises less."""
+    model, tok, found, _ = examples(base, data)
+    train, anchors = found[:3], found[3:]
+    start = _anchor_loss(model, tok, anchors)
+    rises = {}
+    for reg in ("from_start", "fisher"):
+        model, tok, _, _ = examples(base, data)
+        options = dataclasses.replace(FAST, alpha=0.5, regulariser=reg, epochs=6)
+        fine_tune(model, tok, train, [], options, tmp_path / reg, anchors=anchors)
+        rises[reg] = _anchor_loss(model, tok, anchors) - start
+    print(rises)
+    assert rises["fisher"] < rises["from_start"], rises
 
 
 def test_resume_reaches_the_same_step_and_weights(base, data, tmp_path):
