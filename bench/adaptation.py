@@ -151,34 +151,42 @@ def score(model, tok: TargetTokenizer, examples: list[Example], states: torch.Te
 
 def run_shared(base, tok: TargetTokenizer, sets: dict, states: dict, args) -> dict:
     speech = {k: speech_vectors(states[k], sets[k]) for k in ("train", "held")}
+    centre = speech["train"].mean(0)  # the training sentences' mean speech vector
+
+    def measure(encoder, key, limit=None):
+        ex, sp = sets[key][:limit], speech[key][:limit]
+        return {"raw": dataclasses.asdict(measure_shared_space(base, encoder, tok, ex, sp)),
+                "centred": dataclasses.asdict(measure_shared_space(base, encoder, tok, ex, sp, centre=centre))}
+
     encoder = new_text_encoder(base, seed=0)
-    before = measure_shared_space(base, encoder, tok, sets["held"], speech["held"])
+    before = measure(encoder, "held")
     t0 = time.perf_counter()
     history = train_text_encoder(base, encoder, tok, pairs_from_examples(sets["train"]), speech["train"],
                                  TextTrainOptions(alpha=1.0, epochs=args.shared_epochs, lr=args.text_lr,
-                                                  batch_size=args.batch_size))
+                                                  batch_size=args.batch_size, centre=not args.no_centre))
     train_s = time.perf_counter() - t0
-    after = measure_shared_space(base, encoder, tok, sets["held"], speech["held"])
-    train_fit = measure_shared_space(base, encoder, tok, sets["train"][:20], speech["train"][:20])
+    after = measure(encoder, "held")
+    train_fit = measure(encoder, "train", 20)
     for p in base.parameters():
         p.requires_grad_(True)
-    return {"epochs": args.shared_epochs, "steps": len(history), "train_s": train_s,
-            "final": history[-1], "before": dataclasses.asdict(before), "after": dataclasses.asdict(after),
-            "train_sentences": dataclasses.asdict(train_fit)}
+    return {"epochs": args.shared_epochs, "steps": len(history), "train_s": train_s, "centred_training": not args.no_centre,
+            "final": history[-1], "before": before, "after": after, "train_sentences": train_fit}
 
 
 def print_shared(shared: dict) -> None:
     print(f"\nshared space: text encoder (2 layers) trained {shared['epochs']} epochs ({shared['steps']} steps, "
-          f"{shared['train_s']:.0f} s) on the 60 training sentences, speech side frozen\n")
-    print("| text encoder | cosine same | cosine other | retrieval among 20 | reconstruction WER |")
-    print("|---|---|---|---|---|")
+          f"{shared['train_s']:.0f} s) on the 60 training sentences, speech side frozen, alignment on "
+          f"{'centred' if shared['centred_training'] else 'raw'} vectors\n")
+    print("| text encoder | vectors | cosine same | cosine other | retrieval among 20 | reconstruction WER |")
+    print("|---|---|---|---|---|---|")
     for key, label in (("before", "untrained, held-out"), ("after", "trained, held-out"),
                        ("train_sentences", "trained, 20 training sentences")):
-        r = shared[key]
-        print(f"| {label} | {r['cosine_same']:.3f} | {r['cosine_other']:.3f} | {100 * r['retrieval_accuracy']:.0f}% | "
-              f"{100 * r['reconstruction_wer']:.1f}% |")
+        for kind in ("raw", "centred"):
+            r = shared[key][kind]
+            print(f"| {label} | {kind} | {r['cosine_same']:.3f} | {r['cosine_other']:.3f} | "
+                  f"{100 * r['retrieval_accuracy']:.0f}% | {100 * r['reconstruction_wer']:.1f}% |")
     print("\nheld-out examples (text -> decoder output from the text encoder):")
-    for text, hyp in shared["after"]["examples"][:5]:
+    for text, hyp in shared["after"]["raw"]["examples"][:5]:
         print(f"  {text!r} -> {hyp!r}")
 
 
@@ -195,6 +203,7 @@ def main() -> int:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--text-lr", type=float, default=1e-3)
+    p.add_argument("--no-centre", action="store_true", help="align raw (not centred) sentence vectors")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "adaptation.json")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s",

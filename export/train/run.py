@@ -135,10 +135,12 @@ def _train_text(model, tok, train_set, held, options: TextTrainOptions, parallel
 
     pairs = pairs_from_examples(train_set) + (read_parallel(parallel, tok) if parallel else [])
     encoder = new_text_encoder(model, seed=options.seed)
-    history = train_text_encoder(model, encoder, tok, pairs, _speech_vectors(model, train_set, options.device),
-                                 options, stream)
+    speech = _speech_vectors(model, train_set, options.device)
+    history = train_text_encoder(model, encoder, tok, pairs, speech, options, stream)
     shared = None
     if len(held) >= 2:
-        shared = measure_shared_space(model, encoder.cpu(), tok, held, _speech_vectors(model.cpu(), held, "cpu"))
+        centre = speech.mean(0).cpu() if options.centre and len(speech) > 1 else None
+        shared = measure_shared_space(model, encoder.cpu(), tok, held, _speech_vectors(model.cpu(), held, "cpu"),
+                                      centre=centre)
         log.info("%s", shared.summary())
     return encoder.cpu(), shared, len(history)
