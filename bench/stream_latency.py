@@ -67,7 +67,7 @@ def build_audio(minutes: float, cache: Path) -> tuple[np.ndarray, str]:
     return audio, " ".join(kept)
 
 
-def run_parley(model, audio: np.ndarray, encoder: str, step_s: float, edge_guard_s: float | None = None,
+def run_parley(model, audio: np.ndarray, encoder: str, step_s: float | None, edge_guard_s: float | None = None,
                agree_gap_s: float | None = None) -> RunResult:
     device = DeviceInfo(None, "replay", "bench", 1, float(SR))
     source = Capture(device, stall_timeout_s=None,
@@ -85,7 +85,9 @@ def run_parley(model, audio: np.ndarray, encoder: str, step_s: float, edge_guard
         elif isinstance(e, Stats):
             max_buffer[0] = max(max_buffer[0], e.buffered_s)
 
-    options = LiveOptions(language="en", encoder_frames=encoder, min_step_s=step_s)
+    options = LiveOptions(language="en", encoder_frames=encoder)
+    if step_s is not None:
+        options = dataclasses.replace(options, min_step_s=step_s)
     policy = {k: v for k, v in (("edge_guard_s", edge_guard_s), ("agree_gap_s", agree_gap_s)) if v is not None}
     if policy:
         options = dataclasses.replace(options, policy=dataclasses.replace(options.policy, **policy))
@@ -156,7 +158,7 @@ def main() -> int:
     ap.add_argument("--pack", default=None, help="int8 pack folder (default: the installed whisper-base int8)")
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--encoder", nargs="+", choices=("audio", "full"), default=["audio", "full"])
-    ap.add_argument("--step", type=float, default=0.5, help="LiveOptions.min_step_s")
+    ap.add_argument("--step", type=float, default=None, help="LiveOptions.min_step_s (default: LiveOptions')")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--edge-guard", type=float, default=None, help="PolicyOptions.edge_guard_s (default: LiveOptions')")
     ap.add_argument("--agree-gap", type=float, default=None, help="PolicyOptions.agree_gap_s (default: LiveOptions')")

@@ -20,6 +20,7 @@ from pathlib import Path
 from engine import models
 from engine.errors import ParleyError
 from engine.events import Committed, Error, Partial, Stats, Status, Translated, Word
+from engine.session import LiveOptions
 from engine.streaming import SENTENCE_END
 
 log = logging.getLogger("parley")
@@ -47,7 +48,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--compute", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for onnxruntime (default: all cores)")
     p.add_argument("--beam-size", type=int, default=1)
-    p.add_argument("--step", type=float, default=0.5, metavar="S", help="seconds of new audio per decode (at least)")
+    p.add_argument("--step", type=float, default=LiveOptions.min_step_s, metavar="S",
+                   help="seconds of new audio per decode, at least (default %(default)s; 0.5: tentative text twice "
+                        "as often, for a little more CPU and a few more mistakes)")
     p.add_argument("--encoder", choices=("audio", "full"), default="audio",
                    help="audio: encode only the buffered audio (fast); full: pad to 30 s as Whisper does")
     p.add_argument("--no-vad", action="store_true", help="decode without the voice-activity gate")
@@ -197,7 +200,7 @@ class _Printer:
 def cmd_live(args) -> int:
     from engine import subtitles
     from engine.runtime import resolve_device
-    from engine.session import LiveOptions, LiveSession
+    from engine.session import LiveSession
     from engine.whisper import WhisperModel
 
     task = args.task

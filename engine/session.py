@@ -44,7 +44,10 @@ class LiveOptions:
     language: str | None = None  # None: detected from the first speech, then kept
     task: str = "transcribe"  # or "translate" (speech → English)
     beam_size: int = 1
-    min_step_s: float = 0.5  # new audio between two decodes (at least; more when a step takes longer)
+    # New audio between two decodes (at least; more when a step takes longer). Measured at 1x over 10 min of
+    # English (bench/stream_latency.py): 1.0 s → commit lag p50 1.97 s, WER +1.5 points over offline, CPU RTF
+    # 0.46; 0.5 s → p50 1.76 s and tentative text twice as often, but WER +2.2 and twice the CPU.
+    min_step_s: float = 1.0
     encoder_frames: str = "audio"  # "audio": encode the buffered audio only; "full": pad to 30 s
     # "audio" mode appends this much silence (zero log-mel frames) after the buffered audio before
     # encoding: without it the decoder, seeing speech run to the very last frame, does not end and loops
@@ -62,9 +65,9 @@ class LiveOptions:
     compression_ratio_threshold: float | None = 2.4
     # Live, two hypotheses 0.5 s apart agree too easily on the same mistake (both heard the buffer's end cut
     # off, with nearly the same context). So an agreed word waits until 0.6 s of audio follows it, and a
-    # hypothesis is compared with the one decoded 1 s earlier while the tentative tail still updates every
-    # step. Measured, 10 min of English fast-forwarded at 0.5 s steps (offline WER 4.4 %): plain LA-2 with the
-    # edge guard 8.2 %, + the 1 s agreement gap 6.4 % (1.0 s steps instead: 6.0 %, but half as many updates).
+    # hypothesis is compared with one decoded at least 1 s earlier (with min_step_s < 1 the tentative tail
+    # still updates every step). Measured, 10 min of English fast-forwarded at 0.5 s steps (offline WER
+    # 4.4 %): plain LA-2 with the edge guard 8.2 %, + the 1 s agreement gap 6.4 %; at 1.0 s steps 6.0 %.
     # The policy's own defaults stay 0 (pure LA-2).
     policy: PolicyOptions = PolicyOptions(edge_guard_s=0.6, agree_gap_s=1.0)
     initial_prompt: str | None = None  # names and spellings to prime the recogniser with
