@@ -263,18 +263,12 @@ def main() -> int:
                      100 * row["general"]["wer"])
             del model
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\nwhisper-base ({source}), decoder fine-tuned on {len(sets['train'])} espeak-ng sentences, "
-          f"{args.epochs} epochs, lr {args.lr}, batch {args.batch_size}, {args.threads} CPU thread(s)\n")
+    print(f"\nwhisper-base ({source}), {len(sets['train'])} espeak-ng training sentences, {args.threads} CPU thread(s)")
     if shared is not None:
         print_shared(shared)
-    if not rows:
-        return 0
-    print("| run | held-out term WER | term recall | general WER | train time | final L_recon | final L_reg |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['run']} | {100 * r['held']['wer']:.1f}% | {100 * r['held']['term_recall']:.0f}% | "
-              f"{100 * r['general']['wer']:.1f}% | {r['train_s']:.0f} s | {r.get('final_recon', float('nan')):.3f} | "
-              f"{r.get('final_reg', float('nan')):.3g} |")
+    if rows:
+        print(f"\ndecoder fine-tuned {args.epochs} epochs, lr {args.lr}, batch {args.batch_size}\n")
+        print_rows(rows)
     print(f"\nencoder outputs of {sum(len(v) for v in sets.values())} clips computed once in {encode_s:.0f} s; "
           f"peak RSS {peak_mb:.0f} MB; whole run {time.perf_counter() - started:.0f} s")
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -282,6 +276,15 @@ def main() -> int:
                                     "encode_s": encode_s, "peak_rss_mb": peak_mb, "rows": rows, "shared": shared},
                                    indent=1) + "\n")
     return 0
+
+
+def print_rows(rows: list[dict]) -> None:
+    print("| run | held-out term WER | term recall | general WER | train time | final L_recon | final L_reg |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['run']} | {100 * r['held']['wer']:.1f}% | {100 * r['held']['term_recall']:.0f}% | "
+              f"{100 * r['general']['wer']:.1f}% | {r['train_s']:.0f} s | {r.get('final_recon', float('nan')):.3f} | "
+              f"{r.get('final_reg', float('nan')):.3g} |")
 
 
 if __name__ == "__main__":
