@@ -50,7 +50,10 @@ def add_parsers(sub) -> None:
     p.add_argument("--beam-size", type=int, default=1)
     p.add_argument("--step", type=float, default=LiveOptions.min_step_s, metavar="S",
                    help="seconds of new audio per decode, at least (default %(default)s; 0.5: tentative text twice "
-                        "as often, for a little more CPU and a few more mistakes)")
+                        "as often, for twice the CPU and, with --agree-gap 1, a few more mistakes)")
+    p.add_argument("--agree-gap", type=float, default=LiveOptions.policy.agree_gap_s, metavar="S",
+                   help="commit what a hypothesis shares with one decoded at least S seconds earlier "
+                        "(default %(default)s: the previous one); 1 with --step 0.5")
     p.add_argument("--encoder", choices=("audio", "full"), default="audio",
                    help="audio: encode only the buffered audio (fast); full: pad to 30 s as Whisper does")
     p.add_argument("--no-vad", action="store_true", help="decode without the voice-activity gate")
@@ -211,6 +214,8 @@ def cmd_live(args) -> int:
         raise ParleyError("--realtime applies to --input FILE")
     if args.input is not None and not args.input.exists():
         raise ParleyError(f"{args.input}: no such file")
+    if args.step <= 0 or args.agree_gap < 0:
+        raise ParleyError(f"--step must be > 0 and --agree-gap >= 0 (got {args.step} and {args.agree_gap})")
     fmt = args.format or (args.output.suffix.lstrip(".").lower() if args.output else None)
     if args.output is not None and fmt not in FORMATS:
         raise ParleyError(f"-o {args.output}: give --format ({', '.join(FORMATS)}) or a file ending in one")
@@ -221,7 +226,8 @@ def cmd_live(args) -> int:
     language = None if args.language in (None, "", "auto") else args.language
     options = LiveOptions(device=_device_arg(args.device), language=language, task=task, beam_size=args.beam_size,
                           min_step_s=args.step, encoder_frames=args.encoder, vad=not args.no_vad,
-                          translate_to=args.translate_to or None)
+                          translate_to=args.translate_to or None,
+                          policy=dataclasses.replace(LiveOptions.policy, agree_gap_s=args.agree_gap))
     source = None
     if args.input is not None:
         from engine.file_source import FileSource

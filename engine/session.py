@@ -45,8 +45,9 @@ class LiveOptions:
     task: str = "transcribe"  # or "translate" (speech → English)
     beam_size: int = 1
     # New audio between two decodes (at least; more when a step takes longer). Measured at 1x over 10 min of
-    # English (bench/stream_latency.py): 1.0 s → commit lag p50 1.97 s, WER +1.5 points over offline, CPU RTF
-    # 0.46; 0.5 s → p50 1.76 s and tentative text twice as often, but WER +2.2 and twice the CPU.
+    # English (bench/stream_latency.py, offline WER 4.4 %): 1.0 s → commit lag p50 1.97 s, p90 3.04 s, WER
+    # 5.9 %, CPU RTF 0.46; 0.5 s with a 1 s agreement gap → p50 1.76 s and tentative text twice as often, but
+    # WER 6.6 % and twice the CPU.
     min_step_s: float = 1.0
     encoder_frames: str = "audio"  # "audio": encode the buffered audio only; "full": pad to 30 s
     # "audio" mode appends this much silence (zero log-mel frames) after the buffered audio before
@@ -63,13 +64,13 @@ class LiveOptions:
     no_speech_threshold: float | None = 0.6
     log_prob_threshold: float | None = -1.0
     compression_ratio_threshold: float | None = 2.4
-    # Live, two hypotheses 0.5 s apart agree too easily on the same mistake (both heard the buffer's end cut
-    # off, with nearly the same context). So an agreed word waits until 0.6 s of audio follows it, and a
-    # hypothesis is compared with one decoded at least 1 s earlier (with min_step_s < 1 the tentative tail
-    # still updates every step). Measured, 10 min of English fast-forwarded at 0.5 s steps (offline WER
-    # 4.4 %): plain LA-2 with the edge guard 8.2 %, + the 1 s agreement gap 6.4 %; at 1.0 s steps 6.0 %.
-    # The policy's own defaults stay 0 (pure LA-2).
-    policy: PolicyOptions = PolicyOptions(edge_guard_s=0.6, agree_gap_s=1.0)
+    # Live, two hypotheses close together agree too easily on the same mistake (both heard the buffer's end
+    # cut off, with nearly the same context), so an agreed word waits until 0.6 s of audio follows it.
+    # Measured, 10 min of English fast-forwarded (offline WER 4.4 %): 0.5 s steps 8.2 %; 0.5 s steps
+    # comparing each hypothesis with the one decoded 1 s earlier (agree_gap_s=1.0, `parley live --step 0.5
+    # --agree-gap 1`) 6.4 %; 1.0 s steps 6.0 %. At 1.0 s steps the gap only delays commits (1x: lag p50 2.18 s
+    # vs 1.97 s, WER no better), so it is off by default. The policy's own defaults are 0 (pure LA-2).
+    policy: PolicyOptions = PolicyOptions(edge_guard_s=0.6)
     initial_prompt: str | None = None  # names and spellings to prime the recogniser with
     # Translate committed sentences into this language ("en": Whisper's own speech translation; others
     # need ``text_translator``). None: no translation.
