@@ -239,8 +239,9 @@ class StreamingPolicy:
         committed = self._commit(new[:agreed])
         self._previous = new[agreed:]
         if self.options.agree_gap_s > 0:
-            self._recent.append((self._buffer_end_s, list(new)))
-            self._drop_committed_from_recent()
+            if agreed:
+                self._drop_committed_from_recent()  # once per commit: the overlap check must not eat repeats
+            self._recent.append((self._buffer_end_s, list(self._previous)))
 
         trim, forced = self._trim_or_cap([offset + e for e in segment_ends_s])
         return self._result(committed + forced, trim)
