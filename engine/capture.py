@@ -191,6 +191,9 @@ class Capture:
         self._factory = stream_factory
         self._rates = [int(sample_rate)] if sample_rate else _candidate_rates(self.device.default_samplerate)
         self._stream = None
+        # stop() runs from the GUI/main thread and again from the session's worker as it ends: PortAudio's
+        # stop and close must not run on one stream from two threads at once (seen: Pa_StopStream hung).
+        self._stop_lock = threading.Lock()
         self._resampler: Resampler | None = None
         self.sample_rate: int | None = None  # the rate the device actually runs at
         self.channels = 0
@@ -253,12 +256,14 @@ class Capture:
     def stop(self) -> None:
         """Stop recording; blocks already captured stay readable (``read``/``drain``)."""
         self._stopping = True
-        if self._stream is not None:
+        with self._stop_lock:
+            stream, self._stream = self._stream, None
+            if stream is None:
+                return
             try:
-                self._stream.stop()
+                stream.stop()
             finally:
-                self._stream.close()
-                self._stream = None
+                stream.close()
 
     close = stop
 

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 import time
 
 import numpy as np
@@ -219,3 +220,43 @@ def test_what_the_computer_plays_is_captured_from_the_monitor_source(pulse_serve
     # And nothing but silence around it.
     outside = np.concatenate([got[:max(0, lag - 800)], got[max(0, lag) + ref_part.size + 800:]])
     assert outside.size == 0 or np.sqrt(np.mean(outside ** 2)) < 0.01 * np.sqrt(np.mean(reference ** 2)) + 1e-4
+
+
+def test_stopping_from_two_threads_at_once_stops_and_closes_the_stream_once():
+    """The GUI stops a session while its worker, ending, stops the capture too: PortAudio must see one stop."""
+    calls: list[str] = []
+    busy = threading.Lock()
+
+    class SlowStream:
+        def __init__(self, **kwargs):
+            pass
+
+        def start(self):
+            pass
+
+        def stop(self):
+            assert busy.acquire(blocking=False), "stop() ran on one stream from two threads at once"
+            calls.append("stop")
+            time.sleep(0.2)
+            busy.release()
+
+        def close(self):
+            assert "close" not in calls, "close() ran twice"
+            calls.append("close")
+
+    capture = Capture(fake_device(48000, 1), stream_factory=SlowStream, stall_timeout_s=None)
+    capture.start()
+    errors: list[BaseException] = []
+
+    def stop():
+        try:
+            capture.stop()
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=stop) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    assert not errors and calls == ["stop", "close"]
