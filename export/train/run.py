@@ -131,7 +131,8 @@ def _speech_vectors(model, examples, device: str) -> torch.Tensor:
 def _train_text(model, tok, train_set, held, options: TextTrainOptions, parallel: Path | None,
                 stream: TextIO | None):
     from export.text_encoder import new_text_encoder
-    from export.train.text import measure_shared_space, pairs_from_examples, read_parallel, train_text_encoder
+    from export.train.text import (measure_shared_space, pairs_from_examples, read_parallel, speech_centre,
+                                   train_text_encoder)
 
     pairs = pairs_from_examples(train_set) + (read_parallel(parallel, tok) if parallel else [])
     encoder = new_text_encoder(model, seed=options.seed)
@@ -139,7 +140,8 @@ def _train_text(model, tok, train_set, held, options: TextTrainOptions, parallel
     history = train_text_encoder(model, encoder, tok, pairs, speech, options, stream)
     shared = None
     if len(held) >= 2:
-        centre = speech.mean(0).cpu() if options.centre and len(speech) > 1 else None
+        centre = speech_centre(speech, options)
+        centre = centre.cpu() if centre is not None else None
         shared = measure_shared_space(model, encoder.cpu(), tok, held, _speech_vectors(model.cpu(), held, "cpu"),
                                       centre=centre)
         log.info("%s", shared.summary())

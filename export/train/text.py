@@ -87,6 +87,11 @@ def speech_vectors(states: torch.Tensor, examples: list[Example]) -> torch.Tenso
     return mean_pool(states, lengths)
 
 
+def speech_centre(speech: torch.Tensor | None, options: TextTrainOptions) -> torch.Tensor | None:
+    """The vector both sides are centred on (the training sentences' mean speech vector), or None."""
+    return speech.mean(0) if options.centre and speech is not None and len(speech) > 1 else None
+
+
 def _batch_loss(model: Whisper, encoder: TextEncoder, tok: TargetTokenizer, batch: list[TextPair],
                 speech: torch.Tensor | None, align_weight: float, device: torch.device,
                 centre: torch.Tensor | None = None) -> tuple[torch.Tensor, float, float]:
@@ -133,7 +138,8 @@ def train_text_encoder(model: Whisper, encoder: TextEncoder, tok: TargetTokenize
             p.requires_grad_(True)
             params[f"decoder.{n}"] = p
     regulariser = Regulariser(params, options.regulariser)
-    centre = speech.mean(0).to(device) if options.centre and speech is not None and len(speech) > 1 else None
+    centre = speech_centre(speech, options)
+    centre = centre.to(device) if centre is not None else None
     optimizer = torch.optim.AdamW(params.values(), lr=options.lr, weight_decay=0.0)
     steps_per_epoch = math.ceil(len(pairs) / options.batch_size)
     total, history, started = steps_per_epoch * options.epochs, [], time.perf_counter()
