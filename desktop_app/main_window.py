@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -37,6 +38,7 @@ class MainWindow(QMainWindow):
     _live_start_requested = Signal(object)
     _live_stop_requested = Signal()
     closed = Signal()  # after shutdown: the worker thread has finished
+    corrections_saved = Signal(object)  # engine.corrections.SaveReport, from the saving thread
 
     def __init__(self, settings: AppSettings, model_loader: Callable | None = None,
                  audio_source_factory: Callable | None = None, list_devices: Callable | None = None):
@@ -71,10 +73,14 @@ class MainWindow(QMainWindow):
         self._model_state = "none"  # none | loading | ready | failed
         self._close_when_idle = False
         self._closed = False
+        self._transcript_audio: str | None = None  # the audio the transcript was heard from
+        self._saving = False
 
         self._start_worker(model_loader, audio_source_factory)
         self._build_menus()
         self._connect_controls()
+        self.transcript.corrected.connect(self._on_corrected)
+        self.corrections_saved.connect(self._on_corrections_saved, Qt.ConnectionType.QueuedConnection)
         self._restore_settings()
         self.view.set_translation_visible(bool(self.controls.target_language()))
         app = QApplication.instance()
@@ -134,6 +140,13 @@ class MainWindow(QMainWindow):
 
         models_menu = self.menuBar().addMenu("&Models")
         models_menu.addAction("&Manage models…", self.open_model_manager)
+
+        training_menu = self.menuBar().addMenu("&Training")
+        self.save_corrections_action = training_menu.addAction("&Save corrections as training data",
+                                                               self.save_corrections)
+        self.save_corrections_action.setShortcut(QKeySequence("Ctrl+Shift+S"))
+        self.save_corrections_action.setEnabled(False)
+        self.improve_action = training_menu.addAction("&Improve recognition…", self.open_improve_dialog)
 
     def _connect_controls(self) -> None:
         c = self.controls
@@ -248,6 +261,8 @@ class MainWindow(QMainWindow):
 
     def _on_file_done(self, result: FileResult) -> None:
         self.transcript.set_rows(result.rows)
+        self._transcript_audio = result.path
+        self.save_corrections_action.setEnabled(False)
         self.view.set_translation_visible(self.transcript.has_translation() or bool(self.controls.target_language()))
         if not self.controls.source_language():
             self.controls.show_detected(result.language, result.language_probability)
@@ -291,7 +306,10 @@ class MainWindow(QMainWindow):
         self.view.set_translation_visible(bool(target))
         device = self.controls.devices.current_device()
         self._set_live_state("starting")
-        self._live_start_requested.emit(LiveRequest(device, self.controls.source_language(), target))
+        self._transcript_audio = self._new_recording()
+        self.save_corrections_action.setEnabled(False)
+        self._live_start_requested.emit(LiveRequest(device, self.controls.source_language(), target,
+                                                    self._transcript_audio))
 
     def stop_live(self) -> None:
         if self._live_state in ("starting", "running"):
@@ -329,6 +347,83 @@ class MainWindow(QMainWindow):
 
     def live_state(self) -> str:
         return self._live_state
+
+    # Training data: corrected lines with their audio; the fine-tune that learns from them
+    def _new_recording(self) -> str | None:
+        """Where this live session's audio is kept (so its lines can be corrected into training data)."""
+        from engine.corrections import new_recording_path
+
+        try:
+            return str(new_recording_path())
+        except OSError as e:
+            log.warning("live audio will not be recorded: %s", e)
+            return None
+
+    def _on_corrected(self, _row: int) -> None:
+        n = len(self.transcript.corrections())
+        self.save_corrections_action.setEnabled(n > 0 and not self._saving)
+        if self._transcript_audio is None:
+            self.status.showMessage("Corrected. This transcript's audio was not kept, so it cannot become "
+                                    "training data.", 6000)
+        else:
+            self.status.showMessage(f"{n} corrected line{'s' if n != 1 else ''} not yet saved: Training → Save "
+                                    "corrections as training data (Ctrl+Shift+S).", 6000)
+
+    def save_corrections(self, folder: Path | None = None) -> bool:
+        """Save the corrected rows with their audio as clips for the fine-tune, in the background."""
+        from engine.corrections import Correction
+
+        rows = self.transcript.corrections()
+        if not rows or self._saving:
+            return False
+        if self._live_state != "idle":
+            self.show_error("Stop live transcription before saving corrections (the recording is still open).")
+            return False
+        if self._transcript_audio is None or not Path(self._transcript_audio).is_file():
+            self.show_error("The audio of this transcript was not kept, so its corrections cannot be saved as "
+                            "training data. Open the file again or record a new live session.")
+            return False
+        items = [Correction(Path(self._transcript_audio), r.start_s, r.end_s, r.text, r.heard or "") for r in rows]
+        self._saving = True
+        self.save_corrections_action.setEnabled(False)
+        self.status.showMessage(f"Saving {len(items)} corrected line(s)…")
+
+        def work() -> None:
+            from engine.corrections import SaveReport, save_corrections
+
+            try:
+                report = save_corrections(items, folder)
+            except Exception as e:  # noqa: BLE001 - a sentence in the window, never a dead thread
+                report = SaveReport(skipped=[describe_error(e, "saving corrections")])
+            self.corrections_saved.emit((rows, report))
+
+        threading.Thread(target=work, name="parley-save-corrections", daemon=True).start()
+        return True
+
+    def _on_corrections_saved(self, payload) -> None:
+        rows, report = payload
+        self._saving = False
+        self.transcript.mark_saved([rows[i] for i in report.saved_indices])
+        self.save_corrections_action.setEnabled(bool(self.transcript.corrections()))
+        if report.skipped:
+            self.show_error(report.summary())
+        self.status.showMessage(report.summary() + " Training → Improve recognition… learns from them.", 8000)
+
+    def open_improve_dialog(self, modal: bool = True):
+        from desktop_app.improve import ImproveDialog
+
+        dialog = ImproveDialog(self.controls.model_path() or None, self)
+        dialog.installed.connect(self._on_improved_pack)
+        if modal:
+            dialog.exec()
+        else:
+            dialog.show()
+        return dialog
+
+    def _on_improved_pack(self, path: str) -> None:
+        self.refresh_models(select=path)
+        self.load_selected_model()
+        self.status.showMessage(f"Now using the improved model {Path(path).name}.", 8000)
 
     # Output
     def _update_overlay(self) -> None:

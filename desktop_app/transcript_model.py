@@ -3,14 +3,18 @@
 Both panes are columns of one model, so a segment's transcript and its translation always sit on the
 same row, aligned, however long either is. Committed rows are final; the one tentative row at the
 end (the live hypothesis not yet agreed on) and draft translations are drawn grey.
+
+The user may correct a committed row's transcript (double-click or F2): the row keeps what was heard,
+is drawn in italics, and its correction can be saved as training data (engine.corrections). Later
+commits never overwrite a corrected row.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QPalette
 from PySide6.QtWidgets import QApplication
 
 TIME_COL, TEXT_COL, TRANSLATION_COL = 0, 1, 2
@@ -30,6 +34,12 @@ class SegmentRow:
     # Live rows grow from several commits: each engine segment's text and translation, in order.
     parts: dict = dataclasses.field(default_factory=dict)  # key -> raw committed text (leading space kept)
     translated: dict = dataclasses.field(default_factory=dict)  # key -> (translation, draft)
+    heard: str | None = None  # what the recogniser wrote, once the user has corrected the text
+    saved_text: str | None = None  # the correction last saved as training data
+
+    @property
+    def corrected(self) -> bool:
+        return self.heard is not None and self.text != self.heard
 
     def keys(self) -> list:
         return list(self.parts) or [self.key]
@@ -63,6 +73,7 @@ def format_clock(seconds: float, millis: bool = False) -> str:
 
 class TranscriptModel(QAbstractTableModel):
     HEADERS = ("Time", "Transcript", "Translation")
+    corrected = Signal(int)  # a row's transcript was edited by the user
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -87,13 +98,22 @@ class TranscriptModel(QAbstractTableModel):
             return None
         row = self._rows[index.row()]
         col = index.column()
-        if role == Qt.ItemDataRole.DisplayRole:
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole):
             if col == TIME_COL:
                 return format_clock(row.start_s)
             return row.text if col == TEXT_COL else row.translation
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{format_clock(row.start_s, True)} → {format_clock(row.end_s, True)}" + (
+            tip = f"{format_clock(row.start_s, True)} → {format_clock(row.end_s, True)}" + (
                 "" if row.committed else " (tentative)")
+            if col == TEXT_COL and row.corrected:
+                tip += f"\ncorrected; heard: {row.heard}"
+            elif col == TEXT_COL and row.committed:
+                tip += "\ndouble-click to correct"
+            return tip
+        if role == Qt.ItemDataRole.FontRole and col == TEXT_COL and row.corrected:
+            font = QFont()
+            font.setItalic(True)
+            return font
         if role == Qt.ItemDataRole.ForegroundRole:
             grey = (col == TIME_COL or not row.committed
                     or (col == TRANSLATION_COL and row.translation_draft))
@@ -106,7 +126,36 @@ class TranscriptModel(QAbstractTableModel):
             return int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         return None
 
+    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
+        base = super().flags(index)
+        if index.isValid() and index.column() == TEXT_COL and self._rows[index.row()].committed:
+            return base | Qt.ItemFlag.ItemIsEditable
+        return base
+
+    def setData(self, index: QModelIndex | QPersistentModelIndex, value, role=Qt.ItemDataRole.EditRole) -> bool:  # noqa: N802
+        """The user's correction of a committed transcript row."""
+        if role != Qt.ItemDataRole.EditRole or not index.isValid() or index.column() != TEXT_COL:
+            return False
+        row = self._rows[index.row()]
+        text = " ".join(str(value).split())
+        if not row.committed or not text or text == row.text:
+            return False
+        if row.heard is None:
+            row.heard = row.text
+        row.text = text
+        self._changed(index.row())
+        self.corrected.emit(index.row())
+        return True
+
     # Reading
+    def corrections(self) -> list[SegmentRow]:
+        """Corrected rows not yet saved as training data."""
+        return [r for r in self._rows if r.corrected and r.text != r.saved_text]
+
+    def mark_saved(self, rows: list[SegmentRow]) -> None:
+        for r in rows:
+            r.saved_text = r.text
+
     def rows(self) -> list[SegmentRow]:
         return list(self._rows)
 
@@ -159,6 +208,10 @@ class TranscriptModel(QAbstractTableModel):
         if key in self._by_key and key != TENTATIVE_KEY:
             i = self._by_key[key]
             row = self._rows[i]
+            if row.heard is not None:  # the user's correction stands
+                if row.parts:
+                    row.parts[key] = text
+                return i
             if row.parts:
                 row.parts[key] = text
                 row.text = "".join(row.parts.values()).strip()
@@ -190,7 +243,7 @@ class TranscriptModel(QAbstractTableModel):
 
     @staticmethod
     def _can_join(row: SegmentRow, start_s: float) -> bool:
-        return (row.committed and not row.text.endswith(SENTENCE_END) and start_s - row.end_s < MERGE_GAP_S
+        return (row.committed and row.heard is None and not row.text.endswith(SENTENCE_END) and start_s - row.end_s < MERGE_GAP_S
                 and len(row.text) < MERGE_MAX_CHARS)
 
     def set_tentative(self, text: str, start_s: float, end_s: float, source_key=None) -> None:

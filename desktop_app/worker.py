@@ -40,6 +40,7 @@ class LiveRequest:
     device: object  # engine.capture.DeviceInfo, or None for the default input
     language: str | None
     translate_to: str | None
+    record_path: str | None = None  # the session's audio is written here (corrections become training data)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,7 +194,7 @@ class EngineWorker(QObject):
             from engine.session import LiveOptions, LiveSession
 
             fields = {f.name for f in dataclasses.fields(LiveOptions)}
-            kwargs = {"language": request.language, "device": request.device}
+            kwargs = {"language": request.language, "device": request.device, "record_path": request.record_path}
             if request.translate_to and "translate_to" in fields:
                 kwargs["translate_to"] = request.translate_to
             elif request.translate_to and "translate" in fields:

@@ -22,9 +22,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import soundfile as sf
 
 from engine.errors import AudioDeviceError, ParleyError
 from engine.events import Committed, Error, Level, Partial, Stats, Status, Word
@@ -81,6 +83,9 @@ class LiveOptions:
     draft_interval_s: float | None = 1.5
     speech_drafts_on_cpu: bool = False
     level_interval_s: float = 0.05  # Level events at most this often
+    # Write everything the session hears to this wav (16 kHz mono, 16-bit), on the same clock as the
+    # segments' times, so corrected lines can be cut out of it as training data (engine.corrections).
+    record_path: str | None = None
 
     def __post_init__(self):
         if self.task not in ("transcribe", "translate"):
@@ -131,6 +136,8 @@ class LiveSession:
         self.committed: list[Committed] = []
         self.steps = 0
         self.step_times_s: list[float] = []
+        self._recorder = None
+        self._gate = None
 
     # --- public API ------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -147,7 +154,19 @@ class LiveSession:
         target = self.options.translate_to
         if target and target != "en" and self._text_translator is None:
             self._text_translator = _installed_text_translator(target, self.model.device, self.model.threads)
-        self.source.start()
+        self._recorder = None
+        if self.options.record_path:
+            path = Path(self.options.record_path)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._recorder = sf.SoundFile(path, "w", samplerate=SAMPLE_RATE, channels=1, subtype="PCM_16")
+            except (OSError, RuntimeError) as e:
+                raise ParleyError(f"cannot record the session to {path}: {e}") from e
+        try:
+            self.source.start()
+        except BaseException:
+            self._close_recorder()
+            raise
         if target:
             from engine.live_translation import LiveTranslator
 
@@ -230,6 +249,7 @@ class LiveSession:
                 self.source.stop()
             except Exception:  # noqa: BLE001
                 pass
+            self._close_recorder()
             if self.translator is not None:  # translates what is queued, unless aborted
                 self.translator.close(timeout=0 if self._abort.is_set() else None)
             self._emit(Status("stopped" if not self.failed else "stopped after an error",
@@ -247,7 +267,25 @@ class LiveSession:
             self._step()
         self._publish(self.policy.finish(), [])
 
+    def _close_recorder(self) -> None:
+        recorder, self._recorder = self._recorder, None
+        if recorder is not None:
+            try:
+                recorder.close()
+            except Exception as e:  # noqa: BLE001 - the transcript matters more than the recording
+                log.warning("closing the recording: %s", e)
+
+    def _record(self, chunk: np.ndarray) -> None:
+        if self._recorder is None:
+            return
+        try:
+            self._recorder.write(np.clip(chunk, -1.0, 1.0))
+        except Exception as e:  # noqa: BLE001 - a full disk ends the recording, not the transcription
+            log.warning("recording stopped: %s", e)
+            self._close_recorder()
+
     def _ingest(self, chunk: np.ndarray) -> None:
+        self._record(chunk)
         piece = max(1, round(_INGEST_S * SAMPLE_RATE))
         for start in range(0, chunk.size, piece):
             part = chunk[start:start + piece]

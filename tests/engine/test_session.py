@@ -296,3 +296,34 @@ def test_the_cli_translates_live_into_an_installed_pack_and_writes_bilingual_cue
     _has_words(" ".join(" ".join(c[2:]) for c in cues))
     assert main(["live", "--input", str(fox_wav), "--model", str(pack_int8), "--translate-to", "ja"]) == 1
     assert "ja" in capsys.readouterr().err  # no pack for en→ja: the error names the pair
+
+
+def test_a_recorded_session_keeps_its_audio_on_the_segments_clock(model, fox_wav, tmp_path):
+    """The recording is what the session heard, sample for sample, so a committed segment's times cut its own
+    words out of it (how corrected live lines become training data)."""
+    from engine.corrections import Correction, save_corrections
+
+    record = tmp_path / "rec" / "live.wav"
+    session, rec = run_session(model, FileSource(fox_wav, realtime=False), record_path=str(record))
+    _has_words(session.text)
+    heard, rate = sf.read(str(record), dtype="float32")
+    from engine.audio import load_audio
+
+    original = load_audio(fox_wav)
+    assert rate == 16000 and heard.shape == original.shape
+    assert np.max(np.abs(heard - original)) <= 1.5 / 32768  # 16-bit PCM
+    first = sentences(rec.of(Committed))[0]  # a row of the window: "The quick brown fox jumps over the lazy dog."
+    report = save_corrections([Correction(record, first.start_s, first.end_s, first.text)], tmp_path / "clips")
+    assert len(report.saved) == 1, report.summary()
+    clip = model.transcribe(str(report.saved[0])).text.lower()
+    assert all(w in clip for w in ("quick", "brown", "fox", "lazy", "dog")), clip
+    assert "shore" not in clip  # the second sentence is not in the first one's clip
+
+
+def test_a_recording_that_cannot_be_opened_fails_at_start_naming_it(model, fox_wav, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    session = LiveSession(model, LiveOptions(language="en", record_path=str(blocker / "live.wav")),
+                          source=FileSource(fox_wav, realtime=False))
+    with pytest.raises(Exception, match="live.wav"):
+        session.start()
