@@ -32,7 +32,52 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                                                       "Xenova/opus-mt-en-de, into the packs root and exit")
     p.add_argument("--variant", default="", help="with --download: graph variant, e.g. quantized (int8)")
     p.add_argument("--hub-url", default=None, help="with --download: hub base URL (default: huggingface.co)")
+    p.add_argument("--via", choices=("pack", "shared"), default="pack",
+                   help="pack: a translation pack (default); shared: the text encoder of a fine-tuned Whisper pack "
+                        "into the Whisper decoder (the shared speech/text space; --to en or --to the source language)")
+    p.add_argument("--model", help="with --via shared: the Whisper pack (folder or installed name) whose "
+                                   "text_encoder_model.onnx to use (default: the installed pack that has one)")
     return p
+
+
+def _shared_pack(model: str | None) -> Path:
+    """The Whisper pack to run text through: the one named, else the installed pack with a text encoder."""
+    from engine import models
+    from engine.whisper.text_encoder import TEXT_ENCODER_FILE, has_text_encoder
+
+    if model:
+        path = Path(model) if Path(model).is_dir() else models.packs_root() / model
+        if not path.is_dir():
+            raise ParleyError(f"{model}: no such pack folder or installed pack (see `parley models list`)")
+        if not has_text_encoder(path):
+            raise ParleyError(f"{path}: this pack has no {TEXT_ENCODER_FILE}; train one with `python -m export "
+                              "train --text-encoder-epochs N` (docs/training.md)")
+        return path
+    found = [p.path for p in models.installed_packs() if p.kind == "whisper" and has_text_encoder(p.path)]
+    if not found:
+        raise ParleyError("no installed Whisper pack has a text encoder; train one with `python -m export train "
+                          "--text-encoder-epochs N --out <pack>` (docs/training.md), or name it with --model")
+    return found[-1]
+
+
+def run_shared(lines: list[str], source: str, target: str, model: str | None, device: str,
+               threads: int | None, beam: int | None) -> list[str]:
+    """Text → the pack's text encoder → the Whisper decoder: into English (Whisper's translate task) or back
+    into the source language (transcribe: what the decoder reconstructs from the shared space)."""
+    from engine.whisper import WhisperModel
+    from engine.whisper.text_encoder import text_via_shared_space
+
+    if target == source:
+        task = "transcribe"
+    elif target == "en":
+        task = "translate"
+    else:
+        raise ParleyError(f"--via shared writes English (--to en) or the source language (--to {source}); "
+                          f"for --to {target} use a translation pack (--via pack)")
+    whisper = WhisperModel.load(_shared_pack(model), device=device, threads=threads)
+    whisper.check_language(source)
+    return [text_via_shared_space(whisper, line, language=source, task=task, beam_size=beam or 1) if line.strip()
+            else "" for line in lines]
 
 
 def _progress(name: str, done: int, total: int | None) -> None:
@@ -65,7 +110,9 @@ def run(args: argparse.Namespace) -> int:
             return 2
         lines = [" ".join(args.text)] if args.text and args.text != ["-"] else [
             line.rstrip("\n") for line in sys.stdin]
-        if args.pack:
+        if args.via == "shared":
+            outputs = run_shared(lines, args.source, args.target, args.model, args.device, args.threads, args.beam)
+        elif args.pack:
             translator = Translator.load(args.pack, args.device, args.threads)
             outputs = translator.translate(lines, args.source, args.target, args.beam)
         else:

@@ -210,7 +210,7 @@ def test_bad_data_is_reported_by_name_and_skipped(base, data, tmp_path):
         assert words in reasons[name]
 
 
-def test_cli_trains_exports_and_the_engine_agrees_with_torch(base, data, tmp_path):
+def test_cli_trains_exports_and_the_engine_agrees_with_torch(base, data, tmp_path, capsys):
     from engine.whisper import DecodeOptions, WhisperModel
 
     expected = bad_data(data, tmp_path / "d")
@@ -246,3 +246,19 @@ def test_cli_trains_exports_and_the_engine_agrees_with_torch(base, data, tmp_pat
         want = greedy(trained, torch.from_numpy(mel)[None], prompt, engine_model.tokenizer.special.eot, 40)
         assert list(ours.tokens) == want, (i, ours.text)
         assert len(want) > 0
+
+    # `parley translate --via shared` sends text through the pack's text encoder into the decoder.
+    from engine.cli import main as parley
+    from engine.whisper.text_encoder import text_via_shared_space
+
+    capsys.readouterr()
+    assert parley(["translate", "--via", "shared", "--model", str(out), "--from", "en", "--to", "en",
+                   transcript(1)]) == 0
+    assert capsys.readouterr().out.strip() == text_via_shared_space(engine_model, transcript(1))
+    assert parley(["translate", "--via", "shared", "--model", str(out), "--from", "en", "--to", "de", "w1"]) == 1
+    assert "--via shared writes English" in capsys.readouterr().err
+    no_encoder = tmp_path / "plain"
+    shutil.copytree(out, no_encoder)
+    (no_encoder / meta["text_encoder"]["file"]).unlink()
+    assert parley(["translate", "--via", "shared", "--model", str(no_encoder), "--from", "en", "--to", "en", "w1"]) == 1
+    assert "plain: this pack has no text_encoder_model.onnx" in capsys.readouterr().err
