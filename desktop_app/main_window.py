@@ -75,6 +75,7 @@ class MainWindow(QMainWindow):
         self._closed = False
         self._transcript_audio: str | None = None  # the audio the transcript was heard from
         self._saving = False
+        self._improve_dialog = None  # desktop_app.improve.ImproveDialog, kept while it may run
 
         self._start_worker(model_loader, audio_source_factory)
         self._build_menus()
@@ -409,15 +410,21 @@ class MainWindow(QMainWindow):
             self.show_error(report.summary())
         self.status.showMessage(report.summary() + " Training → Improve recognition… learns from them.", 8000)
 
-    def open_improve_dialog(self, modal: bool = True):
+    def open_improve_dialog(self):
+        """The fine-tune runs in the background: the dialog is not modal, and the window stays usable."""
         from desktop_app.improve import ImproveDialog
 
+        dialog = self._improve_dialog
+        if dialog is not None and dialog.running():
+            dialog.show()
+            dialog.raise_()
+            return dialog
+        if dialog is not None:
+            dialog.deleteLater()
         dialog = ImproveDialog(self.controls.model_path() or None, self)
         dialog.installed.connect(self._on_improved_pack)
-        if modal:
-            dialog.exec()
-        else:
-            dialog.show()
+        self._improve_dialog = dialog
+        dialog.show()
         return dialog
 
     def _on_improved_pack(self, path: str) -> None:
@@ -479,6 +486,8 @@ class MainWindow(QMainWindow):
         if self._closed:
             return
         self._closed = True
+        if self._improve_dialog is not None:  # a fine-tune still running is cancelled, not orphaned
+            self._improve_dialog.cancel()
         self.save_settings()
         self.overlay.hide()
         self.overlay.close()

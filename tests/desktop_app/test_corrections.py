@@ -86,7 +86,7 @@ def test_corrections_without_audio_are_refused_with_a_reason(make_window):
 
 def test_improve_recognition_needs_a_model_and_enough_clips(make_window):
     window = make_window(load_model=False)
-    dialog = window.open_improve_dialog(modal=False)
+    dialog = window.open_improve_dialog()
     assert not dialog.start_button.isEnabled() and not dialog.start()
     assert "No model is selected" in dialog.state.text()
     dialog.close()
@@ -124,12 +124,13 @@ def test_improve_recognition_fine_tunes_in_the_background_and_installs_the_model
     sf.write(tmp_path / "talk.wav", np.concatenate(parts), 16000)
     assert len(corr.save_corrections(items).saved) == 5
 
-    dialog = window.open_improve_dialog(modal=False)
+    dialog = window.open_improve_dialog()
     assert dialog.clips == 5 and dialog.start_button.isEnabled()
     dialog.epochs.setValue(2)
     with qtbot.waitSignal(dialog.installed, timeout=300_000) as installed:
         assert dialog.start()
-        assert dialog.running()
+        assert dialog.running() and not dialog.isModal()  # in the background: the window stays usable
+        assert window.open_improve_dialog() is dialog  # opening it again shows the running one
     new = Path(installed.args[0])
     assert new.parent == packs_root() and new.name.startswith("tiny-tuned-") and new.name.endswith("-fp32")
     assert dialog.bar.value() == 100 and "Installed the improved model" in dialog.result_message
