@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (QDialog, QDoubleSpinBox, QFormLayout, QHBoxLayout
                                QProgressBar, QPushButton, QSpinBox, QVBoxLayout)
 
 from engine import corrections as corr
+from engine.models import is_pack_dir
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ class ImproveDialog(QDialog):
         """Why the fine-tune cannot start, or None."""
         if self.base_pack is None:
             return "No model is selected: choose the model to improve first."
-        if not corr.is_pack_dir(self.base_pack):
+        if not is_pack_dir(self.base_pack):
             return f"{self.base_pack} is not a model pack: choose an installed model to improve."
         if self.clips < corr.MIN_CLIPS:
             return (f"{self.clips} corrected line{'s' if self.clips != 1 else ''} saved so far; at least "
@@ -174,7 +175,7 @@ class ImproveDialog(QDialog):
         self.cancel_button.setText("Close")
         pack = Path(self._stdout[-1]) if self._stdout else None
         crashed = status == QProcess.ExitStatus.CrashExit
-        ok = code == 0 and not crashed and pack is not None and corr.is_pack_dir(pack)
+        ok = code == 0 and not crashed and pack is not None and is_pack_dir(pack)
         corr.finish_improvement(self.out, ok)
         if ok:
             self.bar.setValue(100)

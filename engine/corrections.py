@@ -212,14 +212,3 @@ def parse_progress(line: str) -> tuple[int, int, float] | None:
     """(step, total, loss) from a progress line of ``python -m export train``, else None."""
     m = _STEP.search(line)
     return (int(m.group(1)), int(m.group(2)), float(m.group(3))) if m else None
-
-
-def torch_available(python: str | None = None) -> bool:
-    """Whether the fine-tune can run: torch importable by `python` (the app's own interpreter)."""
-    import subprocess
-
-    try:
-        done = subprocess.run([python or sys.executable, "-c", "import torch"], capture_output=True, timeout=120)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0

@@ -164,3 +164,13 @@ def test_a_fine_tune_that_fails_says_why_and_leaves_nothing(make_window, qtbot, 
     qtbot.waitUntil(lambda: not dialog.running(), timeout=120_000)
     assert dialog.result_message.startswith("Fine-tuning failed:") and "no usable clip" in dialog.result_message
     assert not dialog.out.exists() and not (dialog.out.parent / (dialog.out.name + ".train")).exists()
+
+
+def test_a_fine_tune_failure_is_one_sentence_that_says_what_to_do():
+    from desktop_app.improve import explain_failure
+
+    missing = ["Traceback (most recent call last):", "ModuleNotFoundError: No module named 'torch'"]
+    assert "needs PyTorch" in explain_failure(missing, 1) and "pip install" in explain_failure(missing, 1)
+    said = ["08:00:00 export.train: training failed", "error: ValueError: clips/: no usable clip"]
+    assert explain_failure(said, 1) == "Fine-tuning failed: ValueError: clips/: no usable clip"
+    assert explain_failure(["Killed"], -9) == "Fine-tuning stopped (exit code -9): Killed"
