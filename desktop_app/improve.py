@@ -38,12 +38,15 @@ def explain_failure(lines: list[str], code: int) -> str:
 class ImproveDialog(QDialog):
     installed = Signal(str)  # the new pack's folder
 
-    def __init__(self, base_pack: str | None, parent=None, data: Path | None = None, python: str | None = None):
+    def __init__(self, base_pack: str | None, parent=None, data: Path | None = None, python: str | None = None,
+                 anchors: Path | None = None):
         super().__init__(parent)
         self.setWindowTitle("Improve recognition")
         self.setObjectName("improveDialog")
         self.base_pack = Path(base_pack) if base_pack else None
         self.data = Path(data) if data is not None else corr.training_root()
+        self.anchors = Path(anchors) if anchors is not None else corr.anchors_root()
+        self.fisher = corr.use_fisher(self.anchors)
         self.python = python
         self.out: Path | None = None
         self.result_message = ""
@@ -56,7 +59,7 @@ class ImproveDialog(QDialog):
         self.summary = QLabel(self)
         self.summary.setWordWrap(True)
         self.alpha = QDoubleSpinBox(self, decimals=2, minimum=0.0, maximum=1.0, singleStep=0.05,
-                                    value=corr.DEFAULT_ALPHA)
+                                    value=corr.FISHER_ALPHA if self.fisher else corr.DEFAULT_ALPHA)
         self.alpha.setToolTip("α weighs learning your corrections against staying close to the model's "
                               "starting weights: L = α·L_recon + (1−α)·L_reg. 1.0 = no pull back "
                               "(general speech gets worse).")
@@ -104,9 +107,14 @@ class ImproveDialog(QDialog):
 
     def _describe(self) -> None:
         base = self.base_pack.name if self.base_pack else "no model"
+        kept = corr.collected_clips(self.anchors)
+        keep = (f" {kept} line(s) it got right weigh the pull back toward what it knew (Fisher-weighted L_reg)."
+                if self.fisher else
+                f" Only {kept} line(s) it got right are saved (at least {corr.MIN_ANCHORS} weigh the pull back toward "
+                "what it knew); the plain L2 pull is used.")
         self.summary.setText(f"Fine-tune <b>{base}</b> on <b>{self.clips}</b> corrected line(s) saved in "
                              f"{self.data}. A fifth of them is held out to measure the error rate before and "
-                             "after; the result is a new model beside the old one (the old one stays).")
+                             f"after; the result is a new model beside the old one (the old one stays).{keep}")
         problem = self.ready_problem()
         self.start_button.setEnabled(problem is None)
         if problem:
@@ -124,7 +132,7 @@ class ImproveDialog(QDialog):
             return False
         self.out = corr.tuned_pack_path(self.base_pack)
         command = corr.improve_command(self.base_pack, self.out, self.data, alpha=self.alpha.value(),
-                                       epochs=self.epochs.value(), python=self.python)
+                                       epochs=self.epochs.value(), python=self.python, anchors=self.anchors)
         self._lines.clear()
         self._stdout.clear()
         self.log_view.clear()

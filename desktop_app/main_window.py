@@ -370,9 +370,10 @@ class MainWindow(QMainWindow):
             self.status.showMessage(f"{n} corrected line{'s' if n != 1 else ''} not yet saved: Training → Save "
                                     "corrections as training data (Ctrl+Shift+S).", 6000)
 
-    def save_corrections(self, folder: Path | None = None) -> bool:
-        """Save the corrected rows with their audio as clips for the fine-tune, in the background."""
-        from engine.corrections import Correction
+    def save_corrections(self, folder: Path | None = None, anchor_folder: Path | None = None) -> bool:
+        """Save the corrected rows with their audio as clips for the fine-tune, in the background, and up to
+        20 uncorrected rows (with the model's own text) as the anchors that keep what it knows."""
+        from engine.corrections import Correction, pick_anchors
 
         rows = self.transcript.corrections()
         if not rows or self._saving:
@@ -384,31 +385,39 @@ class MainWindow(QMainWindow):
             self.show_error("The audio of this transcript was not kept, so its corrections cannot be saved as "
                             "training data. Open the file again or record a new live session.")
             return False
-        items = [Correction(Path(self._transcript_audio), r.start_s, r.end_s, r.text, r.heard or "") for r in rows]
+        audio = Path(self._transcript_audio)
+        items = [Correction(audio, r.start_s, r.end_s, r.text, r.heard or "") for r in rows]
+        # The lines left as they were keep what the model knows (the anchors of the Fisher-weighted L_reg).
+        kept = pick_anchors([Correction(audio, r.start_s, r.end_s, r.text, r.text)
+                             for r in self.transcript.committed_rows() if r.heard is None])
         self._saving = True
         self.save_corrections_action.setEnabled(False)
         self.status.showMessage(f"Saving {len(items)} corrected line(s)…")
 
         def work() -> None:
-            from engine.corrections import SaveReport, save_corrections
+            from engine.corrections import SaveReport, anchors_root, save_corrections
 
+            anchor_dir = anchor_folder or anchors_root()
             try:
-                report = save_corrections(items, folder)
+                report = save_corrections(items, folder, drop_from=anchor_dir)
+                anchors = save_corrections(kept, anchor_dir) if kept else SaveReport()
             except Exception as e:  # noqa: BLE001 - a sentence in the window, never a dead thread
-                report = SaveReport(skipped=[describe_error(e, "saving corrections")])
-            self.corrections_saved.emit((rows, report))
+                report, anchors = SaveReport(skipped=[describe_error(e, "saving corrections")]), SaveReport()
+            self.corrections_saved.emit((rows, report, anchors))
 
         threading.Thread(target=work, name="parley-save-corrections", daemon=True).start()
         return True
 
     def _on_corrections_saved(self, payload) -> None:
-        rows, report = payload
+        rows, report, anchors = payload
         self._saving = False
         self.transcript.mark_saved([rows[i] for i in report.saved_indices])
         self.save_corrections_action.setEnabled(bool(self.transcript.corrections()))
         if report.skipped:
             self.show_error(report.summary())
-        self.status.showMessage(report.summary() + " Training → Improve recognition… learns from them.", 8000)
+        kept = f" (and {len(anchors.saved)} line(s) it got right, to keep what it knows)" if anchors.saved else ""
+        self.status.showMessage(report.summary().rstrip(".") + kept + ". Training → Improve recognition… learns "
+                                "from them.", 8000)
 
     def open_improve_dialog(self):
         """The fine-tune runs in the background: the dialog is not modal, and the window stays usable."""

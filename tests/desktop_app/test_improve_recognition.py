@@ -74,6 +74,9 @@ def test_a_corrected_line_of_a_file_becomes_a_training_clip(make_window, qtbot, 
     assert rate == 16000 and abs(audio.size / rate - (rows[0].end_s - rows[0].start_s) - corr.PAD_S) < 0.3
     assert not window.save_corrections_action.isEnabled() and window.transcript.corrections() == []
     assert "Saved 1 corrected line" in window.status.currentMessage()
+    # The lines it got right (left uncorrected) are kept with the model's own text: the Fisher anchors.
+    kept = sorted(corr.anchors_root().glob("*.txt"))
+    assert [p.read_text(encoding="utf-8").strip() for p in kept] == [r.text for r in rows[1:]]
 
 
 def test_corrections_without_audio_are_refused_with_a_reason(make_window):
@@ -123,9 +126,12 @@ def test_improve_recognition_fine_tunes_in_the_background_and_installs_the_model
         t += audio.size / 16000 + 0.8
     sf.write(tmp_path / "talk.wav", np.concatenate(parts), 16000)
     assert len(corr.save_corrections(items).saved) == 5
+    anchors = [corr.Correction(c.audio, c.start_s, c.end_s, f"w{40 + i} w{50 + i}") for i, c in enumerate(items[:4])]
+    assert len(corr.save_corrections(anchors, corr.anchors_root()).saved) == 4
 
     dialog = window.open_improve_dialog()
     assert dialog.clips == 5 and dialog.start_button.isEnabled()
+    assert dialog.fisher and dialog.alpha.value() == corr.FISHER_ALPHA and "Fisher" in dialog.summary.text()
     dialog.epochs.setValue(2)
     with qtbot.waitSignal(dialog.installed, timeout=300_000) as installed:
         assert dialog.start()
@@ -137,6 +143,7 @@ def test_improve_recognition_fine_tunes_in_the_background_and_installs_the_model
     steps = [corr.parse_progress(line) for line in dialog._lines]
     assert (2, 2) in [s[:2] for s in steps if s]  # 4 clips train (1 held out), batch 4, 2 epochs
     assert any("held-out WER" in line for line in dialog._lines)
+    assert any("fisher weights from 4 anchor clip(s)" in line for line in dialog._lines)
     assert new in [p.path for p in installed_packs()]
     assert window.controls.model_path() == str(new)  # the window switched to it
     assert not (new.parent / (new.name + ".train") / "checkpoint.pt").exists()

@@ -3,6 +3,8 @@ a line that cannot be saved is named and skipped, never silently, and never take
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -116,3 +118,34 @@ def test_a_failed_fine_tune_leaves_nothing_behind_and_a_good_one_drops_its_check
             assert out.is_dir() and (work / "trained.pt").exists() and not (work / "checkpoint.pt").exists()
         else:
             assert not out.exists() and not work.exists()
+
+
+def test_with_enough_anchors_the_fine_tune_keeps_what_it_knows_by_fisher(tmp_path, talk):
+    pack = tmp_path / "whisper-base-int8"
+    pack.mkdir()
+    (pack / "encoder_model.onnx").write_bytes(b"")
+    anchors = tmp_path / "anchors"
+    path, _, spans = talk
+    corr.save_corrections([corr.Correction(path, a, b, t) for a, b, t in spans], anchors)
+    plain = corr.improve_command(pack, tmp_path / "out", tmp_path / "data", anchors=anchors)  # 3 < MIN_ANCHORS
+    assert "--regulariser" not in plain and plain[plain.index("--alpha") + 1] == "0.9"
+    (anchors / "extra.wav").write_bytes((anchors / next(anchors.glob("*.wav")).name).read_bytes())
+    (anchors / "extra.txt").write_text("one more\n")
+    fisher = corr.improve_command(pack, tmp_path / "out", tmp_path / "data", anchors=anchors)
+    assert fisher[fisher.index("--regulariser") + 1] == "fisher" and fisher[fisher.index("--anchor-data") + 1] == str(anchors)
+    assert fisher[fisher.index("--alpha") + 1] == "0.75"
+
+
+def test_anchors_are_spread_over_the_transcript_and_a_corrected_line_leaves_them(talk, tmp_path):
+    lines = [corr.Correction(Path("a.wav"), i, i + 1.0, f"line {i}") for i in range(100)]
+    picked = corr.pick_anchors(lines, 20)
+    assert len(picked) == 20 and picked[0].start_s == 0 and picked[-1].start_s == 95
+    assert corr.pick_anchors(lines[:5], 20) == lines[:5]
+    path, _, spans = talk
+    a, b, text = spans[1]
+    corr.save_corrections([corr.Correction(path, a, b, text)], tmp_path / "anchors")  # as heard
+    corr.save_corrections([corr.Correction(path, a, b, "Corrected " + text)], tmp_path / "data",
+                          drop_from=tmp_path / "anchors")  # then corrected
+    assert corr.collected_clips(tmp_path / "anchors") == 0 and corr.collected_clips(tmp_path / "data") == 1
+    corr.save_corrections([corr.Correction(path, a, b, "Corrected again")], tmp_path / "data")
+    assert [p.read_text() for p in (tmp_path / "data").glob("*.txt")] == ["Corrected again\n"]
