@@ -52,8 +52,8 @@ from export.train.evaluate import greedy  # noqa: E402
 from export.train.loop import fine_tune  # noqa: E402
 from export.train.options import TrainOptions  # noqa: E402
 from export.text_encoder import new_text_encoder  # noqa: E402
-from export.train.text import (TextTrainOptions, measure_shared_space, pairs_from_examples,  # noqa: E402
-                               speech_vectors, train_text_encoder)
+from export.train.text import (TextPair, TextTrainOptions, measure_shared_space, pairs_from_examples,  # noqa: E402
+                               speech_vectors, text_states, train_text_encoder)
 
 log = logging.getLogger("bench.adaptation")
 
@@ -183,10 +183,15 @@ def run_shared(base, tok: TargetTokenizer, sets: dict, states: dict, args) -> di
         return {"raw": dataclasses.asdict(measure_shared_space(base, encoder, tok, ex, sp)),
                 "centred": dataclasses.asdict(measure_shared_space(base, encoder, tok, ex, sp, centre=centre))}
 
+    parallel_train, parallel_held = parallel_sentences()
     encoder = new_text_encoder(base, seed=0)
     before = measure(encoder, "held")
+    translations_before = translate_via_text(base, encoder, tok, parallel_held)
+    pairs = pairs_from_examples(sets["train"]) + [
+        TextPair(tuple(tok.encode(c.text)), c.language, tuple(tok.encode(c.reference_en)), "translate", None)
+        for c in parallel_train]
     t0 = time.perf_counter()
-    history = train_text_encoder(base, encoder, tok, pairs_from_examples(sets["train"]), speech["train"],
+    history = train_text_encoder(base, encoder, tok, pairs, speech["train"],
                                  TextTrainOptions(alpha=1.0, epochs=args.shared_epochs, lr=args.text_lr,
                                                   batch_size=args.batch_size, centre=not args.no_centre))
     train_s = time.perf_counter() - t0
@@ -195,7 +200,38 @@ def run_shared(base, tok: TargetTokenizer, sets: dict, states: dict, args) -> di
     for p in base.parameters():
         p.requires_grad_(True)
     return {"epochs": args.shared_epochs, "steps": len(history), "train_s": train_s, "centred_training": not args.no_centre,
-            "final": history[-1], "before": before, "after": after, "train_sentences": train_fit}
+            "final": history[-1], "before": before, "after": after, "train_sentences": train_fit,
+            "parallel_pairs": len(parallel_train),
+            "translations": {"before": translations_before,
+                             "held_out": translate_via_text(base, encoder, tok, parallel_held),
+                             "trained_on": translate_via_text(base, encoder, tok, parallel_train[::4])}}
+
+
+def parallel_sentences() -> tuple[list, list]:
+    """German, French and Spanish sentences of engine.clips with their English: 8 of each language train the
+    text encoder (translate task, text only), the other 2 of each are held out."""
+    train, held = [], []
+    for language in ("de", "fr", "es"):
+        found = clipkit.clips(language)
+        train += found[:8]
+        held += found[8:10]
+    return train, held
+
+
+@torch.no_grad()
+def translate_via_text(model, encoder, tok: TargetTokenizer, sentences: list) -> dict:
+    """The decoder's translate task reading the text encoder's states of each foreign sentence; WER against the
+    English reference (a crude score: a right translation in other words counts as errors)."""
+    rows, edits, words = [], 0.0, 0
+    for c in sentences:
+        tokens = tok.encode(c.text)
+        hyp = tok.decode(greedy(model, None, tok.prompt(c.language, "translate"), tok.eot, 2 * len(tokens) + 10,
+                                text_states(encoder, tokens)))
+        n = max(len(c.reference_en.split()), 1)
+        edits += clipkit.wer(c.reference_en, hyp) * n
+        words += n
+        rows.append((c.language, c.text, c.reference_en, hyp))
+    return {"wer": edits / max(words, 1), "examples": rows}
 
 
 def print_shared(shared: dict) -> None:
@@ -213,6 +249,15 @@ def print_shared(shared: dict) -> None:
     print("\nheld-out examples (text -> decoder output from the text encoder):")
     for text, hyp in shared["after"]["raw"]["examples"][:5]:
         print(f"  {text!r} -> {hyp!r}")
+    t = shared["translations"]
+    print(f"\ntranslation through the shared space (text encoder -> decoder, translate task; trained on "
+          f"{shared['parallel_pairs']} de/fr/es -> en pairs, text only): WER vs the English reference "
+          f"{100 * t['before']['wer']:.0f}% untrained, {100 * t['held_out']['wer']:.0f}% held out, "
+          f"{100 * t['trained_on']['wer']:.0f}% on sentences it trained on")
+    for key in ("held_out", "trained_on"):
+        print(f"{key.replace('_', ' ')}:")
+        for lang, text, ref, hyp in t[key]["examples"][:6]:
+            print(f"  [{lang}] {text!r} -> {hyp!r} (reference {ref!r})")
 
 
 def main() -> int:

@@ -5,6 +5,8 @@ caption overlay over another window.
         --pack ~/.cache/parley/packs/whisper-base-int8 --clip talk.wav --translate en --out assets/screenshot.png
     DISPLAY=:99 .venv/bin/python tests/desktop_app/make_screenshots.py --live --language es --translate en \\
         --pack ... --clip spanish.wav --out docs/live.png --overlay-out docs/overlay.png
+    DISPLAY=:99 .venv/bin/python tests/desktop_app/make_screenshots.py --improve --language en --pack ... \\
+        --clip names.wav --fix "0=My brother works for Draxelon." ... --out docs/improve.png
 
 With ``--live`` the clip is played with paplay into a private PulseAudio null sink and the app captures
 the sink's monitor ("computer audio") through sounddevice, as it would a video playing on the computer;
@@ -50,9 +52,14 @@ def main() -> int:
     ap.add_argument("--live", action="store_true", help="play the clip into PulseAudio and capture it live")
     ap.add_argument("--language", default="", help="spoken language ('' = detect)")
     ap.add_argument("--after-s", type=float, default=1.0, help="live: seconds after the clip ends to shoot")
+    ap.add_argument("--improve", action="store_true",
+                    help="correct lines with --fix OLD=NEW, save them, and shoot Improve recognition while it trains")
+    ap.add_argument("--fix", action="append", default=[], help="with --improve: 'row=corrected text' (row from 0)")
     args = ap.parse_args()
     if args.live:
         return live_shots(args)
+    if args.improve:
+        return improve_shots(args)
 
     app = QApplication([])
     with tempfile.TemporaryDirectory() as tmp:
@@ -150,6 +157,51 @@ def live_shots(args) -> int:
             wait(app, lambda: window._closed, 60)
         finally:
             _stop(proc)
+    return 0
+
+
+def improve_shots(args) -> int:
+    """A file transcribed, some lines corrected and saved as training data, Improve recognition running."""
+    import os
+
+    from desktop_app.transcript_model import TEXT_COL
+
+    from engine import models
+
+    sources = models.sources_root()  # the CTranslate2 weights the pack was built from: training starts there
+    app = QApplication([])
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["PARLEY_HOME"] = str(Path(tmp) / "home")  # corrections and the tuned pack go here
+        models.parley_home().mkdir(parents=True)
+        if sources.is_dir():
+            models.sources_root().symlink_to(sources, target_is_directory=True)
+        settings = AppSettings(QSettings(str(Path(tmp) / "shot.ini"), QSettings.Format.IniFormat))
+        settings.model = args.pack
+        settings.source_language = args.language
+        window = create_main_window(settings, list_devices=lambda: [])
+        window.resize(1180, 620)
+        window.move(40, 30)
+        window.show()
+        wait(app, lambda: window._model_state in ("ready", "failed"), 120)
+        window.open_file(args.clip)
+        wait(app, lambda: window._file_request is None, 600)
+        for fix in args.fix:
+            row, text = fix.split("=", 1)
+            window.transcript.setData(window.transcript.index(int(row), TEXT_COL), text)
+        window.save_corrections()
+        wait(app, lambda: not window._saving, 60)
+        dialog = window.open_improve_dialog()
+        dialog.move(420, 250)
+        dialog.start()
+        wait(app, lambda: dialog.bar.maximum() == 100 and dialog.bar.value() > 0 or not dialog.running(), 900)
+        for _ in range(20):
+            app.processEvents()
+            time.sleep(0.02)
+        app.primaryScreen().grabWindow(0).copy(30, 20, 1200, 650).save(args.out)
+        print(f"improve recognition: {args.out}")
+        dialog.cancel()
+        window.close()
+        wait(app, lambda: window._closed, 60)
     return 0
 
 
