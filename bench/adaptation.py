@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
 import dataclasses
+import hashlib
 import json
 import logging
 import resource
@@ -275,6 +275,9 @@ def main() -> int:
     p.add_argument("--text-lr", type=float, default=1e-3)
     p.add_argument("--no-centre", action="store_true", help="align raw (not centred) sentence vectors")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "adaptation.json")
+    p.add_argument("--pack-check", action="store_true",
+                   help="also export the stock model and each fine-tuned one as int8 packs and score them through the "
+                        "engine (onnxruntime, the app's path: 30 s windows, greedy, timestamps) on the same clips")
     p.add_argument("--states-cache", type=Path,
                    help="keep the speech encoder's outputs here between runs (keyed by base, texts and features): "
                         "a sweep of alphas/epochs/lr then skips the ~6 min of encoding")
@@ -313,6 +316,8 @@ def main() -> int:
             rows.append({"run": "whisper-base (before)", "alpha": None, "train_s": 0.0,
                          "held": score(base, tok, sets["held"], states["held"]),
                          "general": score(base, tok, sets["general"], states["general"])})
+            if args.pack_check:
+                rows[0]["pack"] = pack_check(base, source, work / "pack-before", sets)
             log.info("before: held-out WER %.1f%%, general WER %.1f%%", 100 * rows[0]["held"]["wer"],
                      100 * rows[0]["general"]["wer"])
         runs = [(alpha, reg) for alpha in args.alphas for reg in (["from_start"] if alpha == 1 else args.regularisers)]
@@ -331,6 +336,8 @@ def main() -> int:
                    "final_reg": result.history[-1].reg,
                    "held": score(model, tok, sets["held"], states["held"]),
                    "general": score(model, tok, sets["general"], states["general"])}
+            if args.pack_check:
+                row["pack"] = pack_check(model, source, work / f"pack-{alpha}-{reg}", sets)
             rows.append(row)
             log.info("alpha %.2f %s: held-out WER %.1f%%, general WER %.1f%%", alpha, reg, 100 * row["held"]["wer"],
                      100 * row["general"]["wer"])
@@ -351,6 +358,36 @@ def main() -> int:
     return 0
 
 
+def pack_check(model, source: Path, work: Path, sets: dict) -> dict:
+    """Export `model` as an int8 pack (as `python -m export train` does) and score it through the engine."""
+    from engine.whisper import WhisperModel
+    from engine.whisper.transcribe import TranscribeOptions
+    from export.train.base import export_trained
+    from export.vocab import read_source_vocab
+
+    pack = export_trained(model, read_source_vocab(source), work / "train", work / "pack", "int8", "whisper-base-check")
+    engine_model = WhisperModel.load(pack, device="cpu", threads=torch.get_num_threads())
+    options = TranscribeOptions(language="en", beam_size=1)
+    result = {}
+    for name in ("held", "general"):
+        edits, words, hits, terms = 0.0, 0, 0, 0
+        for ex in sets[name]:
+            hyp = engine_model.transcribe(str(ex.path), options).text
+            n = len(clipkit.normalize_text(ex.text).split())
+            edits += clipkit.wer(ex.text, hyp) * n
+            words += n
+            said = set(clipkit.normalize_text(hyp).split())
+            for term in TERMS:
+                if term in ex.text:
+                    terms += 1
+                    hits += term.lower() in said
+        result[name] = {"wer": edits / max(words, 1), "term_error": 1 - hits / terms if terms else None}
+    model.train()
+    log.info("int8 pack through the engine: held-out WER %.1f%% (term errors %s), general WER %.1f%%",
+             100 * result["held"]["wer"], f"{100 * result['held']['term_error']:.0f}%", 100 * result["general"]["wer"])
+    return result
+
+
 def print_rows(rows: list[dict]) -> None:
     print("| run | error rate on the new terms | held-out term-sentence WER | general WER | train time | "
           "final L_recon | final L_reg |")
@@ -359,6 +396,15 @@ def print_rows(rows: list[dict]) -> None:
         print(f"| {r['run']} | {100 * (1 - r['held']['term_recall']):.0f}% | {100 * r['held']['wer']:.1f}% | "
               f"{100 * r['general']['wer']:.1f}% | {r['train_s']:.0f} s | {r.get('final_recon', float('nan')):.3f} | "
               f"{r.get('final_reg', float('nan')):.3g} |")
+    if any("pack" in r for r in rows):
+        print("\nthe same models exported as int8 packs, through the engine (onnxruntime; 30 s windows, greedy):\n")
+        print("| run | error rate on the new terms | held-out term-sentence WER | general WER |")
+        print("|---|---|---|---|")
+        for r in rows:
+            if "pack" in r:
+                p = r["pack"]
+                print(f"| {r['run']} | {100 * p['held']['term_error']:.0f}% | {100 * p['held']['wer']:.1f}% | "
+                      f"{100 * p['general']['wer']:.1f}% |")
 
 
 if __name__ == "__main__":
