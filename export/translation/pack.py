@@ -207,7 +207,7 @@ def build_translation_pack(source: Path, out_dir: Path, precision: str = "fp32",
                 else:
                     _to_fp16(Path(tmp) / graph, out_dir / graph)
     if merged:
-        from export.translation.merge import merge_decoders
+        from export.merge_decoders import merge_decoders  # the one merger, Whisper's and these packs'
 
         merge_decoders(out_dir / graphs.DECODER_FILE, out_dir / graphs.DECODER_WITH_PAST_FILE,
                        out_dir / "decoder_model_merged.onnx")

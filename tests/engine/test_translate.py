@@ -115,7 +115,7 @@ def test_hub_layout_pack_loads_and_translates_the_same(tmp_path_factory, tmp_pat
 
 
 def test_hub_pack_with_only_a_merged_decoder_translates_the_same(marian, tmp_path):
-    from export.translation.merge import merge_decoders
+    from export.merge_decoders import merge_decoders
 
     hub = _hub_copy(marian, tmp_path / "opus-mt-en-de")
     merge_decoders(hub / "onnx" / "decoder_model.onnx", hub / "onnx" / "decoder_with_past_model.onnx",
