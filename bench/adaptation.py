@@ -154,24 +154,29 @@ def cached_states(cache: Path | None, source: Path, model, sets: dict) -> dict:
     return states
 
 
-@torch.no_grad()
-def score(model, tok: TargetTokenizer, examples: list[Example], states: torch.Tensor) -> dict:
-    model.eval()
-    edits, words, hits, terms, rows = 0.0, 0, 0, 0, []
-    for ex, xa in zip(examples, states):
-        hyp = tok.decode(greedy(model, None, tok.prompt("en"), tok.eot, 2 * len(ex.tokens) + 10, xa[None]))
-        n = len(clipkit.normalize_text(ex.text).split())
-        edits += clipkit.wer(ex.text, hyp) * n
+def tally(pairs: list[tuple[str, str]]) -> dict:
+    """WER over (reference, hypothesis) pairs, and the WER on the new terms: the share of term occurrences
+    not written exactly (substituted or dropped)."""
+    edits, words, hits, terms = 0.0, 0, 0, 0
+    for ref, hyp in pairs:
+        n = len(clipkit.normalize_text(ref).split())
+        edits += clipkit.wer(ref, hyp) * n
         words += n
         said = set(clipkit.normalize_text(hyp).split())
         for term in TERMS:
-            if term in ex.text:
+            if term in ref:
                 terms += 1
                 hits += term.lower() in said
-        rows.append((ex.text, hyp))
-    # WER on the new terms: the share of term occurrences not written exactly (substituted or dropped).
     return {"wer": edits / max(words, 1), "words": words, "term_recall": hits / terms if terms else None,
-            "term_error": 1 - hits / terms if terms else None, "terms": terms, "examples": rows}
+            "term_error": 1 - hits / terms if terms else None, "terms": terms, "examples": list(pairs)}
+
+
+@torch.no_grad()
+def score(model, tok: TargetTokenizer, examples: list[Example], states: torch.Tensor) -> dict:
+    model.eval()
+    return tally([(ex.text, tok.decode(greedy(model, None, tok.prompt("en"), tok.eot, 2 * len(ex.tokens) + 10,
+                                              xa[None])))
+                  for ex, xa in zip(examples, states)])
 
 
 def run_shared(base, tok: TargetTokenizer, sets: dict, states: dict, args) -> dict:
@@ -368,20 +373,8 @@ def pack_check(model, source: Path, work: Path, sets: dict) -> dict:
     pack = export_trained(model, read_source_vocab(source), work / "train", work / "pack", "int8", "whisper-base-check")
     engine_model = WhisperModel.load(pack, device="cpu", threads=torch.get_num_threads())
     options = TranscribeOptions(language="en", beam_size=1)
-    result = {}
-    for name in ("held", "general"):
-        edits, words, hits, terms = 0.0, 0, 0, 0
-        for ex in sets[name]:
-            hyp = engine_model.transcribe(str(ex.path), options).text
-            n = len(clipkit.normalize_text(ex.text).split())
-            edits += clipkit.wer(ex.text, hyp) * n
-            words += n
-            said = set(clipkit.normalize_text(hyp).split())
-            for term in TERMS:
-                if term in ex.text:
-                    terms += 1
-                    hits += term.lower() in said
-        result[name] = {"wer": edits / max(words, 1), "term_error": 1 - hits / terms if terms else None}
+    result = {name: tally([(ex.text, engine_model.transcribe(str(ex.path), options).text) for ex in sets[name]])
+              for name in ("held", "general")}
     model.train()
     log.info("int8 pack through the engine: held-out WER %.1f%% (term errors %s), general WER %.1f%%",
              100 * result["held"]["wer"], f"{100 * result['held']['term_error']:.0f}%", 100 * result["general"]["wer"])
