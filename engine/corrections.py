@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import glob
+import hashlib
 import re
 import sys
 from collections.abc import Sequence
@@ -138,7 +139,9 @@ def save_corrections(corrections: Sequence[Correction], folder: Path | None = No
             if audio is None or audio.size < MIN_CLIP_S * SAMPLE_RATE:
                 report.skipped.append(f"line at {c.start_s:.1f} s of {path.name}: the audio ends before it")
                 continue
-            line = f"{path.stem}-{int(round(c.start_s * 1000)):08d}-"
+            # the file's name and a hash of its full path (two talk.wav in different folders stay apart)
+            tag = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:6]
+            line = f"{path.stem}-{tag}-{int(round(c.start_s * 1000)):08d}-"
             stem = line + _slug(c.text)
             for folder_ in {folder, Path(drop_from) if drop_from is not None else folder}:
                 for old in folder_.glob(f"{glob.escape(line)}*"):  # this line saved before, with other text

@@ -149,3 +149,14 @@ def test_anchors_are_spread_over_the_transcript_and_a_corrected_line_leaves_them
     assert corr.collected_clips(tmp_path / "anchors") == 0 and corr.collected_clips(tmp_path / "data") == 1
     corr.save_corrections([corr.Correction(path, a, b, "Corrected again")], tmp_path / "data")
     assert [p.read_text() for p in (tmp_path / "data").glob("*.txt")] == ["Corrected again\n"]
+
+
+def test_lines_of_two_files_with_the_same_name_do_not_overwrite_each_other(talk, tmp_path):
+    path, audio, spans = talk
+    other = tmp_path / "elsewhere" / path.name
+    other.parent.mkdir()
+    other.write_bytes(path.read_bytes())
+    a, b, text = spans[0]
+    report = corr.save_corrections([corr.Correction(path, a, b, text), corr.Correction(other, a, b, "Other " + text)],
+                                   tmp_path / "data")
+    assert len(report.saved) == 2 and corr.collected_clips(tmp_path / "data") == 2
