@@ -155,3 +155,37 @@ def test_a_device_lost_mid_stream_is_shown_and_the_app_is_ready_to_start_again(m
     assert "USB Mic" in window.banner.message() and "stopped delivering audio" in window.banner.message()
     qtbot.waitUntil(lambda: window.live_state() == "idle", timeout=60_000)
     assert window.controls.start_button.isEnabled()
+
+
+def test_a_corrected_live_line_is_saved_from_the_sessions_recording(make_window, qtbot, pack_int8, speech_clip):
+    """Live sessions are recorded on the transcript's clock, so a line corrected after Stop becomes a training clip
+    of that line's audio."""
+    from desktop_app.transcript_model import TEXT_COL
+    from engine import corrections as corr
+
+    clip = speech_clip("fox", FOX)
+    source = replaying(clip)
+    window = make_window(pack=pack_int8, audio_source_factory=source)
+    _ready(window, qtbot)
+    window.controls.start_button.click()
+    qtbot.waitUntil(lambda: window.live_state() == "running", timeout=30_000)
+    qtbot.waitUntil(source.played, timeout=60_000)
+    window.controls.start_button.click()
+    qtbot.waitUntil(lambda: window.live_state() == "idle", timeout=60_000)
+    recording = window._transcript_audio
+    assert recording and recording.startswith(str(corr.recordings_root()))
+    heard, rate = sf.read(recording, dtype="float32")
+    played = sf.info(str(clip)).duration + 3.5  # the replay adds 0.5 s before and 3 s after
+    assert rate == 16000 and abs(heard.size / rate - played) < 0.5
+    rows = window.transcript.committed_rows()
+    assert rows and "fox" in rows[0].text.lower()
+    assert window.transcript.setData(window.transcript.index(0, TEXT_COL), "The quick brown Foxworthy jumps.")
+    assert window.save_corrections()
+    qtbot.waitUntil(lambda: not window._saving, timeout=30_000)
+    saved = list(corr.training_root().glob("*.wav"))
+    assert len(saved) == 1, window.banner.message()
+    audio, _ = sf.read(saved[0], dtype="float32")
+    row = window.transcript.rows()[0]
+    expected = row.end_s + corr.PAD_S - max(0.0, row.start_s - corr.PAD_S)
+    assert abs(audio.size / 16000 - expected) < 0.05
+    assert float(np.sqrt(np.mean(audio ** 2))) > 0.01  # speech, not the silence around it
