@@ -15,7 +15,9 @@ import dataclasses
 import datetime as _dt
 import glob
 import hashlib
+import json
 import re
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -194,8 +196,6 @@ def tuned_pack_path(base_pack: Path) -> Path:
 
 
 def pack_precision(pack: Path) -> str:
-    import json
-
     try:
         meta = json.loads((Path(pack) / "parley.json").read_text(encoding="utf-8"))
         precision = str(meta.get("precision", "int8"))
@@ -235,8 +235,6 @@ def finish_improvement(out: Path | None, ok: bool) -> None:
     """After a fine-tune the app ran: on success drop the resumable checkpoint (optimizer state, the
     largest file) and keep the trained weights the pack was built from (the start of the next
     improvement); on failure or cancel remove the partial pack and its work folder."""
-    import shutil
-
     if out is None:
         return
     work = out.parent / (out.name + ".train")

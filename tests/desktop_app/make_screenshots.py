@@ -42,6 +42,22 @@ def wait(app: QApplication, condition, timeout_s: float) -> None:
         time.sleep(0.02)
 
 
+def file_window(app: QApplication, tmp: Path, pack: str, clip: str, **settings_values):
+    """The main window on a temporary settings file, its model loaded and `clip` transcribed."""
+    settings = AppSettings(QSettings(str(tmp / "shot.ini"), QSettings.Format.IniFormat))
+    settings.model = pack
+    for name, value in settings_values.items():
+        setattr(settings, name, value)
+    window = create_main_window(settings, list_devices=lambda: [])
+    window.resize(1180, 620)
+    window.move(40, 30)
+    window.show()
+    wait(app, lambda: window._model_state in ("ready", "failed"), 120)
+    window.open_file(clip)
+    wait(app, lambda: window._file_request is None, 600)
+    return window
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pack", required=True)
@@ -63,17 +79,8 @@ def main() -> int:
 
     app = QApplication([])
     with tempfile.TemporaryDirectory() as tmp:
-        settings = AppSettings(QSettings(str(Path(tmp) / "shot.ini"), QSettings.Format.IniFormat))
-        settings.model = args.pack
-        settings.target_language = args.translate
-        settings.overlay_rect = (200, 460, 900, 130)
-        window = create_main_window(settings, list_devices=lambda: [])
-        window.resize(1180, 620)
-        window.move(40, 30)
-        window.show()
-        wait(app, lambda: window._model_state in ("ready", "failed"), 120)
-        window.open_file(args.clip)
-        wait(app, lambda: window._file_request is None, 600)
+        window = file_window(app, Path(tmp), args.pack, args.clip, target_language=args.translate,
+                             overlay_rect=(200, 460, 900, 130))
         window.captions_action.setChecked(True)
         for _ in range(30):
             app.processEvents()
@@ -175,16 +182,7 @@ def improve_shots(args) -> int:
         models.parley_home().mkdir(parents=True)
         if sources.is_dir():
             models.sources_root().symlink_to(sources, target_is_directory=True)
-        settings = AppSettings(QSettings(str(Path(tmp) / "shot.ini"), QSettings.Format.IniFormat))
-        settings.model = args.pack
-        settings.source_language = args.language
-        window = create_main_window(settings, list_devices=lambda: [])
-        window.resize(1180, 620)
-        window.move(40, 30)
-        window.show()
-        wait(app, lambda: window._model_state in ("ready", "failed"), 120)
-        window.open_file(args.clip)
-        wait(app, lambda: window._file_request is None, 600)
+        window = file_window(app, Path(tmp), args.pack, args.clip, source_language=args.language)
         for fix in args.fix:
             row, text = fix.split("=", 1)
             window.transcript.setData(window.transcript.index(int(row), TEXT_COL), text)
