@@ -26,6 +26,10 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 # 1. System packages: PortAudio (capture), libsndfile, espeak-ng (test speech), PulseAudio (capture
 #    tests and system-audio monitors), Xvfb and the X/GL libraries Qt needs.
+# Every system command the app, the tests and the benches run, as command:Debian package. The self-check at
+# the end names any that is still missing; tests/test_setup_commands.py fails when the code runs a command
+# that is not here (nvidia-smi comes with the NVIDIA driver and is only used where there is a GPU).
+COMMANDS="espeak-ng:espeak-ng pulseaudio:pulseaudio pactl:pulseaudio-utils paplay:pulseaudio-utils Xvfb:xvfb"
 APT_PKGS="libportaudio2 libsndfile1 espeak-ng pulseaudio pulseaudio-utils xvfb libegl1 libgl1 \
 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libxcb-cursor0 libxcb-icccm4 \
 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0 libxcb-xkb1"
@@ -66,6 +70,25 @@ done
 if [ -f scripts/fetch_vad.py ]; then
   say "Silero VAD model"
   .venv/bin/python scripts/fetch_vad.py
+fi
+
+# 5. Self-check: name everything that is still missing instead of letting a test find it later.
+problems=()
+for pair in $COMMANDS; do
+  command -v "${pair%%:*}" >/dev/null || problems+=("the command ${pair%%:*} (Debian/Ubuntu: apt-get install ${pair#*:})")
+done
+for prec in $PRECISIONS; do
+  pack=$(.venv/bin/python -c "from engine import models; print(models.pack_dir('whisper-base', '$prec'))")
+  [ -f "$pack/encoder_model.onnx" ] || problems+=("the whisper-base $prec pack in $pack (parley models build whisper-base --precision $prec)")
+done
+if [ -f scripts/fetch_vad.py ]; then
+  vad=$(.venv/bin/python -c "from engine.vad import default_model_path; print(default_model_path())")
+  [ -f "$vad" ] || problems+=("the Silero VAD model $vad (.venv/bin/python scripts/fetch_vad.py)")
+fi
+if [ ${#problems[@]} -gt 0 ]; then
+  printf 'setup.sh: error: still missing after setup:\n' >&2
+  printf '  - %s\n' "${problems[@]}" >&2
+  exit 1
 fi
 
 say "done: .venv/bin/parley is ready (tests: .venv/bin/python -m pytest)"

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from needs import require_or_skip
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
@@ -31,10 +33,7 @@ _installed_vad()
 def _need(path: Path | None, what: str) -> Path:
     if path is not None and path.exists():
         return path
-    msg = f"{what} not found at {path}; run ./setup.sh (or `parley models build whisper-base`)"
-    if os.environ.get("PARLEY_REQUIRE_MODELS") == "1":
-        pytest.fail(msg)
-    pytest.skip(msg)
+    require_or_skip(f"{what} not found at {path}; run ./setup.sh (or `parley models build whisper-base`)")
 
 
 def _pack(precision: str) -> Path:

@@ -7,7 +7,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 from PySide6.QtCore import QSettings
 
 from desktop_app.app import create_main_window
@@ -66,7 +68,7 @@ def speech_clip(clip_dir):
 
 
 def espeak_clip(folder: Path, name: str, text: str, repeat: int = 1, voice: str = "en") -> Path:
-    """A spoken clip (espeak-ng), optionally repeated end to end with sox."""
+    """A spoken clip (espeak-ng), optionally repeated end to end."""
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng is not installed")
     out = folder / f"{name}.wav"
@@ -77,5 +79,6 @@ def espeak_clip(folder: Path, name: str, text: str, repeat: int = 1, voice: str 
     if repeat == 1:
         one.rename(out)
     else:
-        subprocess.run(["sox", *[str(one)] * repeat, str(out)], check=True)
+        speech, rate = sf.read(one, dtype="float32")
+        sf.write(out, np.concatenate([speech] * repeat), rate)
     return out
