@@ -190,3 +190,9 @@ def test_every_command_setup_checks_is_on_this_machine():
     if missing and os.environ.get("PARLEY_REQUIRE_MODELS") != "1":
         pytest.skip(f"not installed here (run ./setup.sh): {missing}")
     assert not missing, f"setup.sh should have installed these commands: {missing}"
+
+
+def test_a_hung_test_fails_instead_of_holding_ci(pytestconfig):
+    """pytest-timeout (the dev extra) is loaded and pyproject.toml gives every test a limit."""
+    assert pytestconfig.pluginmanager.hasplugin("timeout"), "pytest-timeout is not installed: pip install -e '.[dev]'"
+    assert 0 < float(pytestconfig.getini("timeout")) <= 1800

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import threading
 import time
@@ -17,6 +16,7 @@ from conftest_pulse import pulse_server  # noqa: F401  (fixture)
 from engine.audio import resample
 from engine.capture import AudioRing, Capture, DeviceInfo, FakeInputStream, find_device, list_devices, pulse_sources
 from engine.errors import AudioDeviceError
+from needs import require_command
 
 SR = 16000
 
@@ -93,7 +93,8 @@ def test_a_reader_that_falls_behind_loses_the_oldest_audio_not_the_newest():
     ring = AudioRing(capacity_blocks=10)
     capture = Capture(fake_device(48000, 1), ring=ring, stream_factory=FakeInputStream.factory(clip, 48000))
     capture.start()
-    while capture.ring.dropped_blocks < 50:  # 60 blocks of 50 ms arrive; the reader never reads
+    deadline = time.monotonic() + 10  # the 60 blocks arrive in 3 s; a stream that stops short must not hang
+    while capture.ring.dropped_blocks < 50 and time.monotonic() < deadline:  # the reader never reads
         time.sleep(0.01)
     capture.stop()
     got = capture.drain()
@@ -151,7 +152,7 @@ def test_devices_are_found_by_index_name_part_or_pulse_source():
         find_device("Yeti", devices)
 
 
-def test_pulse_sources_are_read_from_pactl_json_or_short_listings():
+def test_pulse_sources_are_read_from_pactl_json_or_short_listings(monkeypatch):
     listing = [{"name": "alsa_input.usb-mic", "description": "USB Mic", "sample_specification": "s16le 1ch 44100Hz",
                 "properties": {"device.class": "sound"}},
                {"name": "alsa_output.hdmi.monitor", "description": "Monitor of HDMI",
@@ -167,8 +168,7 @@ def test_pulse_sources_are_read_from_pactl_json_or_short_listings():
                                            "RUNNING\n2\talsa_output.hdmi.monitor\tmodule-alsa-card.c\t"
                                            "s32le 2ch 48000Hz\tIDLE\n", "")
 
-    if shutil.which("pactl") is None:
-        pytest.skip("pactl is not installed")
+    monkeypatch.setattr("engine.capture.shutil.which", lambda name: f"/usr/bin/{name}")  # the runner is faked
     for run in (run_json, run_short):
         mic, monitor = pulse_sources(run)
         assert (mic.pulse_source, mic.is_monitor, mic.default_samplerate, mic.max_input_channels) == \
@@ -179,8 +179,7 @@ def test_pulse_sources_are_read_from_pactl_json_or_short_listings():
 
 @pytest.mark.pulse
 def test_what_the_computer_plays_is_captured_from_the_monitor_source(pulse_server, tmp_path):  # noqa: F811
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed")
+    require_command("espeak-ng", "espeak-ng")
     wav = tmp_path / "said.wav"
     subprocess.run(["espeak-ng", "-w", str(wav), "The quick brown fox jumps over the lazy dog."], check=True)
     speech, rate = sf.read(wav, dtype="float32")
