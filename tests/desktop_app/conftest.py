@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from PySide6.QtCore import QSettings
 
 from desktop_app.app import create_main_window
 from desktop_app.settings import AppSettings
+from needs import require_command
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,8 +69,7 @@ def speech_clip(clip_dir):
 
 def espeak_clip(folder: Path, name: str, text: str, repeat: int = 1, voice: str = "en") -> Path:
     """A spoken clip (espeak-ng), optionally repeated end to end."""
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed")
+    require_command("espeak-ng", "espeak-ng")
     out = folder / f"{name}.wav"
     if out.exists():
         return out

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from needs import require_module
 from stall_probe import StallProbe, assert_not_frozen
 
 pytestmark = pytest.mark.model
@@ -153,7 +154,7 @@ def test_translate_to_english_fills_the_translation_pane(make_window, qtbot, pac
 
 def test_an_installed_translation_pack_is_offered_and_translates_a_file(make_window, qtbot, pack_int8, speech_clip,
                                                                          tmp_path, tmp_path_factory):
-    pytest.importorskip("transformers")
+    require_module("transformers")
     import os
     import shutil
 

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QAbstractItemView
 from desktop_app.transcript_model import TEXT_COL, TIME_COL, TRANSLATION_COL, SegmentRow, TranscriptModel
 from engine import clips
 from engine import corrections as corr
+from needs import require_module
 
 ROOT = Path(__file__).resolve().parents[2]
 FOX = "The quick brown fox jumps over the lazy dog. She sells sea shells by the sea shore."
@@ -98,7 +99,7 @@ def test_improve_recognition_needs_a_model_and_enough_clips(make_window):
 @pytest.fixture
 def tiny_pack(tmp_path_factory):
     """A tiny random Whisper, built into a pack the way `python -m export whisper` does (its source recorded)."""
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch")
     sys.path.insert(0, str(ROOT / "tests" / "export"))
     from tiny import TINY, save_hf
 

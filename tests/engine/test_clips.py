@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import glob
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +11,13 @@ import soundfile as sf
 from engine import clips as corpus
 from engine.audio import SAMPLE_RATE, load_audio
 from engine.clips import cer, normalize_text, wer
+from engine.errors import ParleyError
+from needs import require_command, require_module, require_or_skip
 
-needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+
+@pytest.fixture
+def needs_espeak() -> None:
+    require_command("espeak-ng", "espeak-ng")
 
 
 def test_corpus_has_every_language_with_references():
@@ -31,7 +33,7 @@ def test_corpus_has_every_language_with_references():
             assert clip.reference_en != clip.text
 
 
-@needs_espeak
+@pytest.mark.usefixtures("needs_espeak")
 def test_synthesize_makes_speech_and_caches_it(clip_dir):
     clip = corpus.clips("de")[0]
     path = corpus.synthesize(clip, clip_dir)
@@ -45,7 +47,7 @@ def test_synthesize_makes_speech_and_caches_it(clip_dir):
     assert slower != path and sf.info(str(slower)).duration > info.duration
 
 
-@needs_espeak
+@pytest.mark.usefixtures("needs_espeak")
 @pytest.mark.parametrize("language", ["zh", "ja"])
 def test_cjk_clips_are_spoken_from_their_readings(clip_dir, language):
     # espeak-ng reads the characters as "Chinese letter"; the pinyin/kana readings give real syllables
@@ -55,7 +57,7 @@ def test_cjk_clips_are_spoken_from_their_readings(clip_dir, language):
         assert 1.5 < x.size / SAMPLE_RATE < 10
 
 
-@needs_espeak
+@pytest.mark.usefixtures("needs_espeak")
 def test_long_english_is_over_two_minutes_with_pauses(clip_dir):
     long = corpus.long_english(clip_dir)
     x = load_audio(long.path)
@@ -96,7 +98,7 @@ def test_wer_counts_edits():
 
 
 def test_wer_agrees_with_jiwer():
-    jiwer = pytest.importorskip("jiwer")
+    jiwer = require_module("jiwer", "dev")
     rng = np.random.default_rng(0)
     vocab = "the a cat dog sat ran on under mat rug quickly".split()
     for _ in range(50):
@@ -111,18 +113,16 @@ def test_cer_for_languages_without_spaces():
     assert cer("今天天气很好", "今天天汽很好") == pytest.approx(1 / 6)
 
 
-def _moonshine_wheel() -> Path | None:
-    env = os.environ.get("PARLEY_MOONSHINE_WHEEL")
-    if env:
-        return Path(env)
-    found = sorted(glob.glob("/work/dl/moonshine_voice-0.1.5-*.whl"))
-    return Path(found[0]) if found else None
+def _moonshine_wheel() -> Path:
+    """The wheel setup.sh fetched into the sources cache (fetched now if it is not there)."""
+    try:
+        return corpus.moonshine_wheel()
+    except ParleyError as e:
+        require_or_skip(str(e))
 
 
 def test_human_clips_come_out_of_the_wheel(tmp_path):
     wheel = _moonshine_wheel()
-    if wheel is None or not wheel.exists():
-        pytest.skip("moonshine-voice 0.1.5 wheel not found; set PARLEY_MOONSHINE_WHEEL to its path")
     paths = corpus.human_clips(tmp_path, wheel=wheel)
     assert [p.name for p in paths] == ["beckett.wav", "two_cities.wav", "endgame_nagg_nell.wav"]
     durations = [load_audio(p).size / SAMPLE_RATE for p in paths]
@@ -130,3 +130,18 @@ def test_human_clips_come_out_of_the_wheel(tmp_path):
     assert set(corpus.HUMAN_TRANSCRIPTS) <= {p.stem for p in paths}
     # already extracted: no wheel needed the second time
     assert corpus.human_clips(tmp_path) == paths
+
+
+def test_a_wheel_with_other_clips_is_refused_naming_it_and_nothing_is_extracted(tmp_path):
+    import zipfile
+
+    wheel = tmp_path / "moonshine_voice-0.1.5-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        for name in corpus.HUMAN_CLIP_NAMES:
+            z.writestr(f"moonshine_voice/assets/{name}.wav", b"RIFF not the recording")
+    with pytest.raises(ParleyError, match=r"moonshine_voice-0\.1\.5-py3-none-any\.whl: beckett\.wav has sha256"):
+        corpus.human_clips(tmp_path / "clips", wheel=wheel)
+    assert not list((tmp_path / "clips").glob("*.wav"))
+    wheel.write_bytes(b"truncated")
+    with pytest.raises(ParleyError, match="not a moonshine-voice==0.1.5 wheel"):
+        corpus.human_clips(tmp_path / "clips", wheel=wheel)

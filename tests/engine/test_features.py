@@ -9,8 +9,9 @@ import pytest
 
 from engine import features
 from engine.features import HOP_LENGTH, N_FFT, N_FRAMES, N_SAMPLES, log_mel_spectrogram, mel_filters, pad_or_trim
+from needs import require_module
 
-torch = pytest.importorskip("torch")
+torch = require_module("torch")
 
 # Values read from openai/whisper's whisper/assets/mel_filters.npz (librosa 0.8 output, float32).
 WHISPER_FILTER_VALUES = {

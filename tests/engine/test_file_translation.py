@@ -11,6 +11,7 @@ import soundfile as sf
 from engine import clips
 from engine.cli import main
 from engine.file_translation import TranslatedSegment, segment_audio
+from needs import require_module
 
 
 def test_segment_audio_cuts_each_segment_out_of_a_file_read_in_chunks(tmp_path):
@@ -48,7 +49,7 @@ def test_spanish_speech_to_bilingual_english_subtitles(pack_int8, tmp_path, caps
 @pytest.mark.model
 def test_text_pack_translation_of_a_file_and_a_missing_pair(pack_int8, tmp_path, tmp_path_factory, monkeypatch,
                                                             capsys):
-    pytest.importorskip("transformers")
+    require_module("transformers")
     from translate_fixtures import built
 
     pack = built(tmp_path_factory, "marian")[1]  # tiny random-weight en→de Marian, exported by our exporter

@@ -19,6 +19,7 @@ from whisper_fixtures import home, publish_optimum, tiny_pack, transcript_text  
 
 from engine import cli, models  # noqa: E402
 from engine.errors import CancelledError, PackError  # noqa: E402
+from needs import require_module  # noqa: E402
 
 
 def _nothing_left_in(root: Path, but: tuple[str, ...] = ()) -> bool:
@@ -106,7 +107,7 @@ def test_import_of_a_checkpoint_runs_the_exporter_and_explains_missing_torch(hom
 
 @pytest.mark.slow
 def test_import_of_a_hugging_face_checkpoint_converts_it(home, tmp_path):
-    pytest.importorskip("torch")
+    require_module("torch")
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "export"))
     from tiny import TINY, save_hf
 

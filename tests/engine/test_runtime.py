@@ -11,8 +11,9 @@ import pytest
 
 from engine import runtime
 from engine.errors import PackError
+from needs import require_module
 
-onnx = pytest.importorskip("onnx")
+onnx = require_module("onnx", "dev")
 
 
 @pytest.fixture

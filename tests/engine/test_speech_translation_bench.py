@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("sacrebleu")
+from needs import require_module  # noqa: E402
+
+require_module("sacrebleu", "dev")
 
 from bench.speech_translation import compare, format_table  # noqa: E402
 

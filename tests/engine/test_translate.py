@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("transformers")  # the packs are built from transformers models in the test
+from needs import require_module  # noqa: E402
+
+require_module("transformers")  # the packs are built from transformers models in the test
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from translate_fixtures import SENTENCES, built  # noqa: E402

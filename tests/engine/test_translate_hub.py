@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("transformers")
+from needs import require_module  # noqa: E402
+
+require_module("transformers")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hub_fixtures import _Hub, hub  # noqa: E402,F401 - the fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import zipfile
 from pathlib import Path
@@ -14,6 +12,7 @@ import soundfile as sf
 
 from engine.audio import resample
 from engine.errors import PackError
+from needs import require_command, require_or_skip
 from engine.vad import (SILERO_SHA256, SILERO_WHEEL_MEMBER, SileroVad, VadGate, VadOptions, ensure_model,
                         fetch_model, segments_from_probs)
 
@@ -26,16 +25,13 @@ def vad_model() -> Path:
     try:
         return ensure_model()
     except PackError as e:
-        if os.environ.get("PARLEY_REQUIRE_MODELS") == "1":
-            pytest.fail(str(e))
-        pytest.skip(f"Silero VAD model unavailable: {e}")
+        require_or_skip(f"Silero VAD model unavailable: {e}")
 
 
 @pytest.fixture(scope="session")
 def spoken(clip_dir) -> tuple[np.ndarray, float]:
     """espeak-ng speech with 1 s of silence before it and 1.5 s after; returns (16 kHz clip, speech end)."""
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed (apt install espeak-ng)")
+    require_command("espeak-ng", "espeak-ng")
     wav = clip_dir / "vad_speech.wav"
     subprocess.run(["espeak-ng", "-w", str(wav), "Hello, this is a test of the voice activity detector. "
                     "It should find the speech and nothing else."], check=True)

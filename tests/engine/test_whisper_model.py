@@ -12,6 +12,7 @@ import pytest
 from engine import clips
 from engine.errors import CancelledError, LanguageError
 from engine.whisper import DecodeOptions, TranscribeOptions, WhisperModel
+from needs import require_or_skip
 
 pytestmark = pytest.mark.model
 
@@ -21,7 +22,7 @@ def pack_dir(request) -> Path:
     env = os.environ.get("PARLEY_PACK_DIR")
     if env:
         if not Path(env).is_dir():
-            pytest.skip(f"PARLEY_PACK_DIR={env} is not a folder")
+            require_or_skip(f"PARLEY_PACK_DIR={env} is not a folder")
         return Path(env)
     return request.getfixturevalue("pack_int8")
 

@@ -12,7 +12,9 @@ import onnx
 import pytest
 from tokenizers import Tokenizer
 
-pytest.importorskip("transformers")
+from needs import require_module  # noqa: E402
+
+require_module("transformers")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from translate_fixtures import CORPUS, PAIRS, SENTENCES, built, hf_generate  # noqa: E402
