@@ -1,6 +1,6 @@
 """Does fine-tuning teach whisper-base new words, and what does the regulariser keep? One honest run.
 
-    .venv/bin/python bench/adaptation.py                        # whisper-base from /work/ct2, CPU, 1 thread
+    .venv/bin/python bench/adaptation.py                        # whisper-base's CTranslate2 source (setup.sh), CPU, 1 thread
     .venv/bin/python bench/adaptation.py --alphas 1.0 0.9 0.5 --epochs 5 --lr 5e-5
 
 Ten invented names and terms that stock whisper-base cannot know; 60 training sentences and 20 held-out
@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from engine import clips as clipkit  # noqa: E402
+from engine.models import sources_root  # noqa: E402
 from export.train.base import load_base  # noqa: E402
 from export.train.data import Example, TargetTokenizer, load_examples  # noqa: E402
 from export.train.evaluate import greedy  # noqa: E402
@@ -267,7 +268,9 @@ def print_shared(shared: dict) -> None:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--base", default="/work/ct2", help="CTranslate2 whisper-base folder (or any --base of export train)")
+    p.add_argument("--base", default=str(sources_root() / "whisper-base-ct2"),
+                   help="CTranslate2 whisper-base folder (default: the one setup.sh reassembles; or any --base of "
+                        "export train)")
     p.add_argument("--alphas", type=float, nargs="*", default=[1.0, 0.9])
     p.add_argument("--regularisers", nargs="+", default=["from_start"], choices=("from_start", "fisher"),
                    help="L_reg of the alpha < 1 runs (each alpha runs with each); fisher measures its weights on "

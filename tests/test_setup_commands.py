@@ -194,3 +194,22 @@ def test_a_hung_test_fails_instead_of_holding_ci(pytestconfig):
     """pytest-timeout (the dev extra) is loaded and pyproject.toml gives every test a limit."""
     assert pytestconfig.pluginmanager.hasplugin("timeout"), "pytest-timeout is not installed: pip install -e '.[dev]'"
     assert 0 < float(pytestconfig.getini("timeout")) <= 1800
+
+
+MACHINE_PATH = re.compile(r"(?<![\w.~-])/(?:work|root|home/[\w.-]+|Users/[\w.-]+|mnt/[\w.-]+)/")
+
+
+def test_no_file_names_a_folder_of_one_machine():
+    """Code, tests and docs name paths relative to the repository or the user's cache, never one machine's."""
+    offenders = []
+    for folder in (*SCANNED, "docs"):
+        for path in sorted((ROOT / folder).rglob("*")):
+            if path.suffix not in (".py", ".md", ".sh", ".toml") or path == Path(__file__).resolve():
+                continue
+            for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+                if MACHINE_PATH.search(line):
+                    offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()[:100]}")
+    for name in ("README.md", "setup.sh", "pyproject.toml"):
+        offenders += [f"{name}:{n}" for n, line in enumerate((ROOT / name).read_text().splitlines(), 1)
+                      if MACHINE_PATH.search(line)]
+    assert not offenders, "absolute paths of one machine:\n" + "\n".join(offenders)
