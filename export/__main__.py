@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     from export.translation.cli import add_parser as add_translation_parser
 
     add_translation_parser(sub)
+    from export.bergamot.cli import add_parser as add_bergamot_parser
+
+    add_bergamot_parser(sub)
     return parser
 
 
@@ -70,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         from export.translation.cli import run as run_translation
 
         return run_translation(args)
+    if args.command == "bergamot":
+        from export.bergamot.cli import run as run_bergamot
+
+        return run_bergamot(args)
     if args.command == "train":
         from export.train.cli import run as run_train
 

@@ -77,6 +77,8 @@ class TranslationPack:
         files = {"encoder": onnx_dir / ENCODER, "decoder": onnx_dir / DECODER,
                  "decoder_with_past": onnx_dir / DECODER_WITH_PAST, "decoder_merged": onnx_dir / DECODER_MERGED,
                  "tokenizer": path / TOKENIZER}
+        if fields["generation"].get("shortlist"):  # Bergamot: the lexical shortlist beside the graphs
+            files["shortlist"] = path / str(fields["generation"]["shortlist"])
         pack = cls(path=path, files=files, **fields)
         pack._check_files()
         return pack

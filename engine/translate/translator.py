@@ -65,6 +65,10 @@ class Translator:
         except Exception as e:  # tokenizers raises a plain Exception on malformed JSON
             raise PackError(f"{pack.files['tokenizer']}: unreadable tokenizer ({e}); rebuild or download the "
                             "pack again") from e
+        if pack.architecture == "bergamot":  # SSRU decoder + lexical shortlist: its own model runner
+            from engine.translate.bergamot import BergamotTranslator
+
+            return BergamotTranslator.from_pack(pack, tokenizer, device, threads)
         model = Seq2SeqModel(pack, device, threads)
         log.info("translation pack %s (%s, %s) on %s", pack.name, pack.architecture, pack.precision, model.provider)
         return cls(pack, model, tokenizer)

@@ -1,0 +1,1 @@
+"""Bergamot / Marian models (``model.*.bin`` + SentencePiece vocab + lexical shortlist) into Parley packs."""
