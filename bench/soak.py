@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from engine import clips  # noqa: E402
 from engine.events import Committed, Stats  # noqa: E402
 from engine.file_source import FileSource  # noqa: E402
-from engine.session import LiveOptions, LiveSession  # noqa: E402
+from engine.live.session import LiveOptions, LiveSession  # noqa: E402
 from stream_latency import build_audio  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 SR = 16000

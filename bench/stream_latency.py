@@ -40,7 +40,7 @@ from engine import clips  # noqa: E402
 from engine.audio import load_audio  # noqa: E402
 from engine.capture import Capture, DeviceInfo, FakeInputStream  # noqa: E402
 from engine.events import Committed, Partial, Stats  # noqa: E402
-from engine.session import LiveOptions, LiveSession  # noqa: E402
+from engine.live.session import LiveOptions, LiveSession  # noqa: E402
 
 SR = 16000
 

@@ -30,7 +30,7 @@ def create_main_window(settings: QSettings | AppSettings | None = None, audio_so
                        load_model: bool = True) -> MainWindow:
     """A main window (not shown). The model starts loading in the background once the event loop runs.
 
-    audio_source_factory(device_index) -> the `source` handed to engine.session.LiveSession (tests
+    audio_source_factory(device_index) -> the `source` handed to engine.live.session.LiveSession (tests
     replay a clip through it); model_loader(pack_path, device) -> a loaded model.
     """
     _preload_engine()

@@ -191,7 +191,7 @@ class EngineWorker(QObject):
             self.live_failed.emit("Cannot start: no model is loaded. Choose or build a model first.")
             return
         try:
-            from engine.session import LiveOptions, LiveSession
+            from engine.live.session import LiveOptions, LiveSession
 
             fields = {f.name for f in dataclasses.fields(LiveOptions)}
             kwargs = {"language": request.language, "device": request.device, "record_path": request.record_path}

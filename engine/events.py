@@ -45,6 +45,15 @@ class Committed:
 
 
 @dataclasses.dataclass(frozen=True)
+class SentenceEnd:
+    """The sentence whose last fragment is Committed segment ``segment_id`` is finished (its end mark, a
+    pause, a gap or its length): front-ends can show it as a whole; its translation, if any, follows."""
+
+    segment_id: int
+    emitted_at: float
+
+
+@dataclasses.dataclass(frozen=True)
 class Translated:
     segment_id: int  # the Committed/Partial segment this translates
     text: str
@@ -85,4 +94,4 @@ class Level:
     peak: float  # linear absolute peak, 0..1
 
 
-Event = Partial | Committed | Translated | Status | Error | Stats | Level
+Event = Partial | Committed | SentenceEnd | Translated | Status | Error | Stats | Level

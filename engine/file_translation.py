@@ -49,16 +49,16 @@ def segment_audio(path: str | Path, segments: Sequence, margin_s: float = 0.1) -
 
 def text_translator(target: str, device: str, threads: int | None) -> Callable[[str, str | None, str], str]:
     """The installed packs' translator into ``target`` (MissingPairError now, naming the pairs, if none)."""
-    from engine.session import _installed_text_translator
+    from engine.translate.installed import InstalledTextTranslator
 
-    return _installed_text_translator(target, device, threads)
+    return InstalledTextTranslator.into(target, device, threads)
 
 
 def translate_segments(segments: Iterable, target: str, source: str | None, *, model=None, path=None,
                        translate_text: Callable[[str, str | None, str], str] | None = None,
                        progress: Callable[[float], None] | None = None) -> list[TranslatedSegment]:
     """Each segment with its translation into ``target`` (the text itself where source == target)."""
-    from engine.live_translation import speech_to_english
+    from engine.whisper.encode import speech_to_english
 
     segments = [s for s in segments if s.text.strip()]
     out: list[TranslatedSegment] = []

@@ -18,10 +18,11 @@ import threading
 from pathlib import Path
 
 from engine import models
+from engine.cli_args import BEAM_SIZE, THREADS, output_path, seconds_in
 from engine.errors import ParleyError
-from engine.events import Committed, Error, Partial, Stats, Status, Translated, Word
-from engine.session import LiveOptions
-from engine.streaming import SENTENCE_END
+from engine.events import Committed, Error, Partial, SentenceEnd, Stats, Status, Translated, Word
+from engine.live.options import LiveOptions
+from engine.live.policy import SENTENCE_END
 
 log = logging.getLogger("parley")
 
@@ -46,20 +47,31 @@ def add_parsers(sub) -> None:
     p.add_argument("--model", default=models.DEFAULT_MODEL, help="model name or pack folder (default: %(default)s)")
     p.add_argument("--precision", choices=models.PRECISIONS, default=None)
     p.add_argument("--compute", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for onnxruntime (default: all cores)")
-    p.add_argument("--beam-size", type=int, default=1)
-    p.add_argument("--step", type=float, default=LiveOptions.min_step_s, metavar="S",
+    p.add_argument("--threads", type=THREADS, default=None, help="CPU threads for onnxruntime (default: all cores)")
+    p.add_argument("--beam-size", type=BEAM_SIZE, default=1)
+    p.add_argument("--step", type=seconds_in(0, 10), default=LiveOptions.min_step_s, metavar="S",
                    help="seconds of new audio per decode, at least (default %(default)s; 0.5: tentative text twice "
                         "as often, for twice the CPU and, with --agree-gap 1, a few more mistakes)")
-    p.add_argument("--agree-gap", type=float, default=LiveOptions.policy.agree_gap_s, metavar="S",
+    p.add_argument("--agree-gap", type=seconds_in(0, 10, low_open=False), default=LiveOptions.policy.agree_gap_s,
+                   metavar="S",
                    help="commit what a hypothesis shares with one decoded at least S seconds earlier "
                         "(default %(default)s: the previous one); 1 with --step 0.5")
+    p.add_argument("--pause", type=float, default=LiveOptions.finalize_pause_s, metavar="S",
+                   help="a pause this long finishes what was said: one decode commits it and its translation "
+                        "starts (default %(default)s)")
+    p.add_argument("--no-pause-final", action="store_true",
+                   help="commit only what two hypotheses agree on, even at pauses (the behaviour before 0.2)")
+    p.add_argument("--first-step", type=seconds_in(0, 10), default=LiveOptions.first_step_s, metavar="S",
+                   help="speech before an utterance's first decode (default %(default)s)")
+    p.add_argument("--partials", action="store_true",
+                   help="print every tentative update to stderr as a line ('~ text'), also when it is not a terminal")
     p.add_argument("--encoder", choices=("audio", "full"), default="audio",
                    help="audio: encode only the buffered audio (fast); full: pad to 30 s as Whisper does")
     p.add_argument("--no-vad", action="store_true", help="decode without the voice-activity gate")
-    p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after this many seconds")
+    p.add_argument("--duration", type=seconds_in(0, 86400, why=" (24 h; leave it out to listen until Ctrl-C)"),
+                   default=None, metavar="S", help="stop after this many seconds")
     p.add_argument("--format", choices=FORMATS, default=None, help="format of -o (default: from its extension)")
-    p.add_argument("-o", "--output", type=Path, default=None, help="also write the committed text here")
+    p.add_argument("-o", "--output", type=output_path, default=None, help="also write the committed text here")
     p.add_argument("-q", "--quiet", action="store_true", help="no tentative text or status on stderr")
 
 
@@ -138,8 +150,9 @@ def _clock(t: float) -> str:
 class _Printer:
     """Prints sentences as they complete; the tentative tail redrawn on a terminal's stderr."""
 
-    def __init__(self, quiet: bool):
+    def __init__(self, quiet: bool, partial_lines: bool = False):
         self.quiet = quiet
+        self.partial_lines = partial_lines
         self.tty = sys.stderr.isatty()
         self.pending: list[Committed] = []
         self.printed = 0
@@ -153,8 +166,12 @@ class _Printer:
             if isinstance(event, Committed):
                 self.pending.append(event)
                 self._flush(final=False)
+            elif isinstance(event, SentenceEnd):
+                self._flush(final=True)  # a pause or a gap ended it: print it even without an end mark
             elif isinstance(event, Partial):
                 self._tail = event.text
+                if self.partial_lines:
+                    print(f"~ {event.text}", file=sys.stderr, flush=True)
                 self._redraw()
             elif isinstance(event, Translated):
                 if event.draft:
@@ -203,7 +220,7 @@ class _Printer:
 def cmd_live(args) -> int:
     from engine import subtitles
     from engine.runtime import resolve_device
-    from engine.session import LiveSession
+    from engine.live.session import LiveSession
     from engine.whisper import WhisperModel
 
     task = args.task
@@ -214,8 +231,11 @@ def cmd_live(args) -> int:
         raise ParleyError("--realtime applies to --input FILE")
     if args.input is not None and not args.input.exists():
         raise ParleyError(f"{args.input}: no such file")
-    if args.step <= 0 or args.agree_gap < 0:
-        raise ParleyError(f"--step must be > 0 and --agree-gap >= 0 (got {args.step} and {args.agree_gap})")
+    if args.step <= 0 or args.agree_gap < 0 or args.first_step <= 0:
+        raise ParleyError(f"--step and --first-step must be > 0 and --agree-gap >= 0 (got {args.step}, "
+                          f"{args.first_step} and {args.agree_gap})")
+    if not args.no_pause_final and not 0 < args.pause < LiveOptions.policy.pause_reset_s:
+        raise ParleyError(f"--pause must be > 0 and < {LiveOptions.policy.pause_reset_s} (got {args.pause})")
     fmt = args.format or (args.output.suffix.lstrip(".").lower() if args.output else None)
     if args.output is not None and fmt not in FORMATS:
         raise ParleyError(f"-o {args.output}: give --format ({', '.join(FORMATS)}) or a file ending in one")
@@ -225,7 +245,9 @@ def cmd_live(args) -> int:
     model = WhisperModel.load(pack, device=args.compute, threads=args.threads)
     language = None if args.language in (None, "", "auto") else args.language
     options = LiveOptions(device=_device_arg(args.device), language=language, task=task, beam_size=args.beam_size,
-                          min_step_s=args.step, encoder_frames=args.encoder, vad=not args.no_vad,
+                          min_step_s=args.step, first_step_s=args.first_step,
+                          finalize_pause_s=None if args.no_pause_final else args.pause,
+                          encoder_frames=args.encoder, vad=not args.no_vad,
                           translate_to=args.translate_to or None,
                           policy=dataclasses.replace(LiveOptions.policy, agree_gap_s=args.agree_gap))
     source = None
@@ -233,7 +255,7 @@ def cmd_live(args) -> int:
         from engine.file_source import FileSource
 
         source = FileSource(args.input, realtime=args.realtime)
-    printer = _Printer(args.quiet)
+    printer = _Printer(args.quiet, args.partials)
     session = LiveSession(model, options, on_event=printer, source=source)
     session.start()
     if not args.quiet and args.input is None:

@@ -245,6 +245,11 @@ class VadGate:
         self._speech_run = 0
         self._silence_run = 0
 
+    @property
+    def silence_s(self) -> float:
+        """How long the VAD has heard no speech, up to the newest window (0 while speech goes on)."""
+        return self._silence_run * WINDOW_S
+
     def update(self, chunk: np.ndarray) -> bool:
         """Feed a 16 kHz chunk; True if speech was on at any point in it."""
         was_on = self.active

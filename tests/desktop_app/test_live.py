@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-pytest.importorskip("engine.session", reason="engine.session has not landed yet")
+pytest.importorskip("engine.live.session", reason="engine.live.session has not landed yet")
 
 from conftest_pulse import pulse_server  # noqa: E402,F401
 from engine.capture import Capture, DeviceInfo, FakeInputStream, list_devices  # noqa: E402

@@ -20,7 +20,7 @@ from engine.errors import AudioFileError
 from engine.events import Committed, Error, Partial, Stats
 from engine.file_source import FileSource
 from engine.live_cli import sentences
-from engine.session import LiveOptions, LiveSession
+from engine.live.session import LiveOptions, LiveSession
 
 pytestmark = pytest.mark.model
 
@@ -221,7 +221,7 @@ def test_live_translation_into_other_languages_goes_through_an_installed_text_pa
 
 
 def test_a_speech_translation_that_starts_over_or_repeats_keeps_one_copy():
-    from engine.live_translation import _deloop_text
+    from engine.whisper.loops import deloop_text as _deloop_text
 
     assert _deloop_text("I like to eat good food before sleeping. I like to eat good food") == \
         "I like to eat good food before sleeping."

@@ -1,8 +1,9 @@
-"""The live streaming policy: LocalAgreement-2 over re-decoded hypotheses, with feedback-loop guards.
+"""The live streaming policy: LocalAgreement-2 over re-decoded hypotheses, finalisation at pauses, and
+feedback-loop guards.
 
-Pure logic: no model, no clock, no threads. The session feeds it how much audio arrived
-(``insert_audio``), the recogniser's hypothesis for the whole rolling buffer (``process``), and at the
-end ``finish``. The policy answers which words are now committed (never to change again), which are
+Pure logic: no model, no clock, no threads. The recogniser feeds it how much audio arrived
+(``insert_audio``), the recogniser's hypothesis for the whole rolling buffer (``process``), the
+hypothesis decoded once the speaker paused (``finalize``), and at the end ``finish``. The policy answers which words are now committed (never to change again), which are
 tentative, where the caller should cut the front of its audio buffer, and the prompt for the next
 decode. The algorithm follows ufal/whisper_streaming (Macháček et al. 2023): commit the longest prefix
 two consecutive hypotheses agree on, prompt with committed text that has left the buffer, trim at the
@@ -19,6 +20,11 @@ end of a committed sentence or segment. On top of it, for what went wrong there 
 
 Times: hypothesis words are relative to the start of the audio buffer that was decoded; everything
 the policy returns is absolute (seconds since the stream started).
+
+Finalisation at a pause: while speech runs, a word is committed only once two hypotheses agree on it
+(and, live, 0.6 s of audio follows it), which puts a finished sentence 2–4 s behind the speaker. When
+the VAD says the speaker stopped, the audio up to the pause is complete: one decode over it is as good
+as any later one would be, so ``finalize`` commits all of it and the buffer starts again after it.
 """
 
 from __future__ import annotations
@@ -26,10 +32,10 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
-import unicodedata
 from typing import Iterable, Sequence
 
 from engine.events import Word
+from engine.whisper.loops import deloop, normalise, repeats_at_end
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +99,6 @@ class StepResult:
     prompt: str  # committed text that has left the buffer, for the next decode
 
 
-def normalise(text: str) -> str:
-    """The form two hypotheses' words are compared in: case, punctuation and spacing ignored."""
-    return "".join(ch for ch in unicodedata.normalize("NFKC", text).casefold() if ch.isalnum())
-
-
 def join_words(words: Iterable[TimedWord]) -> str:
     return "".join(w.text for w in words).strip()
 
@@ -108,32 +109,6 @@ def is_sentence_end(word: TimedWord) -> bool:
 
 def _shift(word: TimedWord, offset_s: float) -> TimedWord:
     return dataclasses.replace(word, start_s=word.start_s + offset_s, end_s=word.end_s + offset_s)
-
-
-def _repeats_at_end(tokens: Sequence[str], min_words: int, max_words: int, short_limit: int) -> int:
-    """Length n of an n-gram whose repetition at the end of ``tokens`` is not allowed, else 0."""
-    size = len(tokens)
-    for n in range(min_words, min(max_words, size // 2) + 1):
-        if tokens[size - n:] == tokens[size - 2 * n:size - n]:
-            return n
-    for n in range(1, min(min_words - 1, size // (short_limit + 1)) + 1):
-        tail = tokens[size - n:]
-        if all(tokens[size - (k + 1) * n:size - k * n] == tail for k in range(1, short_limit + 1)):
-            return n
-    return 0
-
-
-def deloop(words: Sequence[TimedWord], max_words: int = 40) -> list[TimedWord]:
-    """Collapse any n-gram repeated back to back into one copy ("a b a b a b c" -> "a b c")."""
-    out: list[TimedWord] = []
-    tokens: list[str] = []
-    for word in words:
-        out.append(word)
-        tokens.append(normalise(word.text))
-        n = _repeats_at_end(tokens, 1, max_words, 1)
-        if n:
-            del out[-n:], tokens[-n:]
-    return out
 
 
 class StreamingPolicy:
@@ -246,6 +221,30 @@ class StreamingPolicy:
         trim, forced = self._trim_or_cap([offset + e for e in segment_ends_s])
         return self._result(committed + forced, trim)
 
+    def finalize(self, hypothesis: Sequence[TimedWord], buffer_offset_s: float | None = None,
+                 speech_end_s: float | None = None) -> StepResult:
+        """The speaker paused: commit every word of ``hypothesis`` (decoded over the whole buffer, which
+        ends in the pause) that is not committed yet, forget the agreement state, and start the buffer
+        again after the last word. Words starting after ``speech_end_s`` (absolute; where the VAD heard
+        the speech stop) are hallucinated from the pause and dropped."""
+        offset = self._buffer_start_s if buffer_offset_s is None else buffer_offset_s
+        committed: list[TimedWord] = []
+        if self._speech_since_reset:
+            new = [_shift(w, offset) for w in hypothesis]
+            new = [w for w in new if w.start_s > self._last_committed_end_s - self.options.overlap_s]
+            if speech_end_s is not None:
+                new = [w for w in new if w.start_s < speech_end_s]
+            committed = self._commit(self._drop_boundary_overlap(new))
+        self._previous = []
+        self._recent.clear()
+        self._speech_since_reset = False
+        # Cut after the last word (the pause stays as the next utterance's lead-in), and never keep more
+        # of the pause than pause_keep_s: it holds nothing to decode again.
+        cut = self._buffer_end_s - self.options.pause_keep_s
+        if self.last_committed_end_s is not None:
+            cut = max(cut, min(self._last_committed_end_s, self._buffer_end_s))
+        return self._result(committed, self._trim(cut))
+
     def finish(self) -> list[TimedWord]:
         """Commit the tentative tail (stopping never throws recognised speech away) and empty the buffer."""
         committed = self._commit(self._previous)
@@ -301,7 +300,7 @@ class StreamingPolicy:
         for word in words:
             accepted.append(word)
             tokens.append(normalise(word.text))
-            n = _repeats_at_end(tokens, opts.repeat_min_words, opts.repeat_max_words, opts.short_repeat_limit)
+            n = repeats_at_end(tokens, opts.repeat_min_words, opts.repeat_max_words, opts.short_repeat_limit)
             if n:
                 drop = min(n, len(accepted))
                 log.info("repetition guard: not committing %r again", join_words(accepted[-drop:]))

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from engine.events import Word
-from engine.streaming import PolicyOptions, StreamingPolicy, join_words
+from engine.live.policy import PolicyOptions, StreamingPolicy, join_words
 
 SR = 16000
 

@@ -1,0 +1,385 @@
+"""The streaming recogniser: audio chunks in, live events out — synchronous, no thread, no clock of its own.
+
+    recognizer = StreamingRecognizer(WhisperRecognise(model, options), options, gate=VadGate(SileroVad()))
+    for chunk in chunks:                   # 16 kHz mono float32, any size
+        for event in recognizer.feed(chunk):
+            ...                            # Partial, Committed, SentenceEnd, FinalSentence, Stats, Status
+    events = recognizer.flush()            # the end: everything heard is committed
+
+Inside ``feed``: the gate (Silero VAD, or a level threshold) says speech or not for each 0.1 s piece;
+the policy (engine.live.policy) counts the audio; then at most one decode of the buffered audio:
+
+- the speaker paused ``finalize_pause_s``: decode once and commit everything up to the pause;
+- else once ``min_step_s`` of new audio is in (``first_step_s`` for an utterance's first decode, and
+  more after a slow step so no backlog builds): decode and let LocalAgreement commit what two
+  hypotheses agree on.
+
+Committed words become ``Committed`` fragments (one sentence at most each) and, once a sentence is
+finished (its end, a pause of ``policy.pause_reset_s``, a gap, or its length), ``SentenceEnd`` for the
+front-ends and ``FinalSentence`` for the translation stage. A ``FinalSentence`` carries the encoder
+output of the decode that finalised it when that decode held this sentence and nothing else, so the
+translation into English needs no second encoder pass.
+
+The recogniser itself is any callable ``(audio, prompt, language) -> Hypothesis``: ``WhisperRecognise``
+for a real model, a scripted one in tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+
+from engine.events import Committed, Partial, SentenceEnd, Stats, Status, Word
+from engine.features import HOP_LENGTH, SAMPLE_RATE
+from engine.live.options import LiveOptions
+from engine.live.policy import StepResult, StreamingPolicy, is_sentence_end, join_words
+from engine.whisper.decoding import DecodeOptions
+from engine.whisper.encode import EncodedAudio, encode_audio
+
+log = logging.getLogger(__name__)
+
+_INGEST_S = 0.1  # the gate and the policy see the audio in pieces this long
+_TOKENS_PER_FRAME = 0.12  # 12 tokens per second of audio, timestamps included
+HISTORY_S = 28.0  # audio kept for speech translation (a sentence longer than this is cut to its end)
+
+
+@dataclasses.dataclass(frozen=True)
+class Hypothesis:
+    words: tuple[Word, ...]  # times relative to the start of the decoded audio
+    segment_ends_s: tuple[float, ...] = ()  # same time base
+    language: str | None = None  # what the recogniser heard (or was told)
+    encoded: Any = None  # the encoder output it decoded; the translation stage may decode it again
+
+
+class Recognise(Protocol):
+    def __call__(self, audio: np.ndarray, prompt: str, language: str | None) -> Hypothesis: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class FinalSentence:
+    """A finished sentence, for the translation stage (front-ends get ``Committed`` and ``SentenceEnd``)."""
+
+    segment_id: int  # of its last Committed fragment: the translation is shown with it
+    text: str
+    start_s: float
+    end_s: float
+    language: str | None
+    encoded: Any = None  # encoder output of exactly this sentence's audio (one decode held it alone), or None
+    audio: np.ndarray | None = None  # its audio (± margins) when speech translation may need it and encoded is None
+
+
+class WhisperRecognise:
+    """The live decode of a Whisper model: the buffered audio encoded as it is (plus padding, or the 30 s
+    window), decoded with word timestamps, the committed text as prompt, bounded fallback and guards."""
+
+    def __init__(self, model, options: LiveOptions):
+        self.model = model
+        self.options = options
+
+    def __call__(self, audio: np.ndarray, prompt: str, language: str | None) -> Hypothesis:
+        opts = self.options
+        encoded = encode_audio(self.model, audio, None if opts.encoder_frames == "full" else opts.encoder_pad_s)
+        if encoded is None:
+            return Hypothesis(())
+        decode = DecodeOptions(task=opts.task, language=language, beam_size=opts.beam_size,
+                               max_fallbacks=opts.max_fallbacks, word_timestamps=True,
+                               no_speech_threshold=opts.no_speech_threshold,
+                               log_prob_threshold=opts.log_prob_threshold,
+                               compression_ratio_threshold=opts.compression_ratio_threshold,
+                               # Real speech is < 8 tokens/s; a short buffer that starts to loop stops here.
+                               sample_len=min(224, 16 + int(encoded.frames * _TOKENS_PER_FRAME)))
+        prompt_text = " ".join(filter(None, [opts.initial_prompt, prompt]))
+        result = self.model.decode_window(encoded.states, decode, self.model.encode_text(prompt_text),
+                                          num_frames=encoded.frames)
+        if result.skipped:
+            return Hypothesis((), language=result.language, encoded=encoded)
+        return Hypothesis(tuple(w for seg in result.segments for w in seg.words),
+                          tuple(s.end_s for s in result.segments), result.language, encoded)
+
+
+class LevelGate:
+    """The gate without a VAD: a piece is speech when its peak reaches ``threshold_db`` (None: always)."""
+
+    def __init__(self, threshold_db: float | None):
+        self.threshold = None if threshold_db is None else 10 ** (threshold_db / 20)
+        self.silence_s = 0.0  # how long the input has been silent, up to now
+
+    def update(self, chunk: np.ndarray) -> bool:
+        speech = self.threshold is None or (chunk.size > 0 and float(np.max(np.abs(chunk))) >= self.threshold)
+        self.silence_s = 0.0 if speech else self.silence_s + chunk.size / SAMPLE_RATE
+        return speech
+
+
+class AudioHistory:
+    """The last ``seconds`` of the stream, addressable by absolute time (a ring: appending copies a piece)."""
+
+    def __init__(self, seconds: float = HISTORY_S):
+        self._ring = np.zeros(int(seconds * SAMPLE_RATE), np.float32)
+        self._end = 0  # absolute sample index just after the newest sample
+
+    def append(self, x: np.ndarray) -> None:
+        x = x[-self._ring.size:]
+        at = self._end % self._ring.size
+        first = min(x.size, self._ring.size - at)
+        self._ring[at:at + first] = x[:first]
+        self._ring[:x.size - first] = x[first:]
+        self._end += x.size
+
+    def slice(self, start_s: float, end_s: float) -> np.ndarray:
+        oldest = max(0, self._end - self._ring.size)
+        a = max(int(start_s * SAMPLE_RATE), oldest)
+        b = max(min(int(end_s * SAMPLE_RATE), self._end), a)
+        idx = np.arange(a, b) % self._ring.size
+        return self._ring[idx].copy()
+
+
+@dataclasses.dataclass
+class _Decoded:
+    hypothesis: Hypothesis
+    words_abs: list[Word]  # the hypothesis' words on the stream's clock, committed ones included
+
+
+class StreamingRecognizer:
+    def __init__(self, recognise: Recognise | Callable[[np.ndarray, str, str | None], Hypothesis],
+                 options: LiveOptions | None = None, gate=None, *, realtime: bool = True,
+                 keep_history: bool = False, timer: Callable[[], float] = time.perf_counter,
+                 clock: Callable[[], float] = time.monotonic):
+        """``gate``: anything with ``update(chunk) -> bool`` (speech in it) and ``silence_s`` (silence up to
+        now), e.g. engine.vad.VadGate; None: a LevelGate at ``options.silence_threshold_db``. ``realtime``:
+        the audio arrives as it is spoken (a slow step then waits for as much audio as it took); False for
+        a file fast-forwarded, whose steps stay ``min_step_s`` whatever the machine's load. ``keep_history``:
+        keep the last 28 s of audio for speech translation. ``timer`` measures steps; ``clock`` stamps events."""
+        self.recognise = recognise
+        self.options = options or LiveOptions()
+        self.gate = gate if gate is not None else LevelGate(self.options.silence_threshold_db)
+        self.realtime = realtime
+        self.timer = timer
+        self.clock = clock
+        self.history = AudioHistory() if keep_history else None
+        self.policy = StreamingPolicy(self.options.policy)
+        self.language = self.options.language
+        self.committed: list[Committed] = []
+        self.steps = 0
+        self.finalized = 0  # decodes that finalised an utterance at a pause
+        self.step_times_s: list[float] = []
+        self._audio = np.zeros(0, np.float32)  # the rolling buffer: policy.buffer_start_s → buffer_end_s
+        self._received = 0  # samples since the stream started
+        self._since_decode = 0  # samples received since the last decode
+        self._was_speech = False
+        self._speech_ended = False  # (pause finalisation off) the gate closed: decode now
+        self._unfinalized = False  # speech since the last finalisation
+        self._decoded_utterance = False  # the current utterance has been decoded at least once
+        self._last_step_s = 0.0
+        self._last_decoded: _Decoded | None = None
+        self._detected: Status | None = None  # a language detected by the last decode, not yet announced
+        self._segment_id = 0
+        self._open: list[Word] = []  # committed words of the sentence not finished yet
+        self._open_id = -1
+
+    # --- the two calls -----------------------------------------------------------------------------------
+    def feed(self, chunk: np.ndarray) -> list:
+        """Take 16 kHz mono samples; return the events they caused (at most one decode runs)."""
+        out: list = []
+        chunk = np.asarray(chunk, np.float32).reshape(-1)
+        if chunk.size:
+            self._ingest(chunk, out)
+        if self._pause_due():
+            self._decode_step(out, finalize=True)
+        elif self._step_due():
+            self._decode_step(out, finalize=False)
+        return out
+
+    def flush(self) -> list:
+        """The stream ended: decode what is left, commit the tentative tail, finish the open sentence."""
+        out: list = []
+        if self._since_decode and self.policy.has_speech:
+            self._decode_step(out, finalize=self.options.finalize_pause_s is not None)
+        self._publish(self.policy.finish(), [], out)
+        self._close_sentence(out)
+        return out
+
+    # --- what callers read -------------------------------------------------------------------------------
+    @property
+    def received_s(self) -> float:
+        return self._received / SAMPLE_RATE
+
+    @property
+    def buffered_s(self) -> float:
+        return self.policy.buffered_s
+
+    @property
+    def next_segment_id(self) -> int:
+        """The id the tentative tail's segment will have once committed (Partial events carry it)."""
+        return self._segment_id
+
+    def draft_words(self) -> list[Word]:
+        """The unfinished sentence: its committed words and the tentative tail (empty when there is no tail)."""
+        tail = self.policy.tentative
+        return self._open + tail if tail else []
+
+    # --- audio in ----------------------------------------------------------------------------------------
+    def _ingest(self, chunk: np.ndarray, out: list) -> None:
+        piece = max(1, round(_INGEST_S * SAMPLE_RATE))
+        for start in range(0, chunk.size, piece):
+            part = chunk[start:start + piece]
+            speech = bool(self.gate.update(part))
+            self._audio = np.concatenate([self._audio, part]) if self._audio.size else part.copy()
+            self._received += part.size
+            self._since_decode += part.size
+            if speech:
+                self._unfinalized = True
+            elif self._was_speech:
+                self._speech_ended = True
+            self._was_speech = speech
+            if self.history is not None:
+                self.history.append(part)
+            result = self.policy.insert_audio(part.size, speech)
+            if result.committed or result.trim_to_s is not None:  # a pause of policy.pause_reset_s
+                self._decoded_utterance = False
+                self._unfinalized = False
+                self._apply(result, out)
+                self._close_sentence(out)
+
+    def _pause_due(self) -> bool:
+        pause = self.options.finalize_pause_s
+        return (pause is not None and self._unfinalized and self.policy.has_speech
+                and float(self.gate.silence_s) >= pause)
+
+    def _step_due(self) -> bool:
+        if not self.policy.has_speech:
+            self._since_decode = 0  # silence is never decoded
+            return False
+        new_s = self._since_decode / SAMPLE_RATE
+        if self.options.finalize_pause_s is None and self._speech_ended and new_s > 0:
+            return True  # the gate closed: one decode over the whole utterance settles its last words
+        due = self.options.min_step_s if self._decoded_utterance else self.options.first_step_s
+        if not self.realtime:
+            return new_s >= due
+        # A step slower than min_step_s waits for as much audio as it took: the decoder never falls behind.
+        return new_s >= max(due, self._last_step_s)
+
+    # --- one decode ----------------------------------------------------------------------------------------
+    def _decode_step(self, out: list, finalize: bool) -> None:
+        started = self.timer()
+        offset = self.policy.buffer_start_s
+        hypothesis = self._recognise() if self._audio.size >= HOP_LENGTH else Hypothesis(())
+        words = list(hypothesis.words)
+        self._last_decoded = _Decoded(hypothesis, [_shift(w, offset) for w in words])
+        if finalize:
+            speech_end = self.received_s - float(self.gate.silence_s)
+            step = self.policy.finalize(words, buffer_offset_s=offset, speech_end_s=speech_end + 0.2)
+            self._unfinalized = False
+            self._decoded_utterance = False
+            self.finalized += 1
+        else:
+            step = self.policy.process(words, buffer_offset_s=offset,
+                                       segment_ends_s=list(hypothesis.segment_ends_s))
+            self._decoded_utterance = True
+        covered_s = self._since_decode / SAMPLE_RATE
+        self._since_decode = 0
+        self._speech_ended = False
+        self._last_step_s = self.timer() - started
+        self.steps += 1
+        self.step_times_s.append(self._last_step_s)
+        self._apply(step, out)
+        if finalize:
+            self._close_sentence_at_pause(out)
+        newest = self.committed[-1].end_s if self.committed else None
+        out.append(Stats(rtf=self._last_step_s / max(covered_s, 1e-3), step_s=self._last_step_s, dropped_blocks=0,
+                         lag_s=(self.received_s - newest) if newest is not None else 0.0,
+                         buffered_s=self.policy.buffered_s, emitted_at=self.clock()))
+
+    def _recognise(self) -> Hypothesis:
+        hypothesis = self.recognise(self._audio, self.policy.prompt(), self.language)
+        if self.language is None and hypothesis.words and hypothesis.language and self.policy.buffered_s >= 2.0:
+            self.language = hypothesis.language
+            self._detected = Status(f"detected language: {self.language}", emitted_at=self.clock())
+        return hypothesis
+
+    def _apply(self, step: StepResult, out: list) -> None:
+        if self._detected is not None:
+            out.append(self._detected)
+            self._detected = None
+        self._publish(step.committed, step.tentative, out)
+        if step.trim_to_s is not None:
+            keep = round((self._received / SAMPLE_RATE - self.policy.buffer_start_s) * SAMPLE_RATE)
+            self._audio = self._audio[max(0, self._audio.size - keep):] if keep > 0 else self._audio[:0]
+
+    # --- words out: fragments and sentences ---------------------------------------------------------------
+    def _publish(self, committed: list[Word], tentative: list[Word], out: list) -> None:
+        now = self.clock()
+        opts = self.options
+        for piece in _split_at_sentence_ends(committed):
+            part: list[Word] = []
+            for word in piece:
+                part.append(word)
+                if len(join_words(self._open + part)) > opts.sentence_max_chars:  # too long to wait for its end
+                    self._fragment(part, now, out)
+                    self._close_sentence(out)
+                    part = []
+            if part:
+                self._fragment(part, now, out)
+                if is_sentence_end(part[-1]):
+                    self._close_sentence(out)
+        if tentative or committed:
+            text = join_words(tentative)
+            start = tentative[0].start_s if tentative else (committed[-1].end_s if committed else 0.0)
+            end = tentative[-1].end_s if tentative else start
+            out.append(Partial(segment_id=self._segment_id, text=text, start_s=start, end_s=end, emitted_at=now))
+
+    def _fragment(self, words: list[Word], now: float, out: list) -> None:
+        if self._open and words[0].start_s - self._open[-1].end_s > self.options.sentence_gap_s:
+            self._close_sentence(out)
+        event = Committed(segment_id=self._segment_id, text=join_words(words), start_s=words[0].start_s,
+                          end_s=words[-1].end_s, words=tuple(words), emitted_at=now, language=self.language)
+        self._segment_id += 1
+        self.committed.append(event)
+        out.append(event)
+        self._open.extend(words)
+        self._open_id = event.segment_id
+
+    def _close_sentence_at_pause(self, out: list) -> None:
+        """After a finalisation the open sentence has no end mark (the speaker paused mid-sentence, or
+        Whisper wrote none). It stays open for what follows unless the decode held it whole, ending it."""
+        if self._open and self._sole_encoding(self._open) is not None and self._open[-1].text.rstrip()[-1:] not in ",;:":
+            self._close_sentence(out)
+
+    def _close_sentence(self, out: list) -> None:
+        if not self._open:
+            return
+        words, self._open = self._open, []
+        encoded = self._sole_encoding(words)
+        audio = None
+        if encoded is None and self.history is not None:
+            audio = self.history.slice(words[0].start_s - 0.1, words[-1].end_s + 0.3)
+        out.append(SentenceEnd(segment_id=self._open_id, emitted_at=self.clock()))
+        out.append(FinalSentence(segment_id=self._open_id, text=join_words(words), start_s=words[0].start_s,
+                                 end_s=words[-1].end_s, language=self.language, encoded=encoded, audio=audio))
+
+    def _sole_encoding(self, words: list[Word]) -> EncodedAudio | None:
+        """The last decode's encoder output if that decode heard these words and nothing else."""
+        last = self._last_decoded
+        if last is None or last.hypothesis.encoded is None or not last.words_abs:
+            return None
+        start, end = words[0].start_s - 0.3, words[-1].end_s + 0.3
+        if all(start <= w.start_s and w.end_s <= end for w in last.words_abs) and len(last.words_abs) >= len(words):
+            return last.hypothesis.encoded
+        return None
+
+
+def _shift(word: Word, offset_s: float) -> Word:
+    return dataclasses.replace(word, start_s=word.start_s + offset_s, end_s=word.end_s + offset_s)
+
+
+def _split_at_sentence_ends(words: list[Word]) -> list[list[Word]]:
+    pieces: list[list[Word]] = [[]]
+    for word in words:
+        pieces[-1].append(word)
+        if is_sentence_end(word):
+            pieces.append([])
+    return [p for p in pieces if p]

@@ -1,0 +1,171 @@
+"""The streaming recogniser driven by a scripted recogniser and a scripted gate: no model, no thread, no clock.
+
+The test audio carries its own clock: sample i has the value i, so the scripted recogniser knows which
+stretch of the stream it was given and answers with the words that lie wholly inside it, as a perfect
+recogniser would; the scripted gate says speech wherever the script has a word.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from engine.events import Committed, Partial, SentenceEnd, Word
+from engine.live.options import LiveOptions
+from engine.live.recognizer import FinalSentence, Hypothesis, StreamingRecognizer
+
+SR = 16000
+
+
+def script(*phrases: tuple[float, str], word_s: float = 0.3) -> list[Word]:
+    """Words on the stream's clock: each phrase starts at its time, its words follow each other."""
+    words = []
+    for start, text in phrases:
+        for i, token in enumerate(text.split()):
+            words.append(Word(start + i * word_s, start + (i + 1) * word_s - 0.02, " " + token))
+    return words
+
+
+class ScriptedRecognise:
+    def __init__(self, words: list[Word]):
+        self.words = words
+        self.calls: list[tuple[float, float]] = []  # (start_s, end_s) of each decoded buffer
+
+    def __call__(self, audio: np.ndarray, prompt: str, language: str | None) -> Hypothesis:
+        start, end = float(audio[0]) / SR, (float(audio[-1]) + 1) / SR
+        self.calls.append((start, end))
+        heard = [dataclasses.replace(w, start_s=w.start_s - start, end_s=w.end_s - start)
+                 for w in self.words if w.start_s >= start - 0.05 and w.end_s <= end - 0.05]
+        return Hypothesis(tuple(heard), (), "en", encoded=("encoder output", start, end))
+
+
+class ScriptedGate:
+    """Speech wherever a scripted word is (gaps between words under 0.1 s count as speech)."""
+
+    def __init__(self, words: list[Word]):
+        self.spans = [(w.start_s, w.end_s + 0.1) for w in words]
+        self.silence_s = 0.0
+        self._last_speech_s = 0.0
+
+    def update(self, chunk: np.ndarray) -> bool:
+        start, end = float(chunk[0]) / SR, (float(chunk[-1]) + 1) / SR
+        speech = [min(e, end) for s, e in self.spans if s < end and e > start]
+        if speech:
+            self._last_speech_s = max(self._last_speech_s, max(speech))
+        self.silence_s = max(0.0, end - self._last_speech_s)
+        return bool(speech)
+
+
+def run(words: list[Word], total_s: float, chunk_s: float = 0.1, **options):
+    """Feed the stream chunk by chunk; return (recogniser, [(audio time when it came out, event)], scripted)."""
+    recognise = ScriptedRecognise(words)
+    opts = LiveOptions(language="en", **options)
+    rec = StreamingRecognizer(recognise, opts, ScriptedGate(words), realtime=False, keep_history=True,
+                              timer=lambda: 0.0, clock=lambda: 0.0)
+    out = []
+    n = int(round(chunk_s * SR))
+    for first in range(0, int(total_s * SR), n):
+        chunk = np.arange(first, first + n, dtype=np.float32)
+        out += [((first + n) / SR, e) for e in rec.feed(chunk)]
+    out += [(total_s, e) for e in rec.flush()]
+    return rec, out, recognise
+
+
+def committed_text(out) -> str:
+    return "".join(e.text and " " + e.text for _, e in out if isinstance(e, Committed)).split() and \
+        " ".join(e.text for _, e in out if isinstance(e, Committed))
+
+
+def test_a_pause_finalises_the_sentence_at_once_with_its_encoder_output():
+    words = script((0.5, "The quick brown fox jumps."), (4.0, "It ran away."))
+    rec, out, recognise = run(words, 6.0)
+    end = words[4].end_s  # "jumps." ends at 1.98 s
+    first_end = next(t for t, e in out if isinstance(e, SentenceEnd))
+    assert first_end <= end + 0.4 + 0.15, f"the sentence was final {first_end - end:.2f} s after it ended"
+    assert first_end < 4.0  # before the next sentence starts
+    finals = [e for _, e in out if isinstance(e, FinalSentence)]
+    assert [f.text for f in finals] == ["The quick brown fox jumps.", "It ran away."]
+    assert finals[0].encoded is not None and finals[0].audio is None  # one encoder pass serves the translation
+    assert committed_text(out) == "The quick brown fox jumps. It ran away."
+    assert rec.finalized >= 2
+
+
+def test_without_pause_finalisation_the_sentence_waits_for_agreement_or_the_long_pause():
+    words = script((0.5, "The quick brown fox jumps."), (4.0, "It ran away."))
+    _, out, _ = run(words, 6.0, finalize_pause_s=None)
+    first_end = next(t for t, e in out if isinstance(e, SentenceEnd))
+    assert first_end > words[4].end_s + 0.6  # the edge guard and a second hypothesis at least
+    assert committed_text(out) == "The quick brown fox jumps. It ran away."
+
+
+def test_continuous_speech_commits_by_agreement_each_word_once():
+    text = " ".join(f"word{i}" for i in range(40))  # 12 s without a pause or a sentence end
+    words = script((0.2, text))
+    rec, out, recognise = run(words, 13.5)
+    assert committed_text(out).split() == text.split()
+    commits = [(t, e) for t, e in out if isinstance(e, Committed)]
+    during = [t for t, e in commits if t < 12.2]
+    assert during, "nothing was committed while the speaker was speaking"
+    assert rec.finalized == 1  # only once the speaker stopped
+    assert max(e - s for s, e in recognise.calls) <= LiveOptions().policy.max_buffer_s + 0.11
+
+
+def test_a_pause_inside_a_sentence_commits_its_first_half_and_finishes_the_sentence_at_its_end():
+    words = script((0.5, "I went to the store,"), (2.5, "and bought some milk."))
+    rec, out, recognise = run(words, 5.0)
+    before = " ".join(e.text for t, e in out if isinstance(e, Committed) and t <= 2.5)
+    assert before == "I went to the store,"  # finalised in the pause, before the second half was spoken
+    finals = [e for _, e in out if isinstance(e, FinalSentence)]
+    assert [f.text for f in finals] == ["I went to the store, and bought some milk."]
+    # The last decode heard only the second half: the translation encodes the sentence's own audio.
+    assert finals[0].encoded is None and finals[0].audio is not None
+    assert finals[0].audio.size >= (words[-1].end_s - words[0].start_s) * SR
+
+
+def test_a_very_long_sentence_is_cut_into_translatable_pieces_and_the_buffer_stays_bounded():
+    text = " ".join(f"w{i}" for i in range(120))  # 36 s, no end mark, no pause
+    words = script((0.0, text))
+    rec, out, recognise = run(words, 37.5)
+    assert committed_text(out).split() == text.split()
+    finals = [e for _, e in out if isinstance(e, FinalSentence)]
+    assert len(finals) >= 3 and all(len(f.text) <= LiveOptions().sentence_max_chars + 5 for f in finals)
+    assert " ".join(f.text for f in finals).split() == text.split()
+    assert max(e - s for s, e in recognise.calls) <= LiveOptions().policy.max_buffer_s + 0.11
+
+
+def test_silence_is_never_decoded_and_gives_no_text():
+    rec, out, recognise = run([], 20.0)
+    assert recognise.calls == []
+    assert not [e for _, e in out if isinstance(e, (Committed, Partial, FinalSentence))]
+
+
+def test_noise_the_recogniser_hears_no_words_in_gives_no_text():
+    """The gate lets a noise burst through (the VAD misjudged it) and the recogniser finds no words in it."""
+    recognise = ScriptedRecognise([])
+    gate = ScriptedGate([Word(1.0, 3.0, " (noise)")])
+    rec = StreamingRecognizer(recognise, LiveOptions(language="en"), gate, realtime=False,
+                              timer=lambda: 0.0, clock=lambda: 0.0)
+    events = []
+    for first in range(0, 6 * SR, 1600):
+        events += rec.feed(np.arange(first, first + 1600, dtype=np.float32))
+    events += rec.flush()
+    assert recognise.calls, "the noise was decoded"
+    assert not [e for e in events if isinstance(e, (Committed, FinalSentence, SentenceEnd))]
+
+
+def test_the_first_words_of_an_utterance_are_decoded_after_first_step_s():
+    words = script((1.0, "Hello there my friend."))
+    _, out, recognise = run(words, 3.0)
+    first_decode_end = recognise.calls[0][1]
+    assert first_decode_end <= 1.0 + LiveOptions().first_step_s + 0.1
+    partial = next(t for t, e in out if isinstance(e, Partial) and e.text)
+    assert partial - words[0].end_s <= 0.5
+
+
+@pytest.mark.parametrize("chunk_s", [0.02, 0.5])
+def test_the_text_does_not_depend_on_how_the_audio_is_chunked(chunk_s):
+    words = script((0.5, "One two three."), (2.6, "Four five six seven eight."), (5.5, "Nine ten."))
+    _, out, _ = run(words, 7.5, chunk_s=chunk_s)
+    assert committed_text(out) == "One two three. Four five six seven eight. Nine ten."
