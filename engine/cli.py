@@ -14,7 +14,9 @@ import time
 from pathlib import Path
 
 from engine import models
-from engine.errors import ParleyError
+from engine.cli_args import BEAM_SIZE, THREADS, ParleyArgumentParser, output_path
+from engine.errors import OutputError, ParleyError
+from engine.logfile import attach_log_file, log_crash, log_path
 
 log = logging.getLogger("parley")
 
@@ -70,11 +72,13 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=models.PRECISIONS, default=None,
                    help="pack precision (default: int8 on CPU, fp16 on CUDA)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for onnxruntime (default: all cores)")
+    p.add_argument("--threads", type=THREADS, default=None, help="CPU threads for onnxruntime (default: all cores)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="parley", description="Live speech transcription and translation.")
+    parser = ParleyArgumentParser(prog="parley", description="Live speech transcription and translation.",
+                                  epilog=f"log file (warnings, errors and their details):\n  {log_path()}",
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -89,11 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "text-translation pack (see `parley translate`)")
     t.add_argument("--bilingual", action="store_true",
                    help="with --translate-to: each cue holds the transcript line and its translation")
-    t.add_argument("--beam-size", type=int, default=5, help="1 = greedy (default: %(default)s)")
+    t.add_argument("--beam-size", type=BEAM_SIZE, default=5, help="1 = greedy (default: %(default)s)")
     t.add_argument("--word-timestamps", action="store_true")
     t.add_argument("--format", choices=(*FORMATS, "all"), default=None,
                    help="output format (default: from the -o extension, else txt)")
-    t.add_argument("-o", "--output", type=Path, default=None,
+    t.add_argument("-o", "--output", type=output_path, default=None,
                    help="output file, or a folder (one file per input and format); default: stdout")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
@@ -217,7 +221,10 @@ def _cmd_transcribe(args) -> int:
                 subtitles.write(segments, sys.stdout, fmt, bilingual=args.bilingual)
             else:
                 if out.is_dir() or many or args.format == "all" or not out.suffix:
-                    out.mkdir(parents=True, exist_ok=True)
+                    try:
+                        out.mkdir(parents=True, exist_ok=True)
+                    except OSError as e:
+                        raise OutputError(f"-o {out}: could not create the folder: {e.strerror or e}") from e
                     dest = out / f"{path.stem}.{fmt}"
                 else:
                     dest = out
@@ -269,11 +276,23 @@ def _cmd_models(args) -> int:
     raise AssertionError(args.models_command)
 
 
+def _configure_logging(verbose: int) -> None:
+    """Warnings (more with -v) on stderr, INFO and up in the log file."""
+    root = logging.getLogger()
+    level = logging.WARNING - 10 * verbose
+    if not root.handlers:  # (under a test runner the runner's handlers stay as they are)
+        terminal = logging.StreamHandler()
+        terminal.setLevel(level)
+        terminal.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(terminal)
+        root.setLevel(min(level, logging.INFO))
+    attach_log_file(min(level, logging.INFO))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = logging.WARNING - 10 * args.verbose
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    _configure_logging(args.verbose)
     try:
         if args.command == "transcribe":
             return _cmd_transcribe(args)
@@ -293,6 +312,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("parley: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # a file the user named (or a folder it lives in) could not be read or written
+        log_crash("parley failed on a file")
+        print(f"parley: error: {e.filename + ': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
+        return 1
+    except Exception as e:  # a bug: one line here, the traceback in the log file
+        log_crash("parley failed unexpectedly")
+        print(f"parley: error: unexpected {type(e).__name__}: {e} (a bug: please report it with the traceback "
+              f"from {log_path()})", file=sys.stderr)
+        return 1
     parser.error(f"unknown command {args.command}")
     return 2
 

@@ -24,6 +24,11 @@ class PackError(ParleyError):
     (``parley models build <name>``)."""
 
 
+class OutputError(ParleyError):
+    """An output file could not be written (missing or read-only folder, disk full); the message names the
+    file, and no partial file is left behind."""
+
+
 class LanguageError(ParleyError, ValueError):
     """An unknown language code; the message lists valid ones."""
 

@@ -12,6 +12,7 @@ not split, since a translation cannot be cut at the source's word boundaries.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import json
@@ -19,6 +20,8 @@ import os
 import unicodedata
 from pathlib import Path
 from typing import Iterable, Protocol, Sequence, TextIO
+
+from engine.errors import OutputError
 
 FORMATS = ("srt", "vtt", "txt", "json")
 
@@ -251,12 +254,26 @@ def write(segments: Iterable[SegmentLike], dest: str | os.PathLike | TextIO, fmt
             raise ValueError(f"unknown subtitle format {fmt!r}; use one of {', '.join(FORMATS)}")
         buf = io.StringIO()
         _WRITERS[fmt](segments, buf, bilingual=bilingual)
-        path = Path(dest)
-        tmp = path.with_name(path.name + ".part")
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            f.write(buf.getvalue())
-        os.replace(tmp, path)
+        write_text_atomic(Path(dest), buf.getvalue())
         return
     if fmt not in FORMATS:
         raise ValueError(f"writing to a stream needs fmt, one of {', '.join(FORMATS)}; got {fmt!r}")
     _WRITERS[fmt](segments, dest, bilingual=bilingual)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through ``path.part``: the file appears whole or not at all, an existing
+    one is replaced only once the new one is complete, and a failed write leaves no ``.part`` behind."""
+    tmp = path.with_name(path.name + ".part")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        reason = e.strerror or str(e)
+        if not path.parent.is_dir():
+            reason = f"the folder {path.parent} does not exist"
+        raise OutputError(f"{path}: could not write it: {reason}; check that the folder exists, is writable "
+                          "and has free space, or write somewhere else") from e

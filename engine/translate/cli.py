@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from engine.cli_args import BEAM_SIZE, THREADS
 from engine.errors import ParleyError
 from engine.runtime import DEVICES
 
@@ -24,9 +25,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--to", dest="target", help="target language")
     p.add_argument("--pack", type=Path, help="use this pack folder instead of choosing among the installed ones")
     p.add_argument("--packs-root", type=Path, help="folder of translation packs (default: <cache>/packs/translation)")
-    p.add_argument("--beam", type=int, default=None, help="beam size (default: the pack's; 1 = greedy)")
+    p.add_argument("--beam", type=BEAM_SIZE, default=None, help="beam size (default: the pack's; 1 = greedy)")
     p.add_argument("--device", default="auto", choices=DEVICES)
-    p.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: all cores)")
+    p.add_argument("--threads", type=THREADS, default=None, help="onnxruntime threads (default: all cores)")
     p.add_argument("--list", action="store_true", help="list the installed pairs and exit")
     p.add_argument("--download", metavar="REPO", help="download a pack from the Hugging Face hub, e.g. "
                                                       "Xenova/opus-mt-en-de, into the packs root and exit")

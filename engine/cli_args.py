@@ -1,0 +1,83 @@
+"""Argument checking shared by every `parley` subcommand: a bad value is one line naming the option.
+
+argparse calls these ``type=`` functions while it parses, so a value out of range never reaches a model
+(``--beam-size 0`` used to end in a ValueError traceback from the decoder, ``-o /missing/dir/out.srt`` in a
+FileNotFoundError after the whole file had been transcribed). :class:`ParleyArgumentParser` turns every
+parse error into ``parley: error: argument --beam-size: …`` on one line, exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+
+class ParleyArgumentParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (no usage block), naming the option and where help is.
+
+    Subparsers made with ``add_subparsers().add_parser`` inherit the class."""
+
+    def error(self, message: str):
+        self.exit(2, f"parley: error: {message} (see `{self.prog} --help`)\n")
+
+
+def int_in(low: int, high: int, why: str = "") -> Callable[[str], int]:
+    """A ``type=`` for a whole number in [low, high]; ``why`` explains the upper bound."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number from {low} to {high}, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}{why}, got {value}")
+        return value
+
+    return parse
+
+
+def seconds_in(low: float, high: float, low_open: bool = True, why: str = "") -> Callable[[str], float]:
+    """A ``type=`` for seconds in (low, high] (or [low, high] with ``low_open=False``); no nan, no inf."""
+    bound = f"{'more than' if low_open else 'at least'} {low:g} and at most {high:g}{why}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+        if not math.isfinite(value) or value < low or (low_open and value == low) or value > high:
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+        return value
+
+    return parse
+
+
+THREADS = int_in(1, 256)
+BEAM_SIZE = int_in(1, 32, " (wider beams only cost time)")
+
+
+def output_path(text: str) -> Path:
+    """A ``type=`` for ``-o``: a file whose folder exists and is writable, or a folder that can be made.
+
+    Checked before any audio is decoded, so a typo in the folder never costs a transcription."""
+    path = Path(text).expanduser()
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty; give a file (talk.srt) or a folder")
+    if path.is_dir():
+        folder = path
+    elif path.suffix:  # a file: its folder must be there
+        folder = path.parent
+        if not folder.is_dir():
+            raise argparse.ArgumentTypeError(f"{path}: the folder {folder} does not exist; create it first")
+    else:  # a folder made on demand: the nearest existing parent must take it
+        folder = next((p for p in path.parents if p.exists()), Path("."))
+        if not folder.is_dir():
+            raise argparse.ArgumentTypeError(f"{path}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"{path}: the folder {folder} is not writable")
+    if path.exists() and not path.is_dir() and not os.access(path, os.W_OK):
+        raise argparse.ArgumentTypeError(f"{path}: the file exists and is read-only")
+    return path
