@@ -21,6 +21,7 @@ from engine.events import Committed, Error, Partial, Stats
 from engine.file_source import FileSource
 from engine.live_cli import sentences
 from engine.live.session import LiveOptions, LiveSession
+from needs import require_command, require_module
 
 pytestmark = pytest.mark.model
 
@@ -37,8 +38,7 @@ def model(pack_int8):
 
 @pytest.fixture(scope="module")
 def fox_wav(tmp_path_factory) -> Path:
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed")
+    require_command("espeak-ng", "espeak-ng")
     out = tmp_path_factory.mktemp("live") / "fox.wav"
     subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(out), FOX], check=True)
     return out
@@ -196,7 +196,7 @@ def test_what_the_computer_plays_is_transcribed_live(model, fox_wav, pulse_serve
 
 def test_live_translation_into_other_languages_goes_through_an_installed_text_pack(model, fox_wav, tmp_path,
                                                                                    tmp_path_factory, monkeypatch):
-    pytest.importorskip("transformers")
+    require_module("transformers")
     from translate_fixtures import built
 
     from engine.events import Translated
@@ -278,7 +278,7 @@ def test_drafts_are_throttled_and_never_follow_their_commit(model, fox_wav):
 def test_the_cli_translates_live_into_an_installed_pack_and_writes_bilingual_cues(fox_wav, pack_int8, tmp_path,
                                                                                    tmp_path_factory, monkeypatch,
                                                                                    capsys):
-    pytest.importorskip("transformers")
+    require_module("transformers")
     from translate_fixtures import built
 
     from engine.cli import main
