@@ -112,8 +112,10 @@ def commands_in(source: str) -> list[tuple[str, int]]:
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
             continue
+        # a runner passed in (engine.capture.pulse_sources): a local run() called with an argv literal
         injected_run = isinstance(node.func, ast.Name) and node.func.id == "run" and node.args and \
-            isinstance(node.args[0], (ast.List, ast.Tuple))  # a runner passed in (engine.capture.pulse_sources)
+            isinstance(node.args[0], (ast.List, ast.Tuple)) and node.args[0].elts and \
+            isinstance(node.args[0].elts[0], ast.Constant) and isinstance(node.args[0].elts[0].value, str)
         helper = isinstance(node.func, ast.Name) and node.func.id in HELPERS and node.args
         if (_is_call_to(node, "shutil", "which") and node.args and node.lineno not in helper_lines) or helper:
             found += [(c, node.lineno) for c in head(node.args[0], frozenset())]
@@ -151,6 +153,7 @@ shutil.which("xdotool")
 os.system("convert a.png b.png")
 subprocess.run(some_list)
 session.run(["logits"], {})
+rec, out, calls = run([], 20.0)
 for tool in ("pulseaudio", "paplay"):
     shutil.which(tool)
 def pulse_sources(run=subprocess.run):
