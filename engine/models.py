@@ -26,9 +26,10 @@ import tempfile
 import threading
 import zipfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NoReturn
 
 from engine.errors import CancelledError, PackError
+from engine.pack_paths import check_pack_name, install_staged, installed_pack_folder, pack_destination
 
 log = logging.getLogger(__name__)
 
@@ -310,28 +311,33 @@ def _convert(src: Path, dest: Path, precision: str, name: str, origin: str | Non
     """Run ``python -m export whisper`` (torch, in a subprocess) from `src` into `dest` (replaced only on success)."""
     if progress:
         progress(f"converting to an ONNX pack ({precision})", 0.0)
-    tmp_dest = dest.with_name(dest.name + ".building")
-    shutil.rmtree(tmp_dest, ignore_errors=True)
-    cmd = [sys.executable, "-m", "export", "whisper", "--from", str(src), "--out", str(tmp_dest),
-           "--precision", precision, "--name", name]
-    if origin:
-        cmd += ["--origin", origin]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if proc.returncode != 0:
-        shutil.rmtree(tmp_dest, ignore_errors=True)
-        stderr = proc.stderr.strip()
-        if "No module named 'torch'" in stderr or "No module named torch" in stderr or "needs PyTorch" in stderr:
-            raise PackError(
-                "building a model pack needs PyTorch (the export extra): "
-                "pip install 'parley[export]' (on CPU: pip install torch --index-url https://download.pytorch.org/whl/cpu)"
-            )
-        last = stderr.splitlines()[-1] if stderr else f"exit code {proc.returncode}"
-        raise PackError(f"{what} failed: {last}")
-    shutil.rmtree(dest, ignore_errors=True)
-    tmp_dest.replace(dest)
+
+    def make(stage: Path) -> Path:
+        out = stage / "pack"
+        cmd = [sys.executable, "-m", "export", "whisper", "--from", str(src), "--out", str(out),
+               "--precision", precision, "--name", name]
+        if origin:
+            cmd += ["--origin", origin]
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if proc.returncode != 0:
+            _conversion_failed(proc, what)
+        return out
+
+    install_staged(dest.parent, dest.name, make, force=True)  # (the callers decided whether to replace)
     if progress:
         progress(f"built {dest}", 1.0)
     return dest
+
+
+def _conversion_failed(proc: subprocess.CompletedProcess, what: str) -> NoReturn:
+    stderr = proc.stderr.strip()
+    if "No module named 'torch'" in stderr or "No module named torch" in stderr or "needs PyTorch" in stderr:
+        raise PackError(
+            "building a model pack needs PyTorch (the export extra): "
+            "pip install 'parley[export]' (on CPU: pip install torch --index-url https://download.pytorch.org/whl/cpu)"
+        )
+    last = stderr.splitlines()[-1] if stderr else f"exit code {proc.returncode}"
+    raise PackError(f"{what} failed: {last}")
 
 
 def build_pack(name: str = DEFAULT_MODEL, precision: str = "int8", progress: ProgressFn | None = None,
@@ -363,13 +369,6 @@ def checkpoint_kind(src: Path) -> str | None:
     if src.is_dir() and (src / "model.safetensors").is_file():
         return "huggingface"
     return None
-
-
-def _check_name(name: str) -> str:
-    name = name.strip()
-    if not name or name.startswith(".") or "/" in name or "\\" in name or name in ("..", "."):
-        raise PackError(f"{name!r} cannot name a pack: use letters, digits, '-', '_' and '.' (not first)")
-    return name
 
 
 def _free_dest(dest: Path, force: bool) -> None:
@@ -408,11 +407,6 @@ def _write_origin(folder: Path, origin: str, precision: str) -> None:
         (folder / ORIGIN_FILE).write_text(json.dumps({"origin": origin, "precision": precision}) + "\n")
 
 
-def _staging(root: Path, name: str, what: str) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{what}-{name}-", dir=root))
-
-
 def import_pack(src: str | Path, name: str | None = None, precision: str = "int8",
                 progress: ProgressFn | None = None, force: bool = False) -> Path:
     """Install a local model into the packs folder; returns the installed pack's folder.
@@ -431,13 +425,13 @@ def import_pack(src: str | Path, name: str | None = None, precision: str = "int8
         raise PackError(f"{src}: not a model Parley can import; expected {_EXPECTED}")
     root = packs_root()
     if kind == "pack":
-        dest = root / _check_name(name or src.name)
+        dest = pack_destination(root, name or src.name)
         _free_dest(dest, force)
-        return _copy_pack(src, dest, progress)
+        return _copy_pack(src, dest, progress, force)
     _check_precision(precision)
-    base = _check_name(name or (src.stem if src.is_file() else src.name))
+    base = check_pack_name(name or (src.stem if src.is_file() else src.name))
     base, _ = split_model_name(base)
-    dest = pack_dir(base, precision)
+    dest = pack_destination(root, f"{base}-{precision}")
     _free_dest(dest, force)
     if kind == "openai" and not (src.parent / "tokenizer.json").is_file():
         raise PackError(f"{src}: an OpenAI checkpoint holds no tokenizer; put the model's tokenizer.json "
@@ -446,41 +440,39 @@ def import_pack(src: str | Path, name: str | None = None, precision: str = "int8
                     f"converting {src} ({kind})")
 
 
-def _copy_pack(src: Path, dest: Path, progress: ProgressFn | None) -> Path:
+def _copy_pack(src: Path, dest: Path, progress: ProgressFn | None, force: bool) -> Path:
     files = [f for f in sorted(src.rglob("*")) if f.is_file() and f.name != ".verified"
              and not f.name.endswith(".part")]
     total = sum(f.stat().st_size for f in files) or 1
-    tmp = _staging(dest.parent, dest.name, "import")
-    try:
+
+    def fill(stage: Path) -> None:
         done = 0
         for f in files:
-            target = tmp / f.relative_to(src)
+            target = stage / f.relative_to(src)
             target.parent.mkdir(parents=True, exist_ok=True)
             if progress:
                 progress(f"copying {f.relative_to(src)}", done / total)
             shutil.copyfile(f, target)
             done += f.stat().st_size
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _install_staged(tmp, dest, str(src), f"imported from {src.resolve()}", "unknown", progress)
+
+    _install_checked(dest, fill, str(src), f"imported from {src.resolve()}", "unknown", progress, force)
     log.info("imported %s as %s", src, dest)
     return dest
 
 
-def _install_staged(tmp: Path, dest: Path, label: str, origin: str, precision: str,
-                    progress: ProgressFn | None) -> None:
-    """The staged folder becomes ``dest`` only once it opens as a Whisper pack; otherwise it is removed."""
-    try:
+def _install_checked(dest: Path, fill: Callable[[Path], None], label: str, origin: str, precision: str,
+                     progress: ProgressFn | None, force: bool) -> None:
+    """``fill`` a hidden stage; it becomes ``dest`` only once it opens as a Whisper pack (else it is removed
+    and an installed pack of that name stays as it was)."""
+
+    def make(stage: Path) -> None:
+        fill(stage)
         if progress:
             progress("checking the pack", 1.0)
-        _check_whisper_pack(tmp, label)
-        _write_origin(tmp, origin, precision)
-        shutil.rmtree(dest, ignore_errors=True)
-        tmp.replace(dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        _check_whisper_pack(stage, label)
+        _write_origin(stage, origin, precision)
+
+    install_staged(dest.parent, dest.name, make, force=force)
     if progress:
         progress(f"installed {dest}", 1.0)
 
@@ -514,7 +506,7 @@ def download_pack(repo: str, variant: str = "", revision: str = "main", progress
     if not repo or repo.count("/") > 1 or " " in repo:
         raise PackError(f"{repo!r} is not a hub repository id; expected OWNER/NAME, e.g. onnx-community/whisper-base")
     base_url = base_url or hub.HUB_URL
-    dest = packs_root() / _check_name(name or download_name(repo, variant))
+    dest = pack_destination(packs_root(), name or download_name(repo, variant))
     _free_dest(dest, force)
     files = hub.select_files(hub.list_repo(repo, revision, base_url), variant)
     total = sum(f.size or 0 for f in files) or None
@@ -526,16 +518,13 @@ def download_pack(repo: str, variant: str = "", revision: str = "main", progress
             frac = sum(done.values()) / total if total else (got / size if size else 0.0)
             progress(f"downloading {repo}: {file}", min(frac, 1.0))
 
-    tmp = _staging(dest.parent, dest.name, "download")
-    try:
-        hub.download_pack(repo, tmp, revision, variant, base_url, on_bytes, cancel=cancel, files=files)
+    def fill(stage: Path) -> None:
+        hub.download_pack(repo, stage, revision, variant, base_url, on_bytes, cancel=cancel, files=files)
         if cancel is not None and cancel.is_set():
             raise CancelledError(f"download of {repo} cancelled")
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _install_staged(tmp, dest, repo, f"hf:{repo}@{revision}" + (f" ({variant})" if variant else ""),
-                    VARIANT_PRECISIONS.get(variant, variant), progress)
+
+    _install_checked(dest, fill, repo, f"hf:{repo}@{revision}" + (f" ({variant})" if variant else ""),
+                     VARIANT_PRECISIONS.get(variant, variant), progress, force)
     log.info("downloaded %s into %s", repo, dest)
     return dest
 
@@ -554,8 +543,9 @@ def ensure_pack(model: str, precision: str | None = None, device: str = "cpu",
 
 
 def delete_pack(model: str) -> Path:
-    path = resolve_pack(model)
-    if not path.resolve().is_relative_to(packs_root().resolve()):
-        raise PackError(f"{path} is not in Parley's pack folder {packs_root()}; not deleting it")
-    shutil.rmtree(path)
+    """Delete one installed pack, named or given as its folder; refuses the packs folder itself, anything
+    outside it or inside a pack, and the folders Parley keeps there for itself (translation packs, staging)."""
+    given = Path(model).expanduser()
+    path = given if given.exists() or given.is_symlink() else resolve_pack(model)
+    shutil.rmtree(installed_pack_folder(path, packs_root(), is_pack_dir))
     return path

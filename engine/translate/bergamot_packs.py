@@ -22,6 +22,7 @@ import zipfile
 from pathlib import Path
 
 from engine.errors import PackError
+from engine.pack_paths import check_pack_name, pack_destination
 from engine.translate.languages import canonical
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,8 @@ def install(folder: Path, root: Path, precision: str = "int8", name: str | None 
     if precision not in PRECISIONS:
         raise PackError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     folder = Path(folder)
+    if name:
+        check_pack_name(name)  # before the export, not after it
     if not folder.is_dir():
         raise PackError(f"{folder}: not a folder; pass the folder holding model.*.bin, vocab.*.spm and lex.*.s2t.bin")
     root.mkdir(parents=True, exist_ok=True)
@@ -143,7 +146,7 @@ def install(folder: Path, root: Path, precision: str = "int8", name: str | None 
 
         pack = TranslationPack.load(built)
         src, tgt = pack.pairs[0]
-        dest = root / (name or pack_name(src, tgt, precision))
+        dest = pack_destination(root, name or pack_name(src, tgt, precision))
         if dest.exists() and not force:
             raise PackError(f"a translation pack named {dest.name} is already installed at {dest}; delete it first "
                             "or pass --force")

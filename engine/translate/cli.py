@@ -38,7 +38,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "from the file names or --from/--to) as a pack (needs torch) and exit")
     p.add_argument("--precision", default="int8", choices=("int8", "fp32"), help="with --build/--import (default int8)")
     p.add_argument("--name", help="with --import: the installed pack's folder name")
-    p.add_argument("--force", action="store_true", help="with --build/--import: replace an installed pack")
+    p.add_argument("--force", action="store_true", help="with --build/--import/--download: replace an installed pack")
     p.add_argument("--variant", default="", help="with --download: graph variant, e.g. quantized (int8)")
     p.add_argument("--hub-url", default=None, help="with --download: hub base URL (default: huggingface.co)")
     p.add_argument("--via", choices=("pack", "shared"), default="pack",
@@ -112,10 +112,16 @@ def run(args: argparse.Namespace) -> int:
                 print(build_known(pair, root, args.precision, args.force))
             return 0
         if args.download:
-            dest = root / args.download.split("/")[-1]
-            download_pack(args.download, dest, variant=args.variant, base_url=args.hub_url or HUB_URL,
-                          progress=_progress)
-            print(dest)
+            from engine.pack_paths import install_staged
+            from engine.translate.pack import TranslationPack
+
+            def fetch(stage: Path) -> None:  # downloaded and opened in a hidden stage, then swapped in
+                download_pack(args.download, stage, variant=args.variant, base_url=args.hub_url or HUB_URL,
+                              progress=_progress)
+                TranslationPack.load(stage)
+
+            name = args.download.strip().strip("/").split("/")[-1]
+            print(install_staged(root, name, fetch, force=args.force, what="translation pack"))
             return 0
         registry = PairRegistry.scan(root, [args.pack] if args.pack else [])
         if args.list:
@@ -124,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{pack.name} ({pack.architecture}, {pack.precision}) {pack.path}: {pairs}")
             return 0
         if not args.source or not args.target:
-            print("error: say which languages: --from <code> --to <code> (e.g. --from en --to de)", file=sys.stderr)
+            print("parley: error: say which languages: --from <code> --to <code> (e.g. --from en --to de)",
+                  file=sys.stderr)
             return 2
         lines = [" ".join(args.text)] if args.text and args.text != ["-"] else [
             line.rstrip("\n") for line in sys.stdin]
@@ -140,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"note: {result.note}", file=sys.stderr)
             outputs = result.texts
     except (ParleyError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"parley: error: {e}", file=sys.stderr)
         return 1
     for line in outputs:
         print(line)

@@ -184,4 +184,4 @@ def test_cli_translates_lists_and_reports_a_missing_pair(marian, tmp_path, capsy
     assert "opus-mt-en-de" in capsys.readouterr().out
     assert cli.main(["translate", "Hallo", "--from", "de", "--to", "ja", *common]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: no translation pack for de → ja") and "en→de" in err
+    assert err.startswith("parley: error: no translation pack for de → ja") and "en→de" in err

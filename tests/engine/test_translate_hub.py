@@ -84,3 +84,25 @@ def test_download_of_a_missing_repo_says_so(tmp_path, hub):
     _, url = hub
     with pytest.raises(PackError, match="404"):
         download_pack("nobody/nothing", tmp_path / "x", base_url=url)
+
+
+def test_the_cli_download_installs_through_a_stage_and_keeps_an_installed_pack(tmp_path_factory, tmp_path, hub,
+                                                                                capsys):
+    from engine import cli
+
+    root, url = hub
+    _publish_optimum(built(tmp_path_factory, "marian")[1], root / "Xenova" / "opus-mt-en-de")
+    packs = tmp_path / "translation"
+    argv = ["translate", "--download", "Xenova/opus-mt-en-de", "--hub-url", url, "--packs-root", str(packs)]
+    assert cli.main(argv) == 0
+    dest = packs / "opus-mt-en-de"
+    assert capsys.readouterr().out.strip() == str(dest)
+    assert sorted(p.name for p in packs.iterdir()) == ["opus-mt-en-de"]  # no stage left behind
+    installed = {p: p.read_bytes() for p in dest.rglob("*") if p.is_file()}
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("parley: error: ") and "already installed" in err and "--force" in err
+    assert {p: p.read_bytes() for p in dest.rglob("*") if p.is_file()} == installed
+    assert cli.main([*argv, "--force"]) == 0
+    assert sorted(p.name for p in packs.iterdir()) == ["opus-mt-en-de"]
+    assert Translator.load(dest, "cpu", 1).translate(SENTENCES[:1], "en", "de", **OPTIONS)
