@@ -68,14 +68,18 @@ def default_model_loader(pack_path: str, device: str):
     return WhisperModel.load(pack_path, device=device)
 
 
-def _cuda_fallback_reason() -> str:
-    reason = "no NVIDIA GPU, driver or CUDA/cuDNN libraries were found"
-    try:
-        from engine.runtime import resolve_device
+def _cuda_fallback_note(device_reason: str) -> str:
+    """Why a GPU request runs on the CPU: the model's own ``device_reason`` when it says so (what the runtime
+    found when the model was opened), else a fresh probe, else a generic sentence."""
+    reason = device_reason if "unavailable" in device_reason else ""
+    if not reason:
+        reason = "no NVIDIA GPU, driver or CUDA/cuDNN libraries were found"
+        try:
+            from engine.runtime import resolve_device
 
-        reason = resolve_device("cuda")[1]
-    except Exception:  # noqa: BLE001 - the generic sentence will do
-        log.debug("could not ask the runtime why CUDA is unavailable", exc_info=True)
+            reason = resolve_device("cuda")[1]
+        except Exception:  # noqa: BLE001 - the generic sentence will do
+            log.debug("could not ask the runtime why CUDA is unavailable", exc_info=True)
     return f"GPU requested, but it is not usable here ({reason}); Parley runs on the CPU."
 
 
@@ -117,7 +121,7 @@ class EngineWorker(QObject):
         provider = str(getattr(model, "provider", "CPUExecutionProvider"))
         note = ""
         if device == "cuda" and "CUDA" not in provider:
-            note = getattr(model, "fallback_reason", "") or _cuda_fallback_reason()
+            note = _cuda_fallback_note(str(getattr(model, "device_reason", "")))
         self.model_loaded.emit(ModelInfo(name, pack_path, device, provider, note))
 
     @Slot(object)
