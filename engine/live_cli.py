@@ -142,32 +142,41 @@ def sentences(committed: list[Committed], max_chars: int = 84, max_gap_s: float 
     return out
 
 
+def _joined(fragments: list[Committed]) -> str:
+    """Fragments' words as written (Whisper's leading spaces: CJK text joins without them)."""
+    words = "".join(w.text for c in fragments for w in c.words)
+    return words.strip() if words.strip() else " ".join(c.text for c in fragments)
+
+
 def _clock(t: float) -> str:
     m, s = divmod(max(t, 0.0), 60)
     return f"{int(m):02d}:{s:04.1f}"
 
 
 class _Printer:
-    """Prints sentences as they complete; the tentative tail redrawn on a terminal's stderr."""
+    """Prints each sentence as the recogniser finishes it (SentenceEnd); the tentative tail redrawn on a
+    terminal's stderr."""
 
     def __init__(self, quiet: bool, partial_lines: bool = False):
         self.quiet = quiet
         self.partial_lines = partial_lines
         self.tty = sys.stderr.isatty()
-        self.pending: list[Committed] = []
-        self.printed = 0
+        self.open: list[Committed] = []  # fragments of the sentence not finished yet
         self._tail = ""
         self._lock = threading.Lock()
         self.errors: list[str] = []
         self.translated: list[Translated] = []
+        self.dropped = 0  # audio blocks the capture ring dropped, as the last Stats said
 
     def __call__(self, event) -> None:
         with self._lock:
             if isinstance(event, Committed):
-                self.pending.append(event)
-                self._flush(final=False)
+                self.open.append(event)
+                if self.partial_lines:
+                    print(f"+ [{_clock(event.start_s)} → {_clock(event.end_s)}] {event.text}", file=sys.stderr,
+                          flush=True)
             elif isinstance(event, SentenceEnd):
-                self._flush(final=True)  # a pause or a gap ended it: print it even without an end mark
+                self._flush()
             elif isinstance(event, Partial):
                 self._tail = event.text
                 if self.partial_lines:
@@ -189,22 +198,24 @@ class _Printer:
             elif isinstance(event, Status) and not self.quiet:
                 self._clear()
                 print(f"[{event.message}]", file=sys.stderr)
-            elif isinstance(event, Stats) and event.dropped_blocks and not self.quiet:
-                log.warning("dropped %d audio blocks: the machine is not keeping up", event.dropped_blocks)
+            elif isinstance(event, Stats):
+                if event.dropped_blocks > self.dropped and not self.quiet:
+                    log.warning("dropped %d audio blocks: the machine is not keeping up", event.dropped_blocks)
+                self.dropped = max(self.dropped, event.dropped_blocks)
 
-    def _flush(self, final: bool) -> None:
-        done = sentences(self.pending)
-        ready = done if final or not done or done[-1].text.endswith(SENTENCE_END) else done[:-1]
-        for s in ready[self.printed:]:
+    def _flush(self) -> None:
+        if self.open:
+            first, last = self.open[0], self.open[-1]
             self._clear()
-            print(f"[{_clock(s.start_s)} → {_clock(s.end_s)}] {s.text}", flush=True)
-        self.printed = max(self.printed, len(ready))
+            print(f"[{_clock(first.start_s)} → {_clock(last.end_s)}] {_joined(self.open)}",
+                  flush=True)
+            self.open = []
 
     def finish(self) -> None:
         with self._lock:
             self._tail = ""
             self._clear()
-            self._flush(final=True)
+            self._flush()
 
     def _redraw(self) -> None:
         if self.tty and not self.quiet:
@@ -273,6 +284,9 @@ def cmd_live(args) -> int:
             signal.signal(signal.SIGINT, previous)
     committed = session.finish()
     printer.finish()
+    if not args.quiet:
+        dropped = max(printer.dropped, int(getattr(session.source, "dropped_blocks", 0)))
+        print(f"[stopped: {session.steps} decodes, {dropped} audio blocks dropped]", file=sys.stderr)
     if args.output is not None:
         cues = sentences(committed)
         if args.translate_to:

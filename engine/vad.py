@@ -244,6 +244,7 @@ class VadGate:
         self.last_prob = 0.0
         self._speech_run = 0
         self._silence_run = 0
+        self.speech_s = 0.0  # windows the VAD called speech since the start (the hangover not counted)
 
     @property
     def silence_s(self) -> float:
@@ -257,6 +258,7 @@ class VadGate:
         for prob in self.vad.feed(chunk):
             self.last_prob = prob
             if prob >= opts.threshold:
+                self.speech_s += WINDOW_S
                 self._speech_run += 1
                 self._silence_run = 0
                 if self._speech_run >= self._onset_windows:

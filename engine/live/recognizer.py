@@ -45,6 +45,10 @@ log = logging.getLogger(__name__)
 
 _INGEST_S = 0.1  # the gate and the policy see the audio in pieces this long
 _TOKENS_PER_FRAME = 0.12  # 12 tokens per second of audio, timestamps included
+# A pause finalises an utterance only after this much speech (as the gate counts it) since the last one: a
+# VAD blip in a pause (a breath, a click) would otherwise have the buffer decoded, and a decode of near
+# silence with the committed text as prompt echoes the prompt (seen: a whole sentence repeated).
+_MIN_UTTERANCE_SPEECH_S = 0.2
 HISTORY_S = 28.0  # audio kept for speech translation (a sentence longer than this is cut to its end)
 
 
@@ -108,10 +112,12 @@ class LevelGate:
     def __init__(self, threshold_db: float | None):
         self.threshold = None if threshold_db is None else 10 ** (threshold_db / 20)
         self.silence_s = 0.0  # how long the input has been silent, up to now
+        self.speech_s = 0.0  # how much of it was speech, since the start
 
     def update(self, chunk: np.ndarray) -> bool:
         speech = self.threshold is None or (chunk.size > 0 and float(np.max(np.abs(chunk))) >= self.threshold)
         self.silence_s = 0.0 if speech else self.silence_s + chunk.size / SAMPLE_RATE
+        self.speech_s += chunk.size / SAMPLE_RATE if speech else 0.0
         return speech
 
 
@@ -173,6 +179,7 @@ class StreamingRecognizer:
         self._was_speech = False
         self._speech_ended = False  # (pause finalisation off) the gate closed: decode now
         self._unfinalized = False  # speech since the last finalisation
+        self._speech_s_at_final = 0.0  # the gate's speech_s at the last finalisation
         self._decoded_utterance = False  # the current utterance has been decoded at least once
         self._last_step_s = 0.0
         self._last_decoded: _Decoded | None = None
@@ -189,7 +196,12 @@ class StreamingRecognizer:
         if chunk.size:
             self._ingest(chunk, out)
         if self._pause_due():
-            self._decode_step(out, finalize=True)
+            if self._blip():  # nothing to finalise, and nothing worth a decode: the buffer starts again
+                self._unfinalized = False
+                self._decoded_utterance = False
+                self._apply(self.policy.finalize(()), out)
+            else:
+                self._decode_step(out, finalize=True)
         elif self._step_due():
             self._decode_step(out, finalize=False)
         return out
@@ -247,8 +259,18 @@ class StreamingRecognizer:
 
     def _pause_due(self) -> bool:
         pause = self.options.finalize_pause_s
-        return (pause is not None and self._unfinalized and self.policy.has_speech
-                and float(self.gate.silence_s) >= pause)
+        if pause is None or not self._unfinalized or not self.policy.has_speech or self.gate.silence_s < pause:
+            return False
+        return True
+
+    def _speech_since_final(self) -> float:
+        return float(getattr(self.gate, "speech_s", float("inf"))) - self._speech_s_at_final
+
+    def _blip(self) -> bool:
+        """Was the speech since the last finalisation too short to be an utterance?"""
+        blip = self._speech_since_final() < _MIN_UTTERANCE_SPEECH_S and not self.policy.tentative
+        self._speech_s_at_final = float(getattr(self.gate, "speech_s", 0.0))
+        return blip
 
     def _step_due(self) -> bool:
         if not self.policy.has_speech:
@@ -258,6 +280,8 @@ class StreamingRecognizer:
         if self.options.finalize_pause_s is None and self._speech_ended and new_s > 0:
             return True  # the gate closed: one decode over the whole utterance settles its last words
         due = self.options.min_step_s if self._decoded_utterance else self.options.first_step_s
+        if not self._decoded_utterance and self._speech_since_final() < _MIN_UTTERANCE_SPEECH_S:
+            return False  # a blip so far: wait until it is speech (or a pause ends it without a decode)
         if not self.realtime:
             return new_s >= due
         # A step slower than min_step_s waits for as much audio as it took: the decoder never falls behind.

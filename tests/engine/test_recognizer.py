@@ -47,11 +47,13 @@ class ScriptedGate:
     def __init__(self, words: list[Word]):
         self.spans = [(w.start_s, w.end_s + 0.1) for w in words]
         self.silence_s = 0.0
+        self.speech_s = 0.0
         self._last_speech_s = 0.0
 
     def update(self, chunk: np.ndarray) -> bool:
         start, end = float(chunk[0]) / SR, (float(chunk[-1]) + 1) / SR
         speech = [min(e, end) for s, e in self.spans if s < end and e > start]
+        self.speech_s += sum(min(e, end) - max(s, start) for s, e in self.spans if s < end and e > start)
         if speech:
             self._last_speech_s = max(self._last_speech_s, max(speech))
         self.silence_s = max(0.0, end - self._last_speech_s)
@@ -169,3 +171,16 @@ def test_the_text_does_not_depend_on_how_the_audio_is_chunked(chunk_s):
     words = script((0.5, "One two three."), (2.6, "Four five six seven eight."), (5.5, "Nine ten."))
     _, out, _ = run(words, 7.5, chunk_s=chunk_s)
     assert committed_text(out) == "One two three. Four five six seven eight. Nine ten."
+
+
+def test_a_blip_in_a_pause_is_not_decoded():
+    """A click or breath the VAD calls speech for 0.1 s: no decode (a decode of near silence echoes the prompt)."""
+    words = script((0.5, "One two three."))
+    recognise = ScriptedRecognise(words)
+    gate = ScriptedGate(words + [Word(3.0, 3.05, " (click)")])
+    rec = StreamingRecognizer(recognise, LiveOptions(language="en"), gate, realtime=False,
+                              timer=lambda: 0.0, clock=lambda: 0.0)
+    for first in range(0, 6 * SR, 1600):
+        rec.feed(np.arange(first, first + 1600, dtype=np.float32))
+    assert all(end <= 2.0 for _, end in recognise.calls), recognise.calls
+    assert " ".join(c.text for c in rec.committed) == "One two three."

@@ -1,0 +1,339 @@
+"""Live lag as a user sees it: `parley live` listening to what the computer plays, through PulseAudio.
+
+    .venv/bin/python bench/live_lag.py [--configs default no-pause-final step-0.5] [--inputs en es]
+                                       [--out docs/results/live_lag.json]
+
+For each input and configuration, one run: a PulseAudio server with a null sink (started here if none is
+running), `parley live --device <sink>.monitor --partials [--translate-to L]` as a child process, and the
+input wav played into the sink with `paplay`. Every line Parley prints is timestamped as it is read. Per
+run it reports:
+
+- sentence-final lag: the committed line that holds a sentence's end is printed − the moment the sentence's
+  last word ended in the audio (time 0 = paplay started, so the sound server's latency counts too);
+- translation lag: the same for its `→` line;
+- word commit lag (each committed fragment, `+` lines) and first-partial lag (the first tentative text of an
+  utterance that follows a pause − the end of its first word);
+- WER of the committed text against the script, beside the offline WER of the same model on the same wav;
+  chrF of the translations against references written for them; CPU RTF (the child's CPU time / audio time);
+  dropped audio blocks.
+
+Where each sentence and word ends in the audio comes from an offline pass of the same model (word
+timestamps, beam 5) over the same wav. The inputs: English — the recorded human speech of the moonshine-voice
+wheel (Beckett, Dickens) and 30 espeak-ng sentences with 1 s pauses (≈ 3.4 min); Spanish — 15 espeak-ng
+sentences with English references (engine.clips), translated into English.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from engine import clips  # noqa: E402
+from engine.audio import load_audio  # noqa: E402
+
+SR = 16000
+CONFIGS = {  # name → extra `parley live` arguments
+    "default": [],
+    "no-pause-final": ["--no-pause-final"],  # the behaviour before: LocalAgreement and the 2 s pause only
+    "step-0.5": ["--step", "0.5"],
+}
+_LINE = re.compile(r"^\[(\d+):(\d+\.\d)\s*→\s*(\d+):(\d+\.\d)\]\s*(.*)$")
+
+
+@dataclasses.dataclass
+class Printed:
+    at_s: float  # when it was read, seconds after paplay started
+    stream: str  # stdout / stderr
+    text: str
+
+
+@dataclasses.dataclass
+class Input:
+    name: str
+    path: Path
+    language: str
+    script: str  # what is said (WER reference)
+    translate_to: str | None = None
+    references: list[str] = dataclasses.field(default_factory=list)  # English references, for chrF
+
+
+def build_inputs(cache: Path, which: list[str]) -> list[Input]:
+    import soundfile as sf
+
+    out = []
+    if "en" in which:
+        long = clips.long_english(cache)
+        human = clips.human_clips(cache)
+        named = {p.stem: p for p in human}
+        parts, script = [clips.silence(0.5)], []
+        for name in ("beckett", "two_cities"):
+            parts += [load_audio(named[name]), clips.silence(1.5)]
+            script.append(clips.HUMAN_TRANSCRIPTS[name])
+        parts.append(load_audio(long.path))
+        script.append(long.text)
+        path = cache / "live-lag-en.wav"
+        sf.write(str(path), np.concatenate(parts), SR, subtype="PCM_16")
+        out.append(Input("en", path, "en", " ".join(script)))
+    if "es" in which:
+        chosen = [c for c in clips.clips("es") if c.reference_en]
+        long = clips.concat_clips(chosen, cache / "live-lag-es.wav", cache, pause_s=1.0)
+        out.append(Input("es", long.path, "es", long.text, translate_to="en",
+                         references=[c.reference_en for c in chosen]))
+    return out
+
+
+def offline_words(model, path: Path, language: str):
+    from engine.whisper import TranscribeOptions
+
+    t = model.transcribe(str(path), TranscribeOptions(language=language, beam_size=5, word_timestamps=True))
+    return [w for s in t.segments for w in s.words], t.text
+
+
+def pulse():
+    """(environment for clients, monitor name, the server process or None)."""
+    from conftest_pulse import SINK, _ensure_sink, _pactl, _start
+
+    if os.environ.get("PULSE_SERVER") and _pactl({}, "info").returncode == 0:
+        env = {"PULSE_SERVER": os.environ["PULSE_SERVER"]}
+        proc = None
+    else:
+        proc, env = _start(Path(tempfile.mkdtemp(prefix="parley-lag-pulse-")))
+    _ensure_sink(env)
+    return env, SINK, proc
+
+
+def run_once(inp: Input, config: list[str], env: dict, sink: str, model_args: list[str]) -> tuple[list[Printed], dict]:
+    cmd = [sys.executable, "-m", "engine", "live", "--device", f"{sink}.monitor", "--language", inp.language,
+           "--partials", *model_args, *config]
+    if inp.translate_to:
+        cmd += ["--translate-to", inp.translate_to]
+    child_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, bufsize=1)
+    lines: list[Printed] = []
+    origin = [None]
+    ready = threading.Event()
+
+    def read(stream, name):
+        for raw in stream:
+            now = time.monotonic()
+            if "[listening" in raw:
+                ready.set()
+            lines.append(Printed(now, name, raw.rstrip("\n")))
+
+    readers = [threading.Thread(target=read, args=(proc.stdout, "out"), daemon=True),
+               threading.Thread(target=read, args=(proc.stderr, "err"), daemon=True)]
+    for r in readers:
+        r.start()
+    if not ready.wait(120):
+        proc.kill()
+        raise RuntimeError("parley live did not start listening: " + "\n".join(p.text for p in lines[-10:]))
+    time.sleep(1.0)  # the capture stream is running
+    origin[0] = time.monotonic()
+    subprocess.run(["paplay", f"--device={sink}", str(inp.path)], env=child_env, check=True)
+    time.sleep(5.0)  # the last sentence and its translation
+    proc.send_signal(2)  # Ctrl-C: stop listening, finish what was heard
+    proc.wait(120)
+    for r in readers:
+        r.join(5)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    for p in lines:
+        p.at_s -= origin[0]
+    return lines, {"cpu_s": cpu, "returncode": proc.returncode}
+
+
+def _secs(m: str, s: str) -> float:
+    return int(m) * 60 + float(s)
+
+
+def analyse(inp: Input, lines: list[Printed], extra: dict, words, offline_text: str, audio_s: float) -> dict:
+    from engine.clips import wer
+
+    committed = []  # (printed at, start, end, text) — sentence lines on stdout
+    fragments = []  # (printed at, start, end) — "+" lines on stderr
+    translations = []  # (printed at, text, index of the committed line before it)
+    partials = []  # (printed at, text)
+    for p in lines:
+        if p.stream == "out":
+            m = _LINE.match(p.text)
+            if m:
+                committed.append((p.at_s, _secs(*m.group(1, 2)), _secs(*m.group(3, 4)), m.group(5)))
+            elif p.text.strip().startswith("→"):
+                translations.append((p.at_s, p.text.strip()[1:].strip(), len(committed) - 1))
+        elif p.text.startswith("+ "):
+            m = _LINE.match(p.text[2:])
+            if m:
+                fragments.append((p.at_s, _secs(*m.group(1, 2)), _secs(*m.group(3, 4))))
+        elif p.text.startswith("~ "):
+            partials.append((p.at_s, p.text[2:].strip()))
+    ends = [w.end_s for w in words]
+    # The stream clock starts with the capture, the wav's with paplay: a first guess from when Parley said it
+    # was listening, then the median distance of the line ends to the nearest word end.
+    listening = next((p.at_s for p in lines if "[listening" in p.text), 0.0)
+    offset = -listening
+    if committed and ends:
+        offset += statistics.median(e - offset - min(ends, key=lambda x: abs(x - (e - offset)))
+                                    for _, _, e, _ in committed)
+
+    sentence_ends = [w.end_s for w in words if w.text.rstrip().endswith((".", "?", "!", "…"))]
+    final_lag, trans_lag = [], []
+    for end in sentence_ends:
+        holder = next((i for i, (_, s, e, _) in enumerate(committed) if e - offset >= end - 0.35), None)
+        if holder is None:
+            continue
+        final_lag.append(committed[holder][0] - end)
+        t = next((t for t in translations if t[2] >= holder), None)
+        if t is not None:
+            trans_lag.append(t[0] - end)
+    word_lag = []
+    for at, s, e in fragments:
+        inside = [x for x in ends if s - offset - 0.05 <= x <= e - offset + 0.05]
+        word_lag += [at - x for x in inside]
+    # First partials: utterances are words that follow a pause of at least 0.5 s.
+    first_lag = []
+    for i, w in enumerate(words):
+        if i and w.start_s - words[i - 1].end_s < 0.5:
+            continue
+        shown = next((at for at, text in partials if at >= w.start_s and text), None)
+        if shown is not None:
+            first_lag.append(shown - w.end_s)
+
+    def stats(xs):
+        if not xs:
+            return None
+        xs = sorted(xs)
+        return {"n": len(xs), "p50": round(float(np.percentile(xs, 50)), 2),
+                "p90": round(float(np.percentile(xs, 90)), 2), "max": round(max(xs), 2)}
+
+    streamed = " ".join(c[3] for c in committed)
+    dropped = re.findall(r"(\d+) audio blocks dropped", "\n".join(p.text for p in lines))
+    result = {
+        "sentence_final_lag_s": stats(final_lag), "translation_lag_s": stats(trans_lag),
+        "word_commit_lag_s": stats(word_lag), "first_partial_lag_s": stats(first_lag),
+        "wer_streamed": round(100 * wer(inp.script, streamed), 2),
+        "wer_offline": round(100 * wer(inp.script, offline_text), 2),
+        "cpu_rtf": round(extra["cpu_s"] / audio_s, 3), "dropped_blocks": int(dropped[-1]) if dropped else None,
+        "sentences": len(sentence_ends), "lines": len(committed), "stream_offset_s": round(offset, 3),
+        "returncode": extra["returncode"], "text": streamed,
+    }
+    if inp.references:
+        import sacrebleu
+
+        hyp = " ".join(t[1] for t in translations)
+        result["chrf"] = round(sacrebleu.corpus_chrf([hyp], [[" ".join(inp.references)]]).score, 1)
+        result["translations"] = [t[1] for t in translations]
+    errors = [p.text for p in lines if "error" in p.text.lower()]
+    if errors:
+        result["errors"] = errors[:5]
+    return result
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    ap.add_argument("--inputs", nargs="+", default=["en", "es"], choices=["en", "es"])
+    ap.add_argument("--model", default=None, help="pack folder or name (default: parley's default, int8)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--cache", type=Path, default=None, help="where the inputs are synthesised (default: a temp folder)")
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "live_lag.json")
+    args = ap.parse_args(argv)
+
+    from engine import models
+    from engine.whisper import WhisperModel
+
+    cache = args.cache or Path(tempfile.mkdtemp(prefix="parley-lag-"))
+    cache.mkdir(parents=True, exist_ok=True)
+    inputs = build_inputs(cache, args.inputs)
+    pack = models.ensure_pack(args.model or models.DEFAULT_MODEL, "int8", "cpu")
+    model_args = ["--model", str(pack), "--threads", str(args.threads), "--compute", "cpu"]
+    model = WhisperModel.load(pack, device="cpu", threads=args.threads)
+    truth = {inp.name: offline_words(model, inp.path, inp.language) for inp in inputs}
+    del model
+    env, sink, server = pulse()
+    results = []
+    try:
+        for inp in inputs:
+            audio_s = load_audio(inp.path).size / SR
+            for name in args.configs:
+                print(f"== {inp.name} ({audio_s:.0f} s), {name}", file=sys.stderr, flush=True)
+                lines, extra = run_once(inp, CONFIGS[name], env, sink, model_args)
+                words, offline_text = truth[inp.name]
+                r = analyse(inp, lines, extra, words, offline_text, audio_s)
+                r.update(input=inp.name, config=name, audio_s=round(audio_s, 1), translate_to=inp.translate_to)
+                results.append(r)
+                print(summary_line(r), file=sys.stderr, flush=True)
+    finally:
+        if server is not None:
+            server.terminate()
+    report = {"date": time.strftime("%Y-%m-%d %H:%M"), "command": "bench/live_lag.py " + " ".join(argv or sys.argv[1:]),
+              "machine": {"cores": os.cpu_count(), "cpu": _cpu_name(), "python": platform.python_version()},
+              "model": str(Path(pack).name), "threads": args.threads, "runs": results}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1, ensure_ascii=False))
+    args.out.with_suffix(".md").write_text(markdown(report))
+    print(markdown(report))
+    return 0
+
+
+def summary_line(r: dict) -> str:
+    def f(key):
+        s = r.get(key)
+        return "–" if not s else f"{s['p50']:.2f}/{s['p90']:.2f}/{s['max']:.2f}"
+
+    return (f"{r['input']} {r['config']}: sentence-final {f('sentence_final_lag_s')}  translation "
+            f"{f('translation_lag_s')}  first partial {f('first_partial_lag_s')}  word commit "
+            f"{f('word_commit_lag_s')}  WER {r['wer_streamed']} (offline {r['wer_offline']})"
+            + (f"  chrF {r['chrf']}" if "chrf" in r else "") + f"  RTF {r['cpu_rtf']}  dropped {r['dropped_blocks']}")
+
+
+def markdown(report: dict) -> str:
+    def f(s):
+        return "–" if not s else f"{s['p50']:.2f} / {s['p90']:.2f} / {s['max']:.2f}"
+
+    rows = ["| input | config | sentence-final lag p50 / p90 / max | translation lag p50 / p90 / max | "
+            "first partial p50 / p90 / max | word commit p50 / p90 / max | WER streamed (offline) | chrF | CPU RTF | dropped |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in report["runs"]:
+        rows.append(f"| {r['input']} ({r['audio_s']:.0f} s{', → ' + r['translate_to'] if r['translate_to'] else ''}) "
+                    f"| {r['config']} | {f(r['sentence_final_lag_s'])} | {f(r['translation_lag_s'])} | "
+                    f"{f(r['first_partial_lag_s'])} | {f(r['word_commit_lag_s'])} | {r['wer_streamed']} % "
+                    f"({r['wer_offline']} %) | {r.get('chrf', '–')} | {r['cpu_rtf']} | {r['dropped_blocks']} |")
+    head = (f"Live lag through PulseAudio, {report['date']}, {report['machine']['cores']} cores "
+            f"({report['machine']['cpu']}), {report['model']}, {report['threads']} threads. "
+            f"`{report['command']}`\n\n")
+    return head + "\n".join(rows) + "\n"
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
