@@ -13,12 +13,15 @@ at most ``max_length_factor`` × the source length, as the model's Bergamot conf
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import re
+from pathlib import Path
 
 import numpy as np
 from tokenizers import Tokenizer
 
+from engine.errors import PackError
 from engine.runtime import create_session
 from engine.translate.decoding import SearchOptions
 from engine.translate.pack import TranslationPack
@@ -29,8 +32,9 @@ log = logging.getLogger(__name__)
 
 # A sentence ends at . ! ? … followed by space and something that starts a sentence; not after the
 # abbreviations that most often precede a capitalised word in English and Portuguese.
-_ABBREVIATIONS = r"(?<!\bMr)(?<!\bMrs)(?<!\bMs)(?<!\bDr)(?<!\bSr)(?<!\bSra)(?<!\bSt)(?<!\bProf)(?<!\bvs)(?<!\bNo)"
-_SENTENCE = re.compile(_ABBREVIATIONS + r"(?<=[.!?…])[\"'”’)]*\s+(?=[\"'“‘(¿¡]*[A-ZÀ-ÖØ-Þ0-9])")
+_ABBREVIATIONS = ("Mr", "Mrs", "Ms", "Dr", "Dra", "Sr", "Sra", "St", "Prof", "Profa", "vs", "No", "Nº", "etc")
+_SENTENCE = re.compile("".join(rf"(?<!\b{a}\.)" for a in _ABBREVIATIONS)
+                       + r"(?<=[.!?…])[\"'”’)]*\s+(?=[\"'“‘(¿¡]*[A-ZÀ-ÖØ-Þ0-9])")
 
 
 def split_sentences(text: str) -> list[str]:
@@ -58,34 +62,68 @@ class BergamotState:
                              self.allowed[rows], self.step)
 
 
-class _BatchDecoder:
-    """``start``/``step`` (engine.translate.decoding's Decoder) for one encoded batch.
+class BatchDecoder:
+    """One encoded batch bound to the decoder and to its shortlist's output rows.
 
-    The search passes "encoder output" through to ``start`` only to pick rows; here it is each row's
-    index into the batch ([rows, 1]), so beam search can repeat rows without copying keys/values twice."""
+    ``scores`` is a step in shortlist space ([rows, k], the fast path greedy uses); ``start``/``step`` are
+    engine.translate.decoding's Decoder (full-vocabulary logits) for beam search. The search passes
+    "encoder output" to ``start`` only to pick rows; here it is each row's index into the batch ([rows, 1])."""
 
-    def __init__(self, model: BergamotModel, cross: list[np.ndarray], shortlist: np.ndarray, allowed: np.ndarray):
-        self.model, self.cross, self.shortlist, self.allowed = model, cross, shortlist, allowed
+    def __init__(self, model: BergamotModel, cross: list[np.ndarray], mask: np.ndarray, shortlist: np.ndarray,
+                 allowed: np.ndarray):
+        self.model, self.cross, self.mask, self.shortlist, self.allowed = model, cross, mask, shortlist, allowed
+        self.out_w, self.out_b = model.output_rows(shortlist)
 
-    def start(self, tokens: np.ndarray, encoder_out: np.ndarray, encoder_mask: np.ndarray
-              ) -> tuple[np.ndarray, BergamotState]:
-        rows = encoder_out[:, 0]
-        n = tokens.shape[0]
-        cells = [np.zeros((n, self.model.d_model), np.float32) for _ in range(self.model.n_layers)]
-        state = BergamotState(cells, [kv[rows] for kv in self.cross], encoder_mask, self.allowed[rows], 0)
-        return self.step(tokens, state)
+    def initial(self, rows: np.ndarray | None = None) -> BergamotState:
+        rows = np.arange(self.mask.shape[0]) if rows is None else rows
+        cells = [np.zeros((len(rows), self.model.d_model), np.float32) for _ in range(self.model.n_layers)]
+        return BergamotState(cells, [kv[rows] for kv in self.cross], self.mask[rows], self.allowed[rows], 0)
 
-    def step(self, tokens: np.ndarray, state: BergamotState) -> tuple[np.ndarray, BergamotState]:
+    def scores(self, tokens: np.ndarray | None, state: BergamotState) -> tuple[np.ndarray, BergamotState]:
+        """tokens [rows] (None at the start) → scores over the shortlist [rows, k] (−inf where a row's own
+        sentence does not allow the id) and the next state."""
         m = self.model
-        feed = {"input_ids": tokens.astype(np.int64), "step": np.array([state.step], np.int64),
-                "encoder_attention_mask": state.encoder_mask, "shortlist": self.shortlist}
+        feed = {"inputs_embeds": m.target_rows(tokens, len(state.encoder_mask)), "step": np.array([state.step]),
+                "encoder_attention_mask": state.encoder_mask, "output_weight": self.out_w,
+                "output_bias": self.out_b}
         feed.update(zip(m.cell_inputs, state.cells))
         feed.update(zip(m.cross_names, state.cross))
         out = m.decoder.run(None, feed)
-        scores = np.where(state.allowed, out[0], -np.inf).astype(np.float32)
-        logits = np.full((tokens.shape[0], m.vocab_size), -np.inf, np.float32)
+        scores = np.where(state.allowed, out[0], np.float32(-np.inf))
+        return scores, BergamotState(list(out[1:]), state.cross, state.encoder_mask, state.allowed, state.step + 1)
+
+    def _full(self, scores: np.ndarray) -> np.ndarray:
+        logits = np.full((scores.shape[0], self.model.vocab_size), -np.inf, np.float32)
         logits[:, self.shortlist] = scores
-        return logits, BergamotState(list(out[1:]), state.cross, state.encoder_mask, state.allowed, state.step + 1)
+        return logits
+
+    def start(self, tokens: np.ndarray, encoder_out: np.ndarray, encoder_mask: np.ndarray
+              ) -> tuple[np.ndarray, BergamotState]:
+        scores, state = self.scores(None, self.initial(encoder_out[:, 0]))
+        return self._full(scores), state
+
+    def step(self, tokens: np.ndarray, state: BergamotState) -> tuple[np.ndarray, BergamotState]:
+        scores, state = self.scores(tokens[:, 0], state)
+        return self._full(scores), state
+
+    def greedy(self, max_length: int, eos: int) -> list[list[int]]:
+        """The best token at each step, per row, until eos or max_length − 1 tokens (as decoding.greedy)."""
+        rows = self.mask.shape[0]
+        results: list[list[int]] = [[] for _ in range(rows)]
+        active = np.arange(rows)
+        scores, state = self.scores(None, self.initial())
+        produced = 1
+        while True:
+            tokens = self.shortlist[scores.argmax(axis=-1)]
+            for row, token in zip(active, tokens):
+                results[row].append(int(token))
+            produced += 1
+            keep = (tokens != eos) & (produced < max_length)
+            if not keep.any():
+                return results
+            if not keep.all():
+                active, tokens, state = active[keep], tokens[keep], state.select(np.flatnonzero(keep))
+            scores, state = self.scores(tokens, state)
 
 
 class BergamotModel:
@@ -98,20 +136,57 @@ class BergamotModel:
         self.d_model = pack.n_heads * pack.head_dim
         self.cell_inputs = [f"past_cell.{i}" for i in range(self.n_layers)]
         self.cross_names = [f"cross_key_values.{i}.{k}" for i in range(self.n_layers) for k in ("key", "value")]
+        tables = _read_json(pack.path / "parley.json").get("bergamot") or {}
+        self.table, self.scale = _table(pack, tables, "token_table", "token_scale")
+        self.out_table, self.out_scale = (_table(pack, tables, "output_table", "output_scale")
+                                          if tables.get("output_table") else (self.table, self.scale))
+        self.out_bias = _load(pack.path / str(tables.get("output_bias", "output_bias.npy")), (self.vocab_size,))
         shortlist = pack.files.get("shortlist")
         self.shortlist = Shortlist.load(shortlist, pack.vocab_size, pack.vocab_size) if shortlist else None
 
-    def decoder_for(self, batch: list[list[int]], input_ids: np.ndarray, mask: np.ndarray) -> _BatchDecoder:
+    def target_rows(self, tokens: np.ndarray | None, rows: int) -> np.ndarray:
+        """[rows, 1, d] token-table rows of the previous tokens (zeros at the start: Marian's first input)."""
+        if tokens is None:
+            return np.zeros((rows, 1, self.d_model), np.float32)
+        return (self.table[tokens].astype(np.float32) * np.float32(self.scale))[:, None]
+
+    def output_rows(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.out_table[ids].astype(np.float32) * np.float32(self.out_scale), self.out_bias[ids]
+
+    def bind(self, batch: list[list[int]], input_ids: np.ndarray, mask: np.ndarray) -> BatchDecoder:
         """Encode a padded batch and bind the decoder to it (and to its sentences' shortlists)."""
-        out = self.encoder.run(None, {"input_ids": input_ids, "attention_mask": mask})
-        cross = out[1:]
+        cross = self.encoder.run(None, {"input_ids": input_ids, "attention_mask": mask})[1:]
         if self.shortlist is None:
             ids = np.arange(self.vocab_size, dtype=np.int64)
-            return _BatchDecoder(self, cross, ids, np.ones((len(batch), self.vocab_size), bool))
+            return BatchDecoder(self, cross, mask, ids, np.ones((len(batch), self.vocab_size), bool))
         own = [self.shortlist.candidates(ids) for ids in batch]
-        union = np.unique(np.concatenate(own))
+        union = own[0] if len(own) == 1 else np.unique(np.concatenate(own))
         allowed = np.stack([np.isin(union, o, assume_unique=True) for o in own])
-        return _BatchDecoder(self, cross, union, allowed)
+        return BatchDecoder(self, cross, mask, union, allowed)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise PackError(f"{path}: unreadable ({e}); rebuild the pack with `parley translate --build <pair>` "
+                        "or `--import <folder>`") from e
+
+
+def _load(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    try:
+        value = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise PackError(f"{path}: unreadable table ({e}); rebuild the pack with `parley translate --build <pair>` "
+                        "or `--import <folder>`") from e
+    if value.shape[: len(shape)] != shape:
+        raise PackError(f"{path}: shape {value.shape}, expected {shape}+; the pack is corrupt: rebuild it")
+    return value
+
+
+def _table(pack: TranslationPack, tables: dict, name: str, scale: str) -> tuple[np.ndarray, float]:
+    table = _load(pack.path / str(tables.get(name, f"{name}.npy")), (pack.vocab_size,))
+    return table, float(tables.get(scale) or 1.0)
 
 
 class BergamotTranslator(Translator):
@@ -145,15 +220,15 @@ class BergamotTranslator(Translator):
                              length_penalty=float(options.length_penalty or 1.0))
 
     def generate_ids(self, batch: list[list[int]], search: SearchOptions) -> list[list[int]]:
-        from engine.translate.decoding import beam_search, greedy
+        from engine.translate.decoding import beam_search
 
         width = max(len(ids) for ids in batch)
         input_ids = np.full((len(batch), width), self.pack.pad, np.int64)
         mask = np.zeros((len(batch), width), np.int64)
         for row, ids in enumerate(batch):
             input_ids[row, : len(ids)], mask[row, : len(ids)] = ids, 1
-        decoder = self.model.decoder_for(batch, input_ids, mask)  # type: ignore[attr-defined]
-        rows = np.arange(len(batch))[:, None]
+        decoder = self.model.bind(batch, input_ids, mask)  # type: ignore[attr-defined]
         if search.beam_size == 1:
-            return greedy(decoder, rows, mask, self.pack.decoder_start, self.pack.eos, search)
+            return decoder.greedy(search.max_length, self.pack.eos)
+        rows = np.arange(len(batch))[:, None]
         return beam_search(decoder, rows, mask, self.pack.decoder_start, self.pack.eos, self.pack.pad, search)

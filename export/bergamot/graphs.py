@@ -4,9 +4,14 @@
   decoder layer, ``cross_key_values.{i}.key|value`` [batch, heads, src, head_dim]: the decoder's
   attention projections of the encoder output, computed once per sentence instead of once per step.
 - ``decoder_model_merged.onnx`` (one graph for every step; the SSRU state is its recurrent state):
-  ``input_ids`` [rows, 1] (id = vocab size: the zero start vector), ``step`` [1] (the position),
-  ``encoder_attention_mask`` [rows, src], ``past_cell.{i}`` [rows, d_model], ``cross_key_values.{i}.*``,
-  ``shortlist`` [k] (target ids the output layer scores) → ``logits`` [rows, k], ``present_cell.{i}``.
+  ``inputs_embeds`` [rows, 1, d_model] (the previous tokens' rows of the token table, unscaled; zeros at
+  the start), ``step`` [1] (the position), ``encoder_attention_mask`` [rows, src], ``output_weight``
+  [k, d_model] and ``output_bias`` [k] (the output layer's rows for the batch's shortlist),
+  ``past_cell.{i}`` [rows, d_model], ``cross_key_values.{i}.*`` → ``logits`` [rows, k], ``present_cell.{i}``.
+- ``token_table.npy`` (int8 [vocab, d_model] with its scale in parley.json, or float32) and
+  ``output_bias.npy`` [vocab]: the target token table, read by the runtime for both lookups. Gathering
+  the shortlist's output rows once per batch outside the graph, instead of in every step, makes a step
+  about 2.5× faster (measured: 0.66 → ~0.25 ms at one thread); the table is stored once.
 """
 
 from __future__ import annotations
@@ -48,11 +53,12 @@ class DecoderGraph(nn.Module):
         self.model = model
         self.n = model.config.decoder_layers
 
-    def forward(self, input_ids: Tensor, step: Tensor, encoder_attention_mask: Tensor, shortlist: Tensor,
-                *state: Tensor) -> tuple[Tensor, ...]:
+    def forward(self, inputs_embeds: Tensor, step: Tensor, encoder_attention_mask: Tensor, output_weight: Tensor,
+                output_bias: Tensor, *state: Tensor) -> tuple[Tensor, ...]:
         cells = list(state[: self.n])
         cross = [(state[self.n + 2 * i], state[self.n + 2 * i + 1]) for i in range(self.n)]
-        logits, cells = self.model.decode_step(input_ids, step, encoder_attention_mask, cells, cross, shortlist)
+        logits, cells = self.model.decode_step(inputs_embeds, step, encoder_attention_mask, cells, cross,
+                                               output_weight, output_bias)
         return (logits, *cells)
 
 
@@ -94,13 +100,14 @@ def export_graphs(model: Bergamot, out_dir: Path) -> list[Path]:
             {"input_ids": {0: batch, 1: src}, "attention_mask": {0: batch, 1: src}})
     with torch.no_grad():
         _, cross = model.encode(x["input_ids"], x["attention_mask"])
+        out_w, out_b = model.output_rows(x["shortlist"])
     state = [*x["cells"], *[t for kv in cross for t in kv]]
     state_shapes = tuple([{0: rows}] * c.decoder_layers + [{0: rows, 2: src}] * (2 * c.decoder_layers))
-    _export(DecoderGraph(model), (x["prev"], x["step"], x["attention_mask"], x["shortlist"], *state), dec_path,
-            ["input_ids", "step", "encoder_attention_mask", "shortlist",
-             *[f"past_cell.{i}" for i in range(c.decoder_layers)], *cross_names(c.decoder_layers)],
+    _export(DecoderGraph(model), (model.target_rows(x["prev"]), x["step"], x["attention_mask"], out_w, out_b, *state),
+            dec_path, ["inputs_embeds", "step", "encoder_attention_mask", "output_weight", "output_bias",
+                       *[f"past_cell.{i}" for i in range(c.decoder_layers)], *cross_names(c.decoder_layers)],
             ["logits", *[f"present_cell.{i}" for i in range(c.decoder_layers)]],
-            ({0: rows}, None, {0: rows, 1: src}, {0: k}, state_shapes))
+            ({0: rows}, None, {0: rows, 1: src}, {0: k}, {0: k}, state_shapes))
     return [enc_path, dec_path]
 
 
@@ -117,14 +124,14 @@ def graph_parity(model: Bergamot, pack_dir: Path) -> dict[str, float]:
     dec = ort.InferenceSession(str(pack_dir / DECODER_FILE), opts, providers=["CPUExecutionProvider"])
     with torch.no_grad():
         hidden, cross = model.encode(x["input_ids"], x["attention_mask"])
-        logits, cells = model.decode_step(x["prev"], x["step"], x["attention_mask"], x["cells"], cross,
-                                          x["shortlist"])
+        rows, (out_w, out_b) = model.target_rows(x["prev"]), model.output_rows(x["shortlist"])
+        logits, cells = model.decode_step(rows, x["step"], x["attention_mask"], x["cells"], cross, out_w, out_b)
     enc_out = enc.run(None, {"input_ids": x["input_ids"].numpy(), "attention_mask": x["attention_mask"].numpy()})
     mask = x["attention_mask"].numpy()
     valid = mask.astype(bool)
     result = {"encoder": float(np.abs(enc_out[0] - hidden.numpy())[valid].max())}
-    feed = {"input_ids": x["prev"].numpy(), "step": x["step"].numpy(), "encoder_attention_mask": mask,
-            "shortlist": x["shortlist"].numpy()}
+    feed = {"inputs_embeds": rows.numpy(), "step": x["step"].numpy(), "encoder_attention_mask": mask,
+            "output_weight": out_w.numpy(), "output_bias": out_b.numpy()}
     feed.update({f"past_cell.{i}": t.numpy() for i, t in enumerate(x["cells"])})
     feed.update(dict(zip(cross_names(c.decoder_layers), enc_out[1:])))
     dec_out = dec.run(None, feed)

