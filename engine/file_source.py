@@ -2,8 +2,11 @@
 
 ``realtime=True`` releases the file's audio at the pace of the wall clock (``speed`` × real time), as
 a microphone would deliver it: ``parley live --input talk.wav --realtime`` and the latency benchmark
-run the live pipeline exactly as it runs on a device. ``realtime=False`` hands out ``block_s`` of audio
-per read as fast as the reader asks (soak tests, fast-forwarded streams).
+run the live pipeline exactly as it runs on a device. The audio the clock has reached goes through the
+same bounded :class:`~engine.capture.AudioRing` a capture's callback fills, in the capture's 50 ms
+blocks, so a reader that falls too far behind loses the oldest audio and ``dropped_blocks`` counts it,
+as it does live. ``realtime=False`` hands out ``block_s`` of audio per read as fast as the reader asks
+(fast-forwarded streams: there is no clock to fall behind, so nothing is ever dropped).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.audio import iter_audio
+from engine.capture import AudioRing
 from engine.events import Level
 from engine.features import SAMPLE_RATE
 
@@ -31,14 +35,13 @@ def _level(x: np.ndarray) -> Level:
 class FileSource:
     """Reads 16 kHz mono chunks from a file (decoded incrementally; a long file is never held whole)."""
 
-    dropped_blocks = 0  # a file never drops audio
-
     def __init__(self, path: str | Path | None = None, realtime: bool = True, speed: float = 1.0,
-                 block_s: float = 0.5, audio: np.ndarray | None = None, name: str | None = None):
+                 block_s: float = 0.5, audio: np.ndarray | None = None, name: str | None = None,
+                 ring: AudioRing | None = None, ring_block_s: float = 0.05):
         if (path is None) == (audio is None):
             raise ValueError("give a path or an array of 16 kHz samples, not both")
-        if speed <= 0 or block_s <= 0:
-            raise ValueError("speed and block_s must be positive")
+        if speed <= 0 or block_s <= 0 or ring_block_s <= 0:
+            raise ValueError("speed, block_s and ring_block_s must be positive")
         self.path = Path(path) if path is not None else None
         self.realtime = realtime
         self.speed = speed
@@ -52,6 +55,13 @@ class FileSource:
         self._stopped_at: float | None = None
         self.exhausted = False  # True once every sample of the file has been read
         self.last_level = Level(float("-inf"), 0.0)
+        self.ring = ring if ring is not None else AudioRing()  # (realtime) as a capture's: bounded, counts drops
+        self._ring_block = max(1, round(ring_block_s * SAMPLE_RATE))
+
+    @property
+    def dropped_blocks(self) -> int:
+        """Blocks the ring dropped because the reader fell behind the clock (always 0 when fast-forwarded)."""
+        return self.ring.dropped_blocks
 
     # --- lifecycle -----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -106,11 +116,28 @@ class FileSource:
         if self.exhausted or (self._stopped_at is not None and not self.realtime):
             return np.zeros(0, np.float32)
         due = self._due()
-        if self.realtime and due <= self._delivered and self._stopped_at is None and timeout:
-            wait_s = (self._delivered + 1 - due) / (self.speed * SAMPLE_RATE)
+        if not self.realtime:
+            return self._take(max(0, due - self._delivered))
+        if due - self._delivered < self._ring_block and self._stopped_at is None and timeout:
+            wait_s = (self._delivered + self._ring_block - due) / (self.speed * SAMPLE_RATE)
             time.sleep(min(timeout, max(wait_s, 0.01)))
             due = self._due()
-        return self._take(max(0, due - self._delivered))
+        self._fill_ring(due)
+        blocks = self.ring.get_all(0)
+        return np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
+
+    def _fill_ring(self, due: int) -> None:
+        """Put the blocks the clock has reached into the ring, as a capture callback would have, one by one
+        (when the reader was late, the ring keeps the newest and counts what it dropped). After ``stop``
+        the last partial block goes in too."""
+        whole = (due - self._delivered) // self._ring_block * self._ring_block
+        if self._stopped_at is not None:
+            whole = max(0, due - self._delivered)
+        if whole <= 0:
+            return
+        audio = self._take(whole)
+        for i in range(0, audio.size, self._ring_block):
+            self.ring.put(audio[i:i + self._ring_block])
 
     def drain(self) -> np.ndarray:
         """After ``stop``: the audio the clock had reached but nobody had read yet."""
