@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QApplication
 
 from desktop_app.main_window import MainWindow
 from desktop_app.settings import AppSettings
+from engine.logfile import attach_log_file
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ def create_main_window(settings: QSettings | AppSettings | None = None, audio_so
 
 def run_app(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    attach_log_file(logging.INFO)  # what the error banner points at
     app = QApplication.instance() or QApplication(sys.argv if argv is None else ["parley", *argv])
     app.setApplicationName("Parley")
     app.setOrganizationName("Parley")

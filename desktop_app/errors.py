@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from engine.logfile import log_path
+
 log = logging.getLogger(__name__)
 
 
@@ -35,4 +37,4 @@ def describe_error(error: BaseException, doing: str) -> str:
     log.error("%s failed", doing, exc_info=error)
     detail = str(error).strip().splitlines()[0] if str(error).strip() else kind
     return _sentence(f"Something went wrong while {doing} ({kind}: {detail}); the app is still usable, "
-                     "and the details are in the log")
+                     f"and the details are in the log file {log_path()}")

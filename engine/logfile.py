@@ -57,3 +57,13 @@ def attach_log_file(level: int = logging.INFO) -> Path | None:
 def log_crash(message: str) -> None:
     """Record the exception being handled, with its traceback, in the log file only."""
     logging.getLogger(CRASH_LOGGER).error(message, exc_info=True)
+
+
+def detach_log_file() -> None:
+    """Stop writing to the log file (tests that gave Parley a temporary home use it to clean up)."""
+    global _handler
+    if _handler is not None:
+        logging.getLogger().removeHandler(_handler)
+        logging.getLogger(CRASH_LOGGER).removeHandler(_handler)
+        _handler.close()
+        _handler = None

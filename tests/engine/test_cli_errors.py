@@ -15,6 +15,7 @@ import soundfile as sf
 
 from engine import cli, subtitles
 from engine.errors import OutputError
+from engine.logfile import detach_log_file
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,9 +28,10 @@ def wav(tmp_path) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def home(tmp_path, monkeypatch) -> Path:
+def home(tmp_path, monkeypatch):
     monkeypatch.setenv("PARLEY_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
+    yield tmp_path / "home"
+    detach_log_file()  # main() opened the log file of this temporary home
 
 
 def run_main(argv: list[str], capsys) -> tuple[int, str]:
