@@ -73,7 +73,15 @@ if [ -f scripts/fetch_vad.py ]; then
   .venv/bin/python scripts/fetch_vad.py
 fi
 say "recorded speech for the tests and benches (the moonshine-voice wheel)"
-.venv/bin/python -c "from engine.clips import moonshine_wheel; print(moonshine_wheel())"
+.venv/bin/python - <<'PY'
+import sys
+from engine.clips import moonshine_wheel
+from engine.errors import ParleyError
+try:
+    print(moonshine_wheel())
+except ParleyError as e:
+    sys.exit(f"setup.sh: error: {e}")
+PY
 
 # 5. Self-check: name everything that is still missing instead of letting a test find it later.
 problems=()
