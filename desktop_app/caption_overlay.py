@@ -68,22 +68,32 @@ class CaptionOverlay(QWidget):
     def _render(self) -> None:
         mode = self.settings.overlay_mode
         pt = self.settings.overlay_font_pt
-        lines: list[tuple[str, str]] = []  # (text, colour)
+        small = max(8, int(pt * 0.72))
+        sized: list[tuple[str, str, int]] = []  # (text, colour, size)
         if mode == "both":
-            if self._rows:
-                last = self._rows[-1]
-                dim = "#d8d8d8" if last.committed else "#a8a8a8"
-                if last.text.strip():
-                    lines.append((last.text.strip(), "#cfcfcf" if last.translation.strip() else dim))
+            # The newest finished sentence over its translation (large), and under them the next sentence's
+            # tentative words in grey while they are spoken: a translation stays up until the next is final.
+            finished = [r for r in self._rows if r.committed and r.text.strip()]
+            tail = [r for r in self._rows if not r.committed and r.text.strip()]
+            if tail and tail[-1].translation.strip():  # a draft translation of what is being said: that
+                finished = []                           # is newer than any finished one (drafts on)
+                sized.append((tail[-1].text.strip(), "#a8a8a8", small))
+                sized.append((tail[-1].translation.strip(), "#bbbbbb", pt))
+                tail = []
+            if finished:
+                last = finished[-1]
+                sized.append((last.text.strip(), "#cfcfcf" if last.translation.strip() else "#d8d8d8",
+                              small if last.translation.strip() else pt))
                 if last.translation.strip():
-                    lines.append((last.translation.strip(), "#ffffff" if not last.translation_draft else "#bbbbbb"))
+                    sized.append((last.translation.strip(), "#ffffff" if not last.translation_draft else "#bbbbbb",
+                                  pt))
+            if tail:
+                sized.append((tail[-1].text.strip(), "#a8a8a8", small if finished else pt))
         else:
             for row in self._rows:
                 text = (row.translation if mode == "translation" else row.text).strip()
                 if text:
-                    lines.append((text, "#ffffff" if row.committed else "#b0b0b0"))
-        sized = [(text, colour, pt if (mode != "both" or i == len(lines) - 1 or len(lines) == 1)
-                  else max(8, int(pt * 0.72))) for i, (text, colour) in enumerate(lines)]
+                    sized.append((text, "#ffffff" if row.committed else "#b0b0b0", pt))
         sized = self._fit(sized)
         self._plain = "\n".join(t for t, _, _ in sized)
         parts = [f'<div style="color:{colour}; font-size:{size}pt;">{html.escape(text)}</div>'

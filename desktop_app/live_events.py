@@ -29,6 +29,8 @@ def apply_live_event(window: MainWindow, event) -> None:
                                tuple(event.words or ()), merge=True)
         if event.language and not window.controls.source_language():
             window.controls.show_detected(event.language)
+    elif kind == "SentenceEnd":
+        model.finish_sentence(event.segment_id)
     elif kind == "Translated":
         if not model.set_translation(event.segment_id, event.text.strip(), bool(event.draft)):
             log.debug("translation for unknown segment %s dropped", event.segment_id)

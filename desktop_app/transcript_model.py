@@ -36,6 +36,7 @@ class SegmentRow:
     translated: dict = dataclasses.field(default_factory=dict)  # key -> (translation, draft)
     heard: str | None = None  # what the recogniser wrote, once the user has corrected the text
     saved_text: str | None = None  # the correction last saved as training data
+    finished: bool = False  # live: the engine ended this sentence (SentenceEnd); later commits start a new row
 
     @property
     def corrected(self) -> bool:
@@ -241,9 +242,14 @@ class TranscriptModel(QAbstractTableModel):
             self.set_tentative("", end_s, end_s)
         return i
 
+    def finish_sentence(self, key) -> None:
+        """The engine ended the sentence whose last segment is ``key``: its row takes no further commits."""
+        if key in self._by_key:
+            self._rows[self._by_key[key]].finished = True
+
     @staticmethod
     def _can_join(row: SegmentRow, start_s: float) -> bool:
-        return (row.committed and row.heard is None and not row.text.endswith(SENTENCE_END) and start_s - row.end_s < MERGE_GAP_S
+        return (row.committed and not row.finished and row.heard is None and not row.text.endswith(SENTENCE_END) and start_s - row.end_s < MERGE_GAP_S
                 and len(row.text) < MERGE_MAX_CHARS)
 
     def set_tentative(self, text: str, start_s: float, end_s: float, source_key=None) -> None:

@@ -49,6 +49,9 @@ _TOKENS_PER_FRAME = 0.12  # 12 tokens per second of audio, timestamps included
 # VAD blip in a pause (a breath, a click) would otherwise have the buffer decoded, and a decode of near
 # silence with the committed text as prompt echoes the prompt (seen: a whole sentence repeated).
 _MIN_UTTERANCE_SPEECH_S = 0.2
+# Once the silence reaches this share of finalize_pause_s, a regular step waits: if the pause goes on, the
+# finalising decode comes within a few tenths of a second and would otherwise wait for that step to end.
+_HOLD_FOR_PAUSE = 0.4
 HISTORY_S = 28.0  # audio kept for speech translation (a sentence longer than this is cut to its end)
 
 
@@ -279,6 +282,9 @@ class StreamingRecognizer:
         new_s = self._since_decode / SAMPLE_RATE
         if self.options.finalize_pause_s is None and self._speech_ended and new_s > 0:
             return True  # the gate closed: one decode over the whole utterance settles its last words
+        pause = self.options.finalize_pause_s
+        if pause is not None and self.gate.silence_s >= _HOLD_FOR_PAUSE * pause:
+            return False  # the speaker is pausing: a step now would only delay the finalising decode
         due = self.options.min_step_s if self._decoded_utterance else self.options.first_step_s
         if not self._decoded_utterance and self._speech_since_final() < _MIN_UTTERANCE_SPEECH_S:
             return False  # a blip so far: wait until it is speech (or a pause ends it without a decode)
