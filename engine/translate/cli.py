@@ -36,7 +36,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--import", dest="import_dir", metavar="DIR", type=Path,
                    help="install a Bergamot/Marian model folder (model.*.bin, vocab.*.spm, lex.*.s2t.bin; languages "
                         "from the file names or --from/--to) as a pack (needs torch) and exit")
-    p.add_argument("--precision", default="int8", choices=("int8", "fp32"), help="with --build/--import (default int8)")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "int8"),
+                   help="with --build/--import: fp32 (default; the same output as the native engine) or int8")
     p.add_argument("--name", help="with --import: the installed pack's folder name")
     p.add_argument("--force", action="store_true", help="with --build/--import/--download: replace an installed pack")
     p.add_argument("--variant", default="", help="with --download: graph variant, e.g. quantized (int8)")

@@ -20,7 +20,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--from", dest="source", required=True, type=Path,
                    help="folder with model.*.bin (e.g. model.enpt.intgemm.alphas.bin), vocab.*.spm and the shortlist")
     p.add_argument("--out", required=True, type=Path, help="pack folder to write")
-    p.add_argument("--precision", default="int8", choices=PRECISIONS)
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                   help="fp32 (default: the same translations as the native engine) or int8 (faster, smaller)")
     p.add_argument("--name", help="pack name recorded in parley.json (default: bergamot-<src>-<tgt>)")
     p.add_argument("--source-lang", help="source language, when the file names do not say it (e.g. en)")
     p.add_argument("--target-lang", help="target language, when the file names do not say it (e.g. pt)")
