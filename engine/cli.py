@@ -138,6 +138,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def output_stems(files: list[Path]) -> list[str]:
+    """The name each input's output files get in an output folder: its stem, or — when two inputs share
+    one (talk.wav and talk.mp3, or a/talk.wav and b/talk.wav) — its whole name, then a number, so that no
+    output overwrites another's."""
+    shared = {stem for stem in (f.stem for f in files) if sum(f.stem == stem for f in files) > 1}
+    taken: set[str] = set()
+    out = []
+    for path in files:
+        candidates = [path.name] if path.stem in shared else [path.stem]
+        candidates += [f"{candidates[0]}-{i}" for i in range(2, len(files) + 2)]
+        name = next(c for c in candidates if c not in taken)
+        taken.add(name)
+        out.append(name)
+    return out
+
+
 def _format_for(args, out: Path | None) -> list[str]:
     if args.format == "all":
         return list(FORMATS)
@@ -165,8 +181,9 @@ def _cmd_transcribe(args) -> int:
                                 word_timestamps=args.word_timestamps)
 
     missing = [f for f in args.files if not f.exists()]
-    if missing:
-        raise ParleyError(f"{missing[0]}: no such file")
+    if missing:  # said before the model loads, every one of them, and nothing is transcribed
+        raise ParleyError(f"{', '.join(map(str, missing))}: no such file" + ("s" if len(missing) > 1 else "")
+                          + ("; nothing was transcribed" if len(missing) < len(args.files) else ""))
     device = args.device
     from engine.runtime import resolve_device
 
@@ -184,10 +201,11 @@ def _cmd_transcribe(args) -> int:
 
     many = len(args.files) > 1
     out = args.output
+    stems = output_stems(args.files)
     if many and out is not None and out.suffix and not out.is_dir():
         raise ParleyError(f"-o {out}: with several input files, -o must be a folder")
     failures = 0
-    for path in args.files:
+    for path, stem in zip(args.files, stems):
         bar = ProgressBar(path.name, enabled=not args.quiet)
         try:
             transcript = model.transcribe(path, options, progress=bar)
@@ -225,7 +243,7 @@ def _cmd_transcribe(args) -> int:
                         out.mkdir(parents=True, exist_ok=True)
                     except OSError as e:
                         raise OutputError(f"-o {out}: could not create the folder: {e.strerror or e}") from e
-                    dest = out / f"{path.stem}.{fmt}"
+                    dest = out / f"{stem}.{fmt}"
                 else:
                     dest = out
                 subtitles.write(segments, dest, fmt, bilingual=args.bilingual)

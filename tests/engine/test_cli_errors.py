@@ -160,3 +160,10 @@ def test_transcription_with_a_bad_language_or_a_failing_write_is_one_line_and_le
     code, err = run_main(["transcribe", str(wav), "--model", str(pack_int8), "-o", str(out), "-q"], capsys)
     assert_one_line_error(code, err, str(out), "No space left on device")
     assert not out.exists() and not out.with_name("out.srt.part").exists()
+
+
+def test_outputs_of_inputs_that_share_a_name_never_overwrite_each_other():
+    files = [Path("a/talk.wav"), Path("talk.mp3"), Path("b/talk.wav"), Path("x.wav"), Path("x.wav")]
+    stems = cli.output_stems(files)
+    assert stems == ["talk.wav", "talk.mp3", "talk.wav-2", "x.wav", "x.wav-2"]
+    assert cli.output_stems([Path("a.wav"), Path("b.mp3")]) == ["a", "b"]
