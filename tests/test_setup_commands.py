@@ -216,3 +216,29 @@ def test_no_file_names_a_folder_of_one_machine():
         offenders += [f"{name}:{n}" for n, line in enumerate((ROOT / name).read_text().splitlines(), 1)
                       if MACHINE_PATH.search(line)]
     assert not offenders, "absolute paths of one machine:\n" + "\n".join(offenders)
+
+
+# Skips that stay skips in CI, each with why: everything else a test needs, setup.sh installs, so a test
+# must say so with tests/needs.py (skip locally, fail under PARLEY_REQUIRE_MODELS=1).
+ALLOWED_SKIPS = {
+    "tests/needs.py": "the helper itself: it fails instead under PARLEY_REQUIRE_MODELS=1",
+    "tests/conftest_pulse.py": "fails instead under PARLEY_REQUIRE_PULSE=1",
+    "tests/engine/test_gpu_check_bench.py": "checks the no-GPU path, which a machine with a GPU cannot take",
+    "tests/desktop_app/test_models_and_drop.py": "checks the no-GPU path, which a machine with a GPU cannot take",
+    "tests/engine/test_runtime.py": "a glibc-only check (skipif) on other platforms",
+}
+
+
+def test_no_test_skips_on_its_own():
+    found = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        rel = str(path.relative_to(ROOT))
+        if rel in ALLOWED_SKIPS:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr in ("skip", "importorskip", "skipif") and \
+                    isinstance(node.value, (ast.Name, ast.Attribute)) and \
+                    ast.unparse(node.value) in ("pytest", "pytest.mark"):
+                found.append(f"{rel}:{node.lineno}")
+    assert not found, ("these skip by themselves, so CI would pass a broken setup as 'skipped'; use "
+                       f"tests/needs.py (require_command / require_module / require_or_skip): {found}")
