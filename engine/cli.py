@@ -227,13 +227,14 @@ def _cmd_transcribe(args) -> int:
             try:
                 done = translate_segments(segments, target, transcript.language, model=model, path=path,
                                           translate_text=translate_text, progress=lambda f: tbar(f, 1.0))
-            except ParleyError as e:
-                print(f"parley: error: {e}", file=sys.stderr)
+            except ParleyError as e:  # the transcript is kept: written untranslated, and said so
+                print(f"parley: error: {path}: {e}; the transcript ({transcript.language or '?'}) is written "
+                      "without a translation", file=sys.stderr)
                 failures += 1
-                continue
-            # translation only: the source's word timings no longer apply to the text
-            segments = done if args.bilingual else [dataclasses.replace(d, text=d.translation, words=())
-                                                    for d in done]
+            else:
+                # translation only: the source's word timings no longer apply to the text
+                segments = done if args.bilingual else [dataclasses.replace(d, text=d.translation, words=())
+                                                        for d in done]
         for fmt in _format_for(args, out):
             if out is None:
                 subtitles.write(segments, sys.stdout, fmt, bilingual=args.bilingual)

@@ -64,3 +64,26 @@ def test_text_pack_translation_of_a_file_and_a_missing_pair(pack_int8, tmp_path,
     assert "train" not in " ".join(" ".join(c[2:]) for c in cues).lower()  # translated, not the English text
     assert main(["transcribe", str(talk), "--model", str(pack_int8), "--translate-to", "ja", "-q"]) == 1
     assert "ja" in capsys.readouterr().err
+
+
+@pytest.mark.model
+def test_a_pair_found_missing_after_detection_keeps_the_transcript_and_says_why(pack_int8, tmp_path, tmp_path_factory,
+                                                                                 monkeypatch, capsys):
+    require_module("transformers")
+    from translate_fixtures import built
+
+    pack = built(tmp_path_factory, "marian")[1]  # en→de only: French speech cannot reach German
+    monkeypatch.setenv("PARLEY_HOME", str(tmp_path / "home"))
+    shutil.copytree(pack, tmp_path / "home" / "packs" / "translation" / pack.name)
+    talk = clips.synthesize(clips.clips("fr")[0], tmp_path / "cache")
+    out = tmp_path / "fr.de.srt"
+    capsys.readouterr()  # (what building the tiny pack printed)
+    assert main(["transcribe", str(talk), "--model", str(pack_int8), "--translate-to", "de", "-q",
+                 "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("parley: error: ") and "Traceback" not in err
+    assert str(talk) in lines[0] and "fr" in lines[0] and "de" in lines[0] and "without a translation" in lines[0]
+    text = out.read_text(encoding="utf-8")
+    assert " --> " in text and clips.wer(clips.clips("fr")[0].text, " ".join(
+        line for line in text.splitlines() if line and " --> " not in line and not line.isdigit())) < 0.6
