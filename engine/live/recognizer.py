@@ -396,10 +396,12 @@ class StreamingRecognizer:
         last = self._last_decoded
         if last is None or last.hypothesis.encoded is None or not last.words_abs:
             return None
-        start, end = words[0].start_s - 0.3, words[-1].end_s + 0.3
-        if all(start <= w.start_s and w.end_s <= end for w in last.words_abs) and len(last.words_abs) >= len(words):
-            return last.hypothesis.encoded
-        return None
+        # A word of another sentence ends before this one starts or starts after it ends. (Whisper's first word
+        # often begins at the buffer's start, in the silence before it: its start says little.)
+        first, last_end = words[0].start_s + 0.1, words[-1].end_s - 0.1
+        if any(w.end_s <= first or w.start_s >= last_end for w in last.words_abs):
+            return None
+        return last.hypothesis.encoded if len(last.words_abs) >= len(words) - 1 else None
 
 
 def _shift(word: Word, offset_s: float) -> Word:
