@@ -273,6 +273,8 @@ class MainWindow(QMainWindow):
                                 f"in {result.elapsed_s:.1f} s", 8000)
         if not result.rows:
             self.show_error(f"No speech was found in {Path(result.path).name}.")
+        elif result.note:
+            self.show_error(result.note)
         self._update_overlay()
         self._file_ended()
 

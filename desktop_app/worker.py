@@ -60,6 +60,7 @@ class FileResult:
     language_probability: float | None
     duration_s: float
     elapsed_s: float
+    note: str = ""  # the transcript is here but something about it is not, e.g. why it was not translated
 
 
 def default_model_loader(pack_path: str, device: str):
@@ -134,6 +135,7 @@ class EngineWorker(QObject):
             self.file_failed.emit(f"Cannot transcribe {name}: no model is loaded. Choose or build a model first.")
             return
         started = time.monotonic()
+        note = ""
         try:
             from engine.whisper import TranscribeOptions
 
@@ -152,7 +154,7 @@ class EngineWorker(QObject):
             if target and rows:
                 # Segment by segment, so each row's translation is of that row: into English Whisper
                 # translates the segment's own audio; other targets go through the text pack.
-                from engine.errors import CancelledError
+                from engine.errors import CancelledError, ParleyError
                 from engine.file_translation import translate_segments
 
                 step = self._progress_fn(0.5, 0.5, "translating")
@@ -162,12 +164,20 @@ class EngineWorker(QObject):
                         raise CancelledError("cancelled")
                     step(fraction, 1.0)
 
-                done = translate_segments(result.segments, target, result.language or request.language,
-                                          model=self._model, path=request.path, translate_text=translate_text,
-                                          progress=progress)
-                spoken = [r for r in rows if r.text]
-                for row, seg in zip(spoken, done):
-                    row.translation = seg.translation
+                try:
+                    done = translate_segments(result.segments, target, result.language or request.language,
+                                              model=self._model, path=request.path, translate_text=translate_text,
+                                              progress=progress)
+                except ParleyError as e:
+                    if isinstance(e, CancelledError):
+                        raise
+                    # Known only now (after language detection): the transcript stays, the banner says why.
+                    note = describe_error(e, f"translating {name}")
+                    note = f"{name} was transcribed, but not translated into {target}: {note}"
+                else:
+                    spoken = [r for r in rows if r.text]
+                    for row, seg in zip(spoken, done):
+                        row.translation = seg.translation
         except Exception as e:  # noqa: BLE001
             if type(e).__name__ == "CancelledError" or request.cancel.is_set():
                 self.file_cancelled.emit(f"Cancelled {name}.")
@@ -176,7 +186,8 @@ class EngineWorker(QObject):
             return
         self.file_done.emit(FileResult(request.path, rows, result.language,
                                        getattr(result, "language_probability", None),
-                                       float(getattr(result, "duration_s", 0.0) or 0.0), time.monotonic() - started))
+                                       float(getattr(result, "duration_s", 0.0) or 0.0), time.monotonic() - started,
+                                       note))
 
     def _progress_fn(self, offset: float, share: float, stage: str):
         def progress(done_s: float, total_s: float) -> None:
