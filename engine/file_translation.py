@@ -3,12 +3,14 @@
 Into English each segment's own audio is translated by Whisper (speech → English, the cross-modal
 path), so source and translation line up segment by segment; the audio is decoded again in chunks,
 never the whole file at once. Into other languages the segments' text goes through the installed
-text-translation packs (pivoting through English where no direct pack exists).
+text-translation packs (pivoting through English where no direct pack exists); where no pack at all
+translates from the spoken language, each segment's audio is translated into English by Whisper first.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -16,6 +18,8 @@ import numpy as np
 
 from engine.audio import iter_audio
 from engine.features import SAMPLE_RATE
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +85,14 @@ def translate_segments(segments: Iterable, target: str, source: str | None, *, m
     else:
         if translate_text is None:
             raise ValueError(f"translation into {target!r} needs a text translator")
+        route = getattr(translate_text, "route", None)
+        if route is not None and source and route(source, target) is None and model is not None and path is not None:
+            # No text pack from the spoken language (German speech, only an en→pt pack): Whisper translates
+            # each segment's audio into English, the text pack takes it from there — as live mode does.
+            log.info("translating %s → %s via English (Whisper, then the text pack)", source, target)
+            for seg, audio in segment_audio(path, segments):
+                add(seg, translate_text(speech_to_english(model, audio, source), "en", target))
+            return out
         for seg in segments:
             add(seg, translate_text(seg.text.strip(), source, target))
     return out
