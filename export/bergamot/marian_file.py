@@ -116,8 +116,9 @@ def read_marian(path: str | Path) -> MarianModel:
         if name == CONFIG_ITEM:
             config_text = bytes(chunk[:elements]).decode("utf-8", errors="replace").rstrip("\0")
             continue
-        if name.endswith("_QuantMultA"):
-            alphas[name] = float(np.frombuffer(chunk, np.float32 if kind == "float32" else np.float32, 1)[0])
+        if name.endswith("_QuantMultA"):  # kept apart; a float runtime does not use them
+            if kind == "float32" and elements == 1:
+                alphas[name] = float(np.frombuffer(chunk, np.float32, 1)[0])
             continue
         items[name] = _item(path, name, kind, shape, chunk, elements)
     return MarianModel(path, items, config_text, alphas)

@@ -137,7 +137,7 @@ class Weights:
         if item is None:
             raise MarianFileError(f"{self.model.path}: item {name!r} is missing; the file does not hold the "
                                   "model its model.yml describes")
-        value = item.value.reshape(-1, *item.value.shape[-1:]) if item.value.ndim == 2 else item.value
+        value = item.value
         if tuple(value.shape) != shape:
             raise MarianFileError(f"{self.model.path}: item {name!r} has shape {tuple(value.shape)}, "
                                   f"expected {shape}")
