@@ -19,8 +19,8 @@ run it reports:
 
 Where each sentence and word ends in the audio comes from an offline pass of the same model (word
 timestamps, beam 5) over the same wav. The inputs: English — the recorded human speech of the moonshine-voice
-wheel (Beckett, Dickens) and 30 espeak-ng sentences with 1 s pauses (≈ 3.4 min); Spanish — 15 espeak-ng
-sentences with English references (engine.clips), translated into English.
+wheel (Beckett, Dickens) and 30 espeak-ng sentences with 1 s pauses (≈ 3.4 min); Spanish — 16 espeak-ng
+sentences with English references (engine.clips' ten and six here, ≈ 75 s), translated into English.
 """
 
 from __future__ import annotations
@@ -51,6 +51,15 @@ from engine import clips  # noqa: E402
 from engine.audio import load_audio  # noqa: E402
 
 SR = 16000
+# Spanish sentences of this bench's own, with English references, beside engine.clips' ten.
+MORE_SPANISH = (
+    ("La reunión empieza a las diez de la mañana.", "The meeting starts at ten in the morning."),
+    ("Mi madre cocina sopa de verduras los domingos.", "My mother cooks vegetable soup on Sundays."),
+    ("El tren llega tarde porque nieva en la montaña.", "The train is late because it is snowing in the mountains."),
+    ("Tenemos que terminar el proyecto antes del viernes.", "We have to finish the project before Friday."),
+    ("¿Dónde está la farmacia más cercana?", "Where is the nearest pharmacy?"),
+    ("Ayer compré dos camisas azules en el mercado.", "Yesterday I bought two blue shirts at the market."),
+)
 CONFIGS = {  # name → extra `parley live` arguments
     "default": [],
     "no-pause-final": ["--no-pause-final"],  # the behaviour before: LocalAgreement and the 2 s pause only
@@ -95,17 +104,26 @@ def build_inputs(cache: Path, which: list[str]) -> list[Input]:
         out.append(Input("en", path, "en", " ".join(script)))
     if "es" in which:
         chosen = [c for c in clips.clips("es") if c.reference_en]
+        chosen += [clips.Clip(f"lag-es{i:02d}", "es", text, ref) for i, (text, ref) in enumerate(MORE_SPANISH)]
         long = clips.concat_clips(chosen, cache / "live-lag-es.wav", cache, pause_s=1.0)
         out.append(Input("es", long.path, "es", long.text, translate_to="en",
                          references=[c.reference_en for c in chosen]))
     return out
 
 
-def offline_words(model, path: Path, language: str):
+def offline_words(model, path: Path, language: str, beam_size: int = 5):
+    """(words with their times, text) of an offline pass; kept beside the wav for a later --analyse-only."""
+    from engine.events import Word
     from engine.whisper import TranscribeOptions
 
-    t = model.transcribe(str(path), TranscribeOptions(language=language, beam_size=5, word_timestamps=True))
-    return [w for s in t.segments for w in s.words], t.text
+    cached = path.with_name(f"{path.stem}.offline-beam{beam_size}.json")
+    if cached.exists() and cached.stat().st_mtime >= path.stat().st_mtime:
+        data = json.loads(cached.read_text())
+        return [Word(*w) for w in data["words"]], data["text"]
+    t = model.transcribe(str(path), TranscribeOptions(language=language, beam_size=beam_size, word_timestamps=True))
+    words = [w for s in t.segments for w in s.words]
+    cached.write_text(json.dumps({"words": [dataclasses.astuple(w) for w in words], "text": t.text}))
+    return words, t.text
 
 
 def pulse():
@@ -188,24 +206,31 @@ def analyse(inp: Input, lines: list[Printed], extra: dict, words, offline_text: 
         elif p.text.startswith("~ "):
             partials.append((p.at_s, p.text[2:].strip()))
     ends = [w.end_s for w in words]
-    # The stream clock starts with the capture, the wav's with paplay: a first guess from when Parley said it
-    # was listening, then the median distance of the line ends to the nearest word end.
-    listening = next((p.at_s for p in lines if "[listening" in p.text), 0.0)
-    offset = -listening
+    # The stream clock counts captured samples (a monitor of an idle sink may deliver none before playback);
+    # the wav's starts with paplay. The offset between them: the one that puts the line ends closest to word
+    # ends (a sentence line ends where a word does).
+    offset = 0.0
     if committed and ends:
-        offset += statistics.median(e - offset - min(ends, key=lambda x: abs(x - (e - offset)))
-                                    for _, _, e, _ in committed)
+        line_ends = np.array([e for _, _, e, _ in committed])
+        word_ends = np.array(ends)
+
+        def misfit(o: float) -> float:
+            return float(np.median(np.min(np.abs(line_ends[:, None] - o - word_ends[None, :]), axis=1)))
+
+        offset = min(np.arange(-2.0, 4.0, 0.02), key=misfit)
 
     sentence_ends = [w.end_s for w in words if w.text.rstrip().endswith((".", "?", "!", "…"))]
-    final_lag, trans_lag = [], []
+    final_lag, trans_lag, untranslated = [], [], 0
     for end in sentence_ends:
         holder = next((i for i, (_, s, e, _) in enumerate(committed) if e - offset >= end - 0.35), None)
         if holder is None:
             continue
         final_lag.append(committed[holder][0] - end)
-        t = next((t for t in translations if t[2] >= holder), None)
+        t = next((t for t in translations if t[2] == holder), None)  # printed under its sentence's line
         if t is not None:
             trans_lag.append(t[0] - end)
+        elif inp.translate_to:
+            untranslated += 1
     word_lag = []
     for at, s, e in fragments:
         inside = [x for x in ends if s - offset - 0.05 <= x <= e - offset + 0.05]
@@ -234,7 +259,7 @@ def analyse(inp: Input, lines: list[Printed], extra: dict, words, offline_text: 
         "wer_streamed": round(100 * wer(inp.script, streamed), 2),
         "wer_offline": round(100 * wer(inp.script, offline_text), 2),
         "cpu_rtf": round(extra["cpu_s"] / audio_s, 3), "dropped_blocks": int(dropped[-1]) if dropped else None,
-        "sentences": len(sentence_ends), "lines": len(committed), "stream_offset_s": round(offset, 3),
+        "sentences": len(sentence_ends), "sentences_untranslated": untranslated, "lines": len(committed), "stream_offset_s": round(offset, 3),
         "returncode": extra["returncode"], "text": streamed,
     }
     if inp.references:
@@ -256,6 +281,8 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default=None, help="pack folder or name (default: parley's default, int8)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cache", type=Path, default=None, help="where the inputs are synthesised (default: a temp folder)")
+    ap.add_argument("--analyse-only", action="store_true",
+                    help="recompute the report from the lines a run kept in --cache (no new runs)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "live_lag.json")
     args = ap.parse_args(argv)
 
@@ -269,17 +296,25 @@ def main(argv=None) -> int:
     model_args = ["--model", str(pack), "--threads", str(args.threads), "--compute", "cpu"]
     model = WhisperModel.load(pack, device="cpu", threads=args.threads)
     truth = {inp.name: offline_words(model, inp.path, inp.language) for inp in inputs}
+    greedy = {inp.name: offline_words(model, inp.path, inp.language, beam_size=1)[1] for inp in inputs}
     del model
-    env, sink, server = pulse()
+    env, sink, server = pulse() if not args.analyse_only else ({}, "", None)
     results = []
     try:
         for inp in inputs:
             audio_s = load_audio(inp.path).size / SR
             for name in args.configs:
-                print(f"== {inp.name} ({audio_s:.0f} s), {name}", file=sys.stderr, flush=True)
-                lines, extra = run_once(inp, CONFIGS[name], env, sink, model_args)
+                raw = cache / f"lines-{inp.name}-{name}.json"  # for analysing a run again without re-running it
+                if args.analyse_only:
+                    kept = json.loads(raw.read_text())
+                    lines, extra = [Printed(**p) for p in kept[:-1]], kept[-1]
+                else:
+                    print(f"== {inp.name} ({audio_s:.0f} s), {name}", file=sys.stderr, flush=True)
+                    lines, extra = run_once(inp, CONFIGS[name], env, sink, model_args)
+                    raw.write_text(json.dumps([dataclasses.asdict(p) for p in lines] + [extra], ensure_ascii=False))
                 words, offline_text = truth[inp.name]
                 r = analyse(inp, lines, extra, words, offline_text, audio_s)
+                r["wer_offline_greedy"] = round(100 * clips.wer(inp.script, greedy[inp.name]), 2)
                 r.update(input=inp.name, config=name, audio_s=round(audio_s, 1), translate_to=inp.translate_to)
                 results.append(r)
                 print(summary_line(r), file=sys.stderr, flush=True)

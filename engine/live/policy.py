@@ -111,6 +111,25 @@ def _shift(word: TimedWord, offset_s: float) -> TimedWord:
     return dataclasses.replace(word, start_s=word.start_s + offset_s, end_s=word.end_s + offset_s)
 
 
+def trim_collapsed(words: Sequence[TimedWord], min_s: float = 0.02) -> list[TimedWord]:
+    """The hypothesis up to where the decoder stopped listening: words squeezed into no audio (each ≤ ``min_s``
+    long) that repeat the words before them ("Fail better. Fail@9.10-9.10 better.@9.10-9.10 ..."), or three
+    such words in a row whatever they say (the prompt echoed at the buffer's end). Real speech, repeated or
+    not, takes time to say."""
+    out = list(words)
+    seen: set[str] = set()
+    for i, word in enumerate(out):
+        collapsed = word.end_s - word.start_s <= min_s
+        run = collapsed and all(w.end_s - w.start_s <= min_s for w in out[i:i + 3]) and len(out[i:i + 3]) == 3
+        pair = (collapsed and i + 1 < len(out) and out[i + 1].end_s - out[i + 1].start_s <= min_s
+                and normalise(word.text) in seen)
+        if run or pair:
+            log.debug("dropping %d collapsed word(s): %r", len(out) - i, join_words(out[i:]))
+            return out[:i]
+        seen.add(normalise(word.text))
+    return out
+
+
 class StreamingPolicy:
     def __init__(self, options: PolicyOptions | None = None):
         self.options = options or PolicyOptions()

@@ -37,7 +37,7 @@ import numpy as np
 from engine.events import Committed, Partial, SentenceEnd, Stats, Status, Word
 from engine.features import HOP_LENGTH, SAMPLE_RATE
 from engine.live.options import LiveOptions
-from engine.live.policy import StepResult, StreamingPolicy, is_sentence_end, join_words
+from engine.live.policy import StepResult, StreamingPolicy, is_sentence_end, join_words, trim_collapsed
 from engine.whisper.decoding import DecodeOptions
 from engine.whisper.encode import EncodedAudio, encode_audio
 
@@ -61,6 +61,7 @@ class Hypothesis:
     segment_ends_s: tuple[float, ...] = ()  # same time base
     language: str | None = None  # what the recogniser heard (or was told)
     encoded: Any = None  # the encoder output it decoded; the translation stage may decode it again
+    avg_logprob: float | None = None  # the decoder's mean token log-probability (how sure it was)
 
 
 class Recognise(Protocol):
@@ -106,7 +107,7 @@ class WhisperRecognise:
         if result.skipped:
             return Hypothesis((), language=result.language, encoded=encoded)
         return Hypothesis(tuple(w for seg in result.segments for w in seg.words),
-                          tuple(s.end_s for s in result.segments), result.language, encoded)
+                          tuple(s.end_s for s in result.segments), result.language, encoded, result.avg_logprob)
 
 
 class LevelGate:
@@ -151,6 +152,9 @@ class AudioHistory:
 class _Decoded:
     hypothesis: Hypothesis
     words_abs: list[Word]  # the hypothesis' words on the stream's clock, committed ones included
+    offset_s: float = 0.0  # where the decoded buffer started
+    end_s: float = 0.0  # ... and ended
+    words: list[Word] = dataclasses.field(default_factory=list)  # as decoded, collapsed loops cut
 
 
 class StreamingRecognizer:
@@ -298,10 +302,14 @@ class StreamingRecognizer:
         started = self.timer()
         offset = self.policy.buffer_start_s
         hypothesis = self._recognise() if self._audio.size >= HOP_LENGTH else Hypothesis(())
-        words = list(hypothesis.words)
-        self._last_decoded = _Decoded(hypothesis, [_shift(w, offset) for w in words])
+        words = trim_collapsed(hypothesis.words)
+        decoded = _Decoded(hypothesis, [_shift(w, offset) for w in words], offset, self.received_s, words)
+        speech_end = self.received_s - float(self.gate.silence_s)
         if finalize:
-            speech_end = self.received_s - float(self.gate.silence_s)
+            decoded = self._surer(decoded, speech_end)
+            words = decoded.words
+        self._last_decoded = decoded
+        if finalize:
             step = self.policy.finalize(words, buffer_offset_s=offset, speech_end_s=speech_end + 0.2)
             self._unfinalized = False
             self._decoded_utterance = False
@@ -323,6 +331,17 @@ class StreamingRecognizer:
         out.append(Stats(rtf=self._last_step_s / max(covered_s, 1e-3), step_s=self._last_step_s, dropped_blocks=0,
                          lag_s=(self.received_s - newest) if newest is not None else 0.0,
                          buffered_s=self.policy.buffered_s, emitted_at=self.clock()))
+
+    def _surer(self, final: _Decoded, speech_end_s: float) -> _Decoded:
+        """The finalising decode, or the step before it if that one already heard the utterance to its end
+        (same buffer start, ended in the pause) and its decoder was surer: two decodes of the same words
+        differ now and then ("the nearest pharmacy" / "an irisd pharmacy"), and the surer one is right
+        more often than not."""
+        previous = self._last_decoded
+        if (previous is None or previous.offset_s != final.offset_s or previous.end_s < speech_end_s + 0.1
+                or previous.hypothesis.avg_logprob is None or final.hypothesis.avg_logprob is None):
+            return final
+        return previous if previous.hypothesis.avg_logprob > final.hypothesis.avg_logprob else final
 
     def _recognise(self) -> Hypothesis:
         hypothesis = self.recognise(self._audio, self.policy.prompt(), self.language)

@@ -48,8 +48,10 @@ def encode_audio(model, audio: np.ndarray, pad_s: float | None = 2.0) -> Encoded
 def translate_encoded(model, encoded: EncodedAudio, source: str | None, beam_size: int = 1) -> str:
     """English text for encoded speech in ``source`` (Whisper's translate task), from states that may
     already have been decoded for the transcript."""
+    # No no-speech skip: the caller transcribed words in this audio already (a skipped translation would
+    # leave a sentence without one).
     options = DecodeOptions(task="translate", language=source, beam_size=beam_size, max_fallbacks=1,
-                            without_timestamps=True,
+                            without_timestamps=True, no_speech_threshold=None,
                             sample_len=min(224, 10 + encoded.frames // 12))  # real speech ≈ 8 tokens/s
     result = model.decode_window(encoded.states, options, num_frames=encoded.frames)
     return "" if result.skipped else deloop_text(result.text)

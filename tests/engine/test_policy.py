@@ -337,3 +337,19 @@ def test_the_agreement_gap_commits_what_plain_agreement_does_through_repeats(spo
     assert results[1] == results[0]
     if spoken != "we we we go":
         assert results[1] == spoken
+
+
+def test_words_squeezed_into_no_audio_are_a_loop_and_are_cut():
+    from engine.events import Word
+    from engine.live.policy import trim_collapsed
+
+    def w(text, start, end):
+        return Word(start, end, " " + text)
+
+    looping = [w("Fail", 8.58, 8.86), w("better.", 8.86, 9.10), w("Fail", 9.10, 9.10), w("better.", 9.10, 9.10),
+               w("Fail", 9.10, 9.10), w("better.", 9.10, 9.14)]
+    assert join_words(trim_collapsed(looping)) == "Fail better."
+    echo = [w("El", 18.5, 19.48), w("presidente", 19.48, 19.48), w("se", 19.48, 19.48), w("reunió", 19.48, 19.48)]
+    assert join_words(trim_collapsed(echo)) == "El"
+    spoken = [w("no,", 0.0, 0.3), w("no,", 0.3, 0.6), w("no.", 0.6, 0.9), w("matter.", 1.0, 1.0)]
+    assert trim_collapsed(spoken) == spoken  # a repeat that takes time, and one instant word, are speech
