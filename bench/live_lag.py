@@ -169,6 +169,7 @@ def run_once(inp: Input, config: list[str], env: dict, sink: str, model_args: li
     time.sleep(1.0)  # the capture stream is running
     origin[0] = time.monotonic()
     subprocess.run(["paplay", f"--device={sink}", str(inp.path)], env=child_env, check=True)
+    played_s = time.monotonic() - origin[0]  # shorter than the wav: playback was cut off, the run is not valid
     time.sleep(5.0)  # the last sentence and its translation
     proc.send_signal(2)  # Ctrl-C: stop listening, finish what was heard
     proc.wait(120)
@@ -178,7 +179,7 @@ def run_once(inp: Input, config: list[str], env: dict, sink: str, model_args: li
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     for p in lines:
         p.at_s -= origin[0]
-    return lines, {"cpu_s": cpu, "returncode": proc.returncode}
+    return lines, {"cpu_s": cpu, "returncode": proc.returncode, "played_s": played_s}
 
 
 def _secs(m: str, s: str) -> float:
@@ -219,7 +220,7 @@ def analyse(inp: Input, lines: list[Printed], extra: dict, words, offline_text: 
 
         offset = min(np.arange(-2.0, 4.0, 0.02), key=misfit)
 
-    sentence_ends = [w.end_s for w in words if w.text.rstrip().endswith((".", "?", "!", "…"))]
+    sentence_ends = _sentence_ends(inp.script, words)
     final_lag, trans_lag, untranslated = [], [], 0
     for end in sentence_ends:
         holder = next((i for i, (_, s, e, _) in enumerate(committed) if e - offset >= end - 0.35), None)
@@ -260,7 +261,7 @@ def analyse(inp: Input, lines: list[Printed], extra: dict, words, offline_text: 
         "wer_offline": round(100 * wer(inp.script, offline_text), 2),
         "cpu_rtf": round(extra["cpu_s"] / audio_s, 3), "dropped_blocks": int(dropped[-1]) if dropped else None,
         "sentences": len(sentence_ends), "sentences_untranslated": untranslated, "lines": len(committed), "stream_offset_s": round(offset, 3),
-        "returncode": extra["returncode"], "text": streamed,
+        "returncode": extra["returncode"], "played_s": round(extra.get("played_s", audio_s), 1), "text": streamed,
     }
     if inp.references:
         import sacrebleu
@@ -272,6 +273,25 @@ def analyse(inp: Input, lines: list[Printed], extra: dict, words, offline_text: 
     if errors:
         result["errors"] = errors[:5]
     return result
+
+
+def _sentence_ends(script: str, words) -> list[float]:
+    """Where each sentence of the script ends in the audio: its last word matched to a word of the offline
+    pass (whose times are known; its own punctuation is not reliable), by aligning the two word sequences.
+    A sentence whose last word the offline pass got wrong is left out."""
+    import difflib
+
+    from engine.clips import normalize_text
+
+    ref = script.split()
+    ref_norm = [normalize_text(t) for t in ref]
+    hyp_norm = [normalize_text(w.text) for w in words]
+    matched: dict[int, int] = {}
+    for block in difflib.SequenceMatcher(a=ref_norm, b=hyp_norm, autojunk=False).get_matching_blocks():
+        for k in range(block.size):
+            matched[block.a + k] = block.b + k
+    ends = [i for i, t in enumerate(ref) if t.rstrip("\"'”’»)").endswith((".", "?", "!", "…"))]
+    return [words[matched[i]].end_s for i in ends if i in matched]
 
 
 def main(argv=None) -> int:

@@ -292,8 +292,8 @@ class StreamingRecognizer:
         due = self.options.min_step_s if self._decoded_utterance else self.options.first_step_s
         if not self._decoded_utterance and self._speech_since_final() < _MIN_UTTERANCE_SPEECH_S:
             return False  # a blip so far: wait until it is speech (or a pause ends it without a decode)
-        if not self.realtime:
-            return new_s >= due
+        if not self.realtime or not self._decoded_utterance:
+            return new_s >= due  # (an utterance's first step follows a pause: no backlog to wait out)
         # A step slower than min_step_s waits for as much audio as it took: the decoder never falls behind.
         return new_s >= max(due, self._last_step_s)
 

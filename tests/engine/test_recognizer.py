@@ -184,3 +184,20 @@ def test_a_blip_in_a_pause_is_not_decoded():
         rec.feed(np.arange(first, first + 1600, dtype=np.float32))
     assert all(end <= 2.0 for _, end in recognise.calls), recognise.calls
     assert " ".join(c.text for c in rec.committed) == "One two three."
+
+
+def test_a_slow_machine_waits_out_its_backlog_but_not_at_an_utterances_first_step():
+    """Each decode 'takes' 1.5 s (the timer says so): steps then wait for 1.5 s of audio, except the first step
+    of an utterance after a pause, which shows its first words after first_step_s."""
+    words = script((0.5, "One two three four five six seven eight."), (6.0, "Nine ten eleven."))
+    recognise = ScriptedRecognise(words)
+    ticks = iter(range(1000))
+    rec = StreamingRecognizer(recognise, LiveOptions(language="en"), ScriptedGate(words), realtime=True,
+                              timer=lambda: 1.5 * next(ticks), clock=lambda: 0.0)
+    for first in range(0, 9 * SR, 1600):
+        rec.feed(np.arange(first, first + 1600, dtype=np.float32))
+    ends = [end for _, end in recognise.calls]
+    gaps = [b - a for a, b in zip(ends, ends[1:]) if a < 2.9 and b < 2.9]
+    assert gaps and min(gaps) >= 1.5 - 1e-6  # the backlog rule while speech runs
+    second = [end for end in ends if end > 6.0]
+    assert second and second[0] <= 6.0 + LiveOptions().first_step_s + 0.15, ends
