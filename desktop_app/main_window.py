@@ -148,6 +148,10 @@ class MainWindow(QMainWindow):
         self.save_corrections_action.setShortcut(QKeySequence("Ctrl+Shift+S"))
         self.save_corrections_action.setEnabled(False)
         self.improve_action = training_menu.addAction("&Improve recognition…", self.open_improve_dialog)
+        training_menu.addSeparator()
+        self.record_live_action = training_menu.addAction("&Record live sessions (to correct their lines)")
+        self.record_live_action.setCheckable(True)
+        self.record_live_action.toggled.connect(lambda on: setattr(self.settings, "record_live", on))
 
     def _connect_controls(self) -> None:
         c = self.controls
@@ -169,6 +173,7 @@ class MainWindow(QMainWindow):
         self.refresh_models(select=s.model)
         self.click_through_action.setChecked(s.overlay_click_through)
         self.captions_action.setChecked(s.overlay_visible)
+        self.record_live_action.setChecked(s.record_live)
 
     def save_settings(self) -> None:
         s = self.settings
@@ -353,9 +358,12 @@ class MainWindow(QMainWindow):
 
     # Training data: corrected lines with their audio; the fine-tune that learns from them
     def _new_recording(self) -> str | None:
-        """Where this live session's audio is kept (so its lines can be corrected into training data)."""
+        """Where this live session's audio is kept (so its lines can be corrected into training data); None
+        when recording is turned off (Training → Record live sessions)."""
         from engine.corrections import new_recording_path
 
+        if not self.settings.record_live:
+            return None
         try:
             return str(new_recording_path())
         except OSError as e:
@@ -384,8 +392,10 @@ class MainWindow(QMainWindow):
             self.show_error("Stop live transcription before saving corrections (the recording is still open).")
             return False
         if self._transcript_audio is None or not Path(self._transcript_audio).is_file():
+            why = "" if self.settings.record_live else \
+                " (recording live sessions is off: Training → Record live sessions)"
             self.show_error("The audio of this transcript was not kept, so its corrections cannot be saved as "
-                            "training data. Open the file again or record a new live session.")
+                            f"training data{why}. Open the file again or record a new live session.")
             return False
         audio = Path(self._transcript_audio)
         items = [Correction(audio, r.start_s, r.end_s, r.text, r.heard or "") for r in rows]

@@ -156,6 +156,16 @@ class AppSettings:
         self._set("overlay/click_through", bool(value))
 
     @property
+    def record_live(self) -> bool:
+        """Keep each live session's audio in <cache>/recordings/ (the newest three) so its lines can be
+        corrected into training data; off: nothing is written to disk."""
+        return self._get("live/record", True, bool)
+
+    @record_live.setter
+    def record_live(self, value: bool) -> None:
+        self._set("live/record", bool(value))
+
+    @property
     def last_dir(self) -> str:
         return self._get("files/last_dir", "")
 
