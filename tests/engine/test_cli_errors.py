@@ -16,6 +16,7 @@ import soundfile as sf
 from engine import cli, subtitles
 from engine.errors import OutputError
 from engine.logfile import detach_log_file
+from needs import require_command
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -167,3 +168,24 @@ def test_outputs_of_inputs_that_share_a_name_never_overwrite_each_other():
     stems = cli.output_stems(files)
     assert stems == ["talk.wav", "talk.mp3", "talk.wav-2", "x.wav", "x.wav-2"]
     assert cli.output_stems([Path("a.wav"), Path("b.mp3")]) == ["a", "b"]
+
+
+@pytest.mark.model
+def test_a_translation_that_fails_after_transcription_keeps_the_transcript(pack_int8, tmp_path, monkeypatch, capsys):
+    from engine import clips
+    from engine.errors import PackError
+
+    def broken(*args, **kwargs):
+        raise PackError("opus-mt-en-de/decoder_model.onnx: sha256 does not match; download the pack again")
+
+    require_command("espeak-ng", "espeak-ng")
+    monkeypatch.setattr("engine.file_translation.text_translator", lambda *a, **k: (lambda lines, s, t: lines))
+    monkeypatch.setattr("engine.file_translation.translate_segments", broken)
+    talk = clips.synthesize(clips.clips("en")[0], tmp_path / "cache")
+    out = tmp_path / "talk.de.srt"
+    code, err = run_main(["transcribe", str(talk), "--model", str(pack_int8), "--language", "en",
+                          "--translate-to", "de", "-q", "-o", str(out)], capsys)
+    assert_one_line_error(code, err, str(talk), "sha256 does not match", "written without a translation")
+    said = " ".join(line for line in out.read_text().splitlines() if line and " --> " not in line
+                    and not line.isdigit())
+    assert clips.wer(clips.clips("en")[0].text, said) < 0.3  # the transcript, not lost
