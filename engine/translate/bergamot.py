@@ -129,8 +129,14 @@ class BatchDecoder:
 class BergamotModel:
     def __init__(self, pack: TranslationPack, device: str = "auto", threads: int | None = None):
         self.pack = pack
-        self.encoder = create_session(pack.files["encoder"], device, threads)
-        self.decoder = create_session(pack.files["decoder_merged"], device, threads)
+        # One intra-op thread, whatever `threads` says: these graphs multiply a sentence's few rows by 256-wide
+        # matrices, too little work to share, and waking a second thread for every operator costs more than
+        # it saves — and leaves the other core to speech recognition. Measured (bench/bergamot_speed.py,
+        # 2-core machine, fp32, en→pt): 2 threads 47 ms per sentence, 1 thread 14 ms (the native engine 15 ms).
+        if threads not in (None, 1):
+            log.info("%s: Bergamot packs run with one onnxruntime thread (asked for %s)", pack.name, threads)
+        self.encoder = create_session(pack.files["encoder"], device, 1)
+        self.decoder = create_session(pack.files["decoder_merged"], device, 1)
         self.provider = self.encoder.get_providers()[0]
         self.n_layers, self.vocab_size = pack.n_layers, pack.vocab_size
         self.d_model = pack.n_heads * pack.head_dim
