@@ -1,4 +1,5 @@
-"""Text translation with Marian (OPUS-MT), NLLB-200 and M2M100 packs on onnxruntime.
+"""Text translation with Marian (OPUS-MT), Bergamot (Firefox Translations), NLLB-200 and M2M100 packs on
+onnxruntime.
 
     from engine.translate import Translator
     Translator.load(pack_dir).translate(["Hello."], source="en", target="de")

@@ -18,7 +18,7 @@ from engine.runtime import DEVICES
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("translate", help="translate text with an installed translation pack",
-                              description="Translate text (Marian, NLLB-200 or M2M100 packs; pivots through English "
+                              description="Translate text (Marian, Bergamot, NLLB-200 or M2M100 packs; pivots through English "
                                           "when no pack serves the pair directly).")
     p.add_argument("text", nargs="*", help="text to translate (default: stdin, one segment per line)")
     p.add_argument("--from", dest="source", help="source language (en, de, fr, ... or eng_Latn)")
