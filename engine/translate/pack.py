@@ -30,7 +30,10 @@ _M2M_CODE = re.compile(r"^__([a-z]{2,3}(?:_[A-Za-z]+)?)__$")
 _MARIAN_CODE = re.compile(r"^>>([a-z]{2,3}(?:_[A-Za-z]+)?)<<$")
 
 
-def _hint(path: Path) -> str:
+def _hint(path: Path, architecture: str | None = None) -> str:
+    if architecture == "bergamot":
+        return ("rebuild it: `parley translate --build <pair> --force` (en-pt, pt-en) or "
+                "`parley translate --import <model folder> --force`")
     return (f"rebuild it with `python -m export translation --from <model folder> --out {path}` "
             "or download it again (`parley translate --download <repo>`)")
 
@@ -93,19 +96,20 @@ class TranslationPack:
     def _check_files(self) -> None:
         for role in ("encoder", "tokenizer"):
             if not self.files[role].is_file():
-                raise PackError(f"{self.files[role]}: missing from the translation pack; {_hint(self.path)}")
+                raise PackError(f"{self.files[role]}: missing from the translation pack; "
+                                f"{_hint(self.path, self.architecture)}")
         if not (self.files["decoder_merged"].is_file()
                 or (self.files["decoder"].is_file() and self.files["decoder_with_past"].is_file())):
             missing = self.files["decoder"] if not self.files["decoder"].is_file() else self.files["decoder_with_past"]
             raise PackError(f"{missing}: missing from the translation pack (and no {DECODER_MERGED}); "
-                            f"{_hint(self.path)}")
+                            f"{_hint(self.path, self.architecture)}")
         for name, (_, size) in self.checksums.items():
             file = self.path / name
             if not file.is_file():
-                raise PackError(f"{file}: missing from the translation pack; {_hint(self.path)}")
+                raise PackError(f"{file}: missing from the translation pack; {_hint(self.path, self.architecture)}")
             if size is not None and file.stat().st_size != size:
                 raise PackError(f"{file}: {file.stat().st_size} bytes where the pack lists {size}: the file is "
-                                f"corrupt or incomplete; {_hint(self.path)}")
+                                f"corrupt or incomplete; {_hint(self.path, self.architecture)}")
 
 
 def _read_json(file: Path, required: bool = True) -> dict:

@@ -143,3 +143,15 @@ def test_pack_with_a_corrupt_table_fails_naming_the_file(tmp_path):
     np.save(pack / "output_bias.npy", np.zeros(7, np.float32))
     with pytest.raises(PackError, match=r"output_bias\.npy"):
         Translator.load(pack, "cpu", 1)
+
+
+def test_truncated_pack_file_says_how_to_rebuild_it(tmp_path):
+    import shutil
+
+    from engine.translate import TranslationPack
+
+    pack = shutil.copytree(installed_pack("en", "pt"), tmp_path / "pack")
+    table = pack / "token_table.npy"
+    table.write_bytes(table.read_bytes()[:1000])
+    with pytest.raises(PackError, match=r"token_table\.npy: 1000 bytes .* `parley translate --build <pair> "):
+        TranslationPack.load(pack)

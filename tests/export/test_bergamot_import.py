@@ -56,9 +56,9 @@ def test_corrupt_header_and_unknown_element_type(tmp_path):
         read_marian(path)
 
 
-@pytest.mark.parametrize("change", [("dec-cell: ssru", "dec-cell: gru"),
-                                    ("type: transformer", "type: s2s"),
-                                    ("transformer-decoder-autoreg: rnn", "transformer-decoder-autoreg: self-attention")])
+@pytest.mark.parametrize("change", [
+    ("dec-cell: ssru", "dec-cell: gru"), ("type: transformer", "type: s2s"),
+    ("transformer-decoder-autoreg: rnn", "transformer-decoder-autoreg: self-attention")])
 def test_unknown_architecture_is_refused_naming_the_file(tmp_path, change):
     path = write_marian(tmp_path / "model.bin", tiny_items(), TINY_YML.replace(*change))
     key = change[1].split(":")[0]
