@@ -4,8 +4,9 @@ The pack (export.bergamot) has an encoder graph that also returns each decoder l
 keys/values, and one decoder graph per step whose recurrent state is the SSRU cell of each layer. As
 Bergamot does, the output layer scores only the sentence's shortlist (engine.translate.shortlist): the
 batch's union of candidates goes into the graph once, and each row is then held to its own sentence's
-candidates, so a sentence translates the same alone or in a batch. Scores are scattered back into a
-full-vocabulary row so the shared greedy/beam search (engine.translate.decoding) runs unchanged.
+candidates, so a sentence translates the same alone or in a batch. Greedy search (Bergamot's) runs over
+the shortlist's columns; for beam search the scores are scattered back into full-vocabulary rows so the
+shared beam search (engine.translate.decoding) runs unchanged.
 Text is split into sentences first (Bergamot translates sentence by sentence); decoding is greedy and
 at most ``max_length_factor`` × the source length, as the model's Bergamot config says.
 """
@@ -23,7 +24,7 @@ from tokenizers import Tokenizer
 
 from engine.errors import PackError
 from engine.runtime import create_session
-from engine.translate.decoding import SearchOptions
+from engine.translate.decoding import SearchOptions, beam_search
 from engine.translate.pack import TranslationPack
 from engine.translate.shortlist import Shortlist
 from engine.translate.translator import TranslateOptions, Translator
@@ -226,8 +227,6 @@ class BergamotTranslator(Translator):
                              length_penalty=float(options.length_penalty or 1.0))
 
     def generate_ids(self, batch: list[list[int]], search: SearchOptions) -> list[list[int]]:
-        from engine.translate.decoding import beam_search
-
         width = max(len(ids) for ids in batch)
         input_ids = np.full((len(batch), width), self.pack.pad, np.int64)
         mask = np.zeros((len(batch), width), np.int64)

@@ -155,3 +155,9 @@ def test_truncated_pack_file_says_how_to_rebuild_it(tmp_path):
     table.write_bytes(table.read_bytes()[:1000])
     with pytest.raises(PackError, match=r"token_table\.npy: 1000 bytes .* `parley translate --build <pair> "):
         TranslationPack.load(pack)
+
+
+def test_beam_search_runs_over_the_shortlist_too(en_pt):
+    greedy = en_pt.translate(["Good morning! Where is the museum?"], "en", "pt")[0]
+    beam = en_pt.translate(["Good morning! Where is the museum?"], "en", "pt", beam_size=4)[0]
+    assert "museu" in greedy.lower() and "museu" in beam.lower() and "bom dia" in beam.lower()
