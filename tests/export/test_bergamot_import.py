@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bergamot_fixtures import (FLOAT32, INTGEMM8, TINY_YML, tiny_bergamot_folder, tiny_items, write_marian,
-                               write_tokenizer)
+from bergamot_fixtures import FLOAT32, TINY_YML, tiny_bergamot_folder, tiny_items, write_marian, write_tokenizer
 from needs import require_module
 
 torch = require_module("torch")
