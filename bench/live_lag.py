@@ -20,7 +20,8 @@ run it reports:
 Where each sentence and word ends in the audio comes from an offline pass of the same model (word
 timestamps, beam 5) over the same wav. The inputs: English — the recorded human speech of the moonshine-voice
 wheel (Beckett, Dickens) and 30 espeak-ng sentences with 1 s pauses (≈ 3.4 min); Spanish — 16 espeak-ng
-sentences with English references (engine.clips' ten and six here, ≈ 75 s), translated into English.
+sentences with English references (engine.clips' ten and six here, ≈ 72 s), translated into English; en-pt —
+the English input with `--translate-to pt` (the Bergamot en→pt pack).
 """
 
 from __future__ import annotations
@@ -103,6 +104,9 @@ def build_inputs(cache: Path, which: list[str]) -> list[Input]:
         path = cache / "live-lag-en.wav"
         sf.write(str(path), np.concatenate(parts), SR, subtype="PCM_16")
         out.append(Input("en", path, "en", " ".join(script)))
+    if "en-pt" in which:  # the same English, each sentence into Portuguese by the Bergamot text pack
+        english = build_inputs(cache, ["en"])[0]
+        out.append(dataclasses.replace(english, name="en-pt", translate_to="pt"))
     if "es" in which:
         chosen = [c for c in clips.clips("es") if c.reference_en]
         chosen += [clips.Clip(f"lag-es{i:02d}", "es", text, ref) for i, (text, ref) in enumerate(MORE_SPANISH)]
@@ -333,7 +337,7 @@ def _lines_holding(script: str, lines: list[str]) -> dict[int, int]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--configs", nargs="+", default=["default", "no-pause-final", "step-0.5"], choices=list(CONFIGS))
-    ap.add_argument("--inputs", nargs="+", default=["en", "es"], choices=["en", "es"])
+    ap.add_argument("--inputs", nargs="+", default=["en", "es"], choices=["en", "es", "en-pt"])
     ap.add_argument("--model", default=None, help="pack folder or name (default: parley's default, int8)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cache", type=Path, default=None, help="where the inputs are synthesised (default: a temp folder)")
