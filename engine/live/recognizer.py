@@ -231,11 +231,6 @@ class StreamingRecognizer:
     def buffered_s(self) -> float:
         return self.policy.buffered_s
 
-    @property
-    def next_segment_id(self) -> int:
-        """The id the tentative tail's segment will have once committed (Partial events carry it)."""
-        return self._segment_id
-
     def draft_words(self) -> list[Word]:
         """The unfinished sentence: its committed words and the tentative tail (empty when there is no tail)."""
         tail = self.policy.tentative
@@ -266,9 +261,8 @@ class StreamingRecognizer:
 
     def _pause_due(self) -> bool:
         pause = self.options.finalize_pause_s
-        if pause is None or not self._unfinalized or not self.policy.has_speech or self.gate.silence_s < pause:
-            return False
-        return True
+        return (pause is not None and self._unfinalized and self.policy.has_speech
+                and self.gate.silence_s >= pause)
 
     def _speech_since_final(self) -> float:
         return float(getattr(self.gate, "speech_s", float("inf"))) - self._speech_s_at_final
