@@ -139,9 +139,10 @@ def scanned_commands() -> dict[str, list[str]]:
 
 
 def test_the_scan_names_commands_however_they_are_written():
+    # Sample code for the scanner (made-up tool names: nothing here is run).
     source = '''
 import os, shutil, subprocess, sys
-subprocess.run(["sox", "a.wav", "b.wav"], check=True)
+subprocess.run(["example-audio-tool", "a.wav", "b.wav"], check=True)
 subprocess.Popen(["/usr/bin/ffmpeg", "-i", "x"])
 tool = ["pactl", "--server", "s"]
 subprocess.run(tool + ["info"])
@@ -149,7 +150,7 @@ exe = shutil.which("espeak-ng")
 subprocess.check_call([exe, "-w", "out.wav", "hi"])
 cmd = [sys.executable, "-m", "pip"]
 subprocess.run(cmd)
-shutil.which("xdotool")
+shutil.which("example-window-tool")
 os.system("convert a.png b.png")
 subprocess.run(some_list)
 session.run(["logits"], {})
@@ -161,7 +162,7 @@ def pulse_sources(run=subprocess.run):
 require_command("Xvfb", "xvfb")
 '''
     found = {c for c, _ in commands_in(source)}
-    assert found == {"sox", "ffmpeg", "pactl", "espeak-ng", PYTHON, "xdotool", "convert", UNNAMED,
+    assert found == {"example-audio-tool", "ffmpeg", "pactl", "espeak-ng", PYTHON, "example-window-tool", "convert", UNNAMED,
                      "pulseaudio", "paplay", "pw-cli", "Xvfb"}
 
 
