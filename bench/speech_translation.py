@@ -2,8 +2,8 @@
 
     bench/setup_reference.sh                                   # once: faster-whisper in .refvenv/
     .venv/bin/python bench/speech_translation.py               # int8, beam 1 and 5, 2 threads
-    PARLEY_REF_PYTHON=/path/to/venv/bin/python .venv/bin/python bench/speech_translation.py \
-        --packs /path/to/packs --ct2 /path/to/ct2 --precisions int8 fp32 --beams 1 5 --json out.json
+    .venv/bin/python bench/speech_translation.py --precisions fp32 int8 --beams 1 --no-fallback \
+        --out docs/results/speech_translation_no_fallback.json
 
 The corpus is engine/clips.py's German, French, Spanish, Chinese and Japanese sentences spoken by
 espeak-ng, each with an English reference. Both engines get identical 16 kHz arrays, the clip's
@@ -12,7 +12,7 @@ temperature fallback 0 → 1 (``--no-fallback``: temperature 0 only, determinist
 compute type matching the pack (int8 ↔ int8, fp32 ↔ float32). Each engine runs in a fresh process
 through bench/_worker.py. The table gives corpus BLEU and chrF (sacrebleu, default 13a tokenisation)
 per language and overall, Parley − faster-whisper, and on how many clips the two printed the same
-text. Results also go to bench/results/.
+text. Scores: docs/results/speech_translation.{json,md} (``--out``); every output: bench/results/ (``--json``).
 """
 
 from __future__ import annotations
@@ -31,18 +31,19 @@ sys.path.insert(0, str(ROOT))
 
 from bench.file_speed import add_reference_args, reference_model, run_one  # noqa: E402
 from engine import clips as clipkit  # noqa: E402
-from engine import models  # noqa: E402
+from engine.packs.paths import pack_dir  # noqa: E402
 from engine.audio import load_audio  # noqa: E402
+from bench import record  # noqa: E402
 
 LANGUAGES = ("de", "fr", "es", "zh", "ja")
 ENGINES = ("parley", "faster-whisper")
 
 
-def build_corpus(work: Path, languages: tuple[str, ...] = LANGUAGES) -> list[dict]:
-    """Every clip of ``languages``, spoken by espeak-ng and saved as a 16 kHz float32 array."""
+def build_corpus(work: Path, languages: tuple[str, ...] = LANGUAGES, per_language: int | None = None) -> list[dict]:
+    """Every clip (or the first ``per_language``) of ``languages``, spoken by espeak-ng, as 16 kHz float32 arrays."""
     corpus = []
     for lang in languages:
-        for clip in clipkit.clips(lang):
+        for clip in clipkit.clips(lang)[:per_language]:
             audio = load_audio(clipkit.synthesize(clip, work))
             npy = work / f"{clip.id}.npy"
             np.save(npy, audio)
@@ -76,9 +77,13 @@ def compare(corpus: list[dict], outputs: dict[str, dict[str, str]]) -> list[dict
     return rows
 
 
-def format_table(rows: list[dict], engines: tuple[str, str] = ENGINES) -> str:
+def format_table(rows: list[dict], engines: tuple[str, ...] = ENGINES) -> str:
     """Markdown: per language BLEU and chrF of both engines, their difference (first − second) and
-    identical outputs."""
+    identical outputs (one engine: its BLEU and chrF)."""
+    if len(engines) == 1:
+        (a,) = engines
+        return "\n".join(["| language | clips | BLEU | chrF |", "|---|---:|---:|---:|"] +
+                         [f"| {r['language']} | {r['clips']} | {r['bleu', a]:.1f} | {r['chrf', a]:.1f} |" for r in rows])
     a, b = engines
     lines = ["| language | clips | BLEU Parley | BLEU FW | Δ BLEU | chrF Parley | chrF FW | Δ chrF | same text |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -118,9 +123,13 @@ def main() -> None:
                     help="temperature 0 only on both sides (no sampling fallback): a deterministic comparison")
     ap.add_argument("--examples", type=int, default=3, help="example outputs printed per language (0: none)")
     ap.add_argument("--json", type=Path, default=None, help="also write scores and every output here")
+    ap.add_argument("--out", type=Path, default=record.RESULTS / "speech_translation.json",
+                    help="the scores (JSON, and the tables beside it as .md)")
+    ap.add_argument("--clips-per-language", type=int, default=None, help="only the first N clips of each (a smoke run)")
+    ap.add_argument("--no-reference", action="store_true", help="Parley alone (no faster-whisper: a smoke run)")
     add_reference_args(ap)
     args = ap.parse_args()
-    ct2 = reference_model(args)
+    ct2 = None if args.no_reference else reference_model(args)
 
     import sacrebleu
 
@@ -130,7 +139,7 @@ def main() -> None:
     tables = []
     with tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp:
         work = Path(tmp)
-        corpus = build_corpus(work, tuple(args.languages))
+        corpus = build_corpus(work, tuple(args.languages), args.clips_per_language)
         results["refs"] = {c["id"]: c["ref"] for c in corpus}
         total = sum(c["duration_s"] for c in corpus)
         print(f"corpus: {len(corpus)} clips ({', '.join(args.languages)}), {total:.1f} s of audio; "
@@ -138,11 +147,12 @@ def main() -> None:
               f"sacrebleu {sacrebleu.__version__}", flush=True)
         jobs_clips = [{"id": c["id"], "npy": c["npy"], "language": c["language"]} for c in corpus]
         for prec in args.precisions:
-            pack = args.packs / f"whisper-base-{prec}" if args.packs else models.pack_dir("whisper-base", prec)
+            pack = args.packs / f"whisper-base-{prec}" if args.packs else pack_dir("whisper-base", prec)
             for beam in args.beams:
                 outputs = {}
-                for engine, python, model in (("parley", Path(sys.executable), pack),
-                                              ("faster-whisper", args.ref_python, ct2)):
+                engines = [("parley", Path(sys.executable), pack)] + \
+                    ([] if ct2 is None else [("faster-whisper", args.ref_python, ct2)])
+                for engine, python, model in engines:
                     job = {"engine": engine, "model": str(model), "precision": prec, "beam_size": beam,
                            "threads": args.threads, "clips": jobs_clips, "language": None, "task": "translate",
                            "temperatures": temperatures}
@@ -151,10 +161,10 @@ def main() -> None:
                     print(f"  {engine:<15} {prec} beam {beam}: {res['transcribe_s']:.1f} s", flush=True)
                 rows = compare(corpus, outputs)
                 title = f"{prec}, beam {beam}" + (", no fallback" if args.no_fallback else "")
-                table = format_table(rows)
+                table = format_table(rows, tuple(outputs))
                 tables.append((title, table))
                 print(f"\n{title}\n{table}\n", flush=True)
-                if args.examples:
+                if args.examples and ct2 is not None:
                     print(format_examples(corpus, outputs, args.examples) + "\n", flush=True)
                 results["runs"][f"{prec}_beam{beam}"] = {"scores": _jsonable(rows), "outputs": outputs}
                 out_path.parent.mkdir(exist_ok=True)
@@ -163,6 +173,12 @@ def main() -> None:
     if len(tables) > 1:
         for title, table in tables:
             print(f"{title}\n{table}\n")
+    scores = {key: run["scores"] for key, run in results["runs"].items()}
+    record.write(args.out, "Speech translation into English, Parley vs faster-whisper" if ct2 else
+                 "Speech translation into English, Parley alone",
+                 {"clips": len(corpus), "audio_s": round(total, 1), "threads": args.threads,
+                  "temperatures": temperatures, "scores": scores},
+                 "\n\n".join(f"{title}\n\n{table}" for title, table in tables), packages=("sacrebleu",))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, ensure_ascii=False))
     print(f"results: {out_path}")
