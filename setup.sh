@@ -91,14 +91,14 @@ for pair in $COMMANDS; do
   command -v "${pair%%:*}" >/dev/null || problems+=("the command ${pair%%:*} (Debian/Ubuntu: apt-get install ${pair#*:})")
 done
 for prec in $PRECISIONS; do
-  pack=$(.venv/bin/python -c "from engine import models; print(models.pack_dir('whisper-base', '$prec'))")
+  pack=$(.venv/bin/python -c "from engine.packs.paths import pack_dir; print(pack_dir('whisper-base', '$prec'))")
   [ -f "$pack/encoder_model.onnx" ] || problems+=("the whisper-base $prec pack in $pack (parley models build whisper-base --precision $prec)")
 done
 if [ -f scripts/fetch_vad.py ]; then
   vad=$(.venv/bin/python -c "from engine.vad import default_model_path; print(default_model_path())")
   [ -f "$vad" ] || problems+=("the Silero VAD model $vad (.venv/bin/python scripts/fetch_vad.py)")
 fi
-wheel=$(.venv/bin/python -c "from engine.models import sources_root; print(sources_root() / 'moonshine-voice')")
+wheel=$(.venv/bin/python -c "from engine.packs.paths import sources_root; print(sources_root() / 'moonshine-voice')")
 ls "$wheel"/moonshine_voice-*.whl >/dev/null 2>&1 || problems+=("the moonshine-voice wheel in $wheel (python -c 'from engine.clips import moonshine_wheel; moonshine_wheel()')")
 if [ ${#problems[@]} -gt 0 ]; then
   printf 'setup.sh: error: still missing after setup:\n' >&2

@@ -34,7 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engine import clips as clipkit  # noqa: E402
-from engine import models, runtime  # noqa: E402
+from engine import runtime  # noqa: E402
+from engine.packs.installed import is_pack_dir  # noqa: E402
+from engine.packs.paths import packs_root  # noqa: E402
 from engine.audio import load_audio  # noqa: E402
 from engine.features import N_FRAMES, log_mel_spectrogram, pad_or_trim  # noqa: E402
 
@@ -95,7 +97,7 @@ def main() -> int:
     runs = [(p, args.device) for p in precisions]
     if args.device == "cuda" and args.precisions is None:
         runs.append(("int8", "cpu"))  # the CPU reference: what the GPU is compared with
-    packs = args.packs or models.packs_root()
+    packs = args.packs or packs_root()
     failures: list[str] = []
     results: dict = {"environment": env, "device": args.device, "runs": {}}
     with tempfile.TemporaryDirectory(prefix="parley-gpu-") as tmp:
@@ -108,7 +110,7 @@ def main() -> int:
         for precision, device in runs:
             pack = packs / f"whisper-base-{precision}"
             key = f"{precision}-{device}"
-            if not models.is_pack_dir(pack):
+            if not is_pack_dir(pack):
                 failures.append(f"{key}: no pack at {pack} (parley models build whisper-base --precision {precision})")
                 continue
             t0 = time.perf_counter()

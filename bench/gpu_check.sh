@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 nvidia-smi || echo "nvidia-smi failed: no usable NVIDIA driver; the checks will say what runs where"
 for p in fp32 fp16; do
-  if [ ! -e "$($PY -c "from engine import models; print(models.pack_dir('whisper-base', '$p'))")/encoder_model.onnx" ]; then
+  if [ ! -e "$($PY -c "from engine.packs.paths import pack_dir; print(pack_dir('whisper-base', '$p'))")/encoder_model.onnx" ]; then
     .venv/bin/parley models build whisper-base --precision "$p"
   fi
 done

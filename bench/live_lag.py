@@ -346,13 +346,14 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "live_lag.json")
     args = ap.parse_args(argv)
 
-    from engine import models
+    from engine.packs.catalogue import DEFAULT_MODEL
+    from engine.packs.install import ensure_pack
     from engine.whisper import WhisperModel
 
     cache = args.cache or Path(tempfile.mkdtemp(prefix="parley-lag-"))
     cache.mkdir(parents=True, exist_ok=True)
     inputs = build_inputs(cache, args.inputs)
-    pack = models.ensure_pack(args.model or models.DEFAULT_MODEL, "int8", "cpu")
+    pack = ensure_pack(args.model or DEFAULT_MODEL, "int8", "cpu")
     model_args = ["--model", str(pack), "--threads", str(args.threads), "--compute", "cpu"]
     model = WhisperModel.load(pack, device="cpu", threads=args.threads)
     truth = {inp.name: offline_words(model, inp.path, inp.language) for inp in inputs}

@@ -57,10 +57,10 @@ def main() -> int:
                     help="release the audio at this many times real time (default 1: as live); 0 fast-forwards")
     args = ap.parse_args()
 
-    from engine import models
+    from engine.packs.installed import resolve_pack
     from engine.whisper import WhisperModel
 
-    pack = Path(args.pack) if args.pack else models.resolve_pack("whisper-base", "int8")
+    pack = Path(args.pack) if args.pack else resolve_pack("whisper-base", "int8")
     model = WhisperModel.load(pack, device="cpu", threads=args.threads)
     audio, script = build_audio(args.minutes, Path(tempfile.gettempdir()) / "parley-bench-clips")
     pace = f"{args.speed:g}x real time" if args.speed > 0 else "fast-forward"

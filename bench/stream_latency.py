@@ -168,10 +168,10 @@ def main() -> int:
     ap.add_argument("--json", type=Path, default=None, help="write the rows here too")
     args = ap.parse_args()
 
-    from engine import models
+    from engine.packs.installed import resolve_pack
     from engine.whisper import TranscribeOptions, WhisperModel
 
-    pack = Path(args.pack) if args.pack else models.resolve_pack("whisper-base", "int8")
+    pack = Path(args.pack) if args.pack else resolve_pack("whisper-base", "int8")
     model = WhisperModel.load(pack, device="cpu", threads=args.threads)
     cache = Path(tempfile.gettempdir()) / "parley-bench-clips"
     audio, script = build_audio(args.minutes, cache)

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (QDialog, QDoubleSpinBox, QFormLayout, QHBoxLayout
                                QProgressBar, QPushButton, QSpinBox, QVBoxLayout)
 
 from engine import corrections as corr
-from engine.models import is_pack_dir
+from engine.packs.installed import is_pack_dir
 
 log = logging.getLogger(__name__)
 

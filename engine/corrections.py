@@ -26,7 +26,8 @@ import numpy as np
 import soundfile as sf
 
 from engine.audio import SAMPLE_RATE, iter_audio
-from engine.models import is_pack_dir, packs_root, parley_home
+from engine.packs.installed import is_pack_dir
+from engine.packs.paths import packs_root, parley_home
 
 PAD_S = 0.25  # audio kept before and after a corrected line (word edges are rarely exact)
 MAX_CLIP_S = 30.0  # one Whisper window: longer lines are not saved as clips

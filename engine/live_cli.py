@@ -17,7 +17,8 @@ import sys
 import threading
 from pathlib import Path
 
-from engine import models
+from engine.packs.catalogue import DEFAULT_MODEL, PRECISIONS
+from engine.packs.install import ensure_pack
 from engine.cli_args import BEAM_SIZE, THREADS, output_path, seconds_in
 from engine.errors import ParleyError
 from engine.events import Committed, Error, Partial, SentenceEnd, Stats, Status, Translated, Word
@@ -44,8 +45,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--translate-to", default=None, metavar="LANG",
                    help="also translate each sentence: 'en' with Whisper's speech translation, other languages "
                         "with an installed text-translation pack (see `parley translate`)")
-    p.add_argument("--model", default=models.DEFAULT_MODEL, help="model name or pack folder (default: %(default)s)")
-    p.add_argument("--precision", choices=models.PRECISIONS, default=None)
+    p.add_argument("--model", default=DEFAULT_MODEL, help="model name or pack folder (default: %(default)s)")
+    p.add_argument("--precision", choices=PRECISIONS, default=None)
     p.add_argument("--compute", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs")
     p.add_argument("--threads", type=THREADS, default=None, help="CPU threads for onnxruntime (default: all cores)")
     p.add_argument("--beam-size", type=BEAM_SIZE, default=1)
@@ -252,7 +253,7 @@ def cmd_live(args) -> int:
         raise ParleyError(f"-o {args.output}: give --format ({', '.join(FORMATS)}) or a file ending in one")
 
     runs_on = "cuda" if args.compute != "cpu" and "CUDAExecutionProvider" in resolve_device(args.compute)[0] else "cpu"
-    pack = models.ensure_pack(args.model, args.precision, runs_on)
+    pack = ensure_pack(args.model, args.precision, runs_on)
     model = WhisperModel.load(pack, device=args.compute, threads=args.threads)
     language = None if args.language in (None, "", "auto") else args.language
     options = LiveOptions(device=_device_arg(args.device), language=language, task=task, beam_size=args.beam_size,

@@ -20,7 +20,7 @@ _handler: logging.handlers.RotatingFileHandler | None = None
 
 
 def log_path() -> Path:
-    from engine.models import parley_home
+    from engine.packs.paths import parley_home
 
     return parley_home() / "logs" / "parley.log"
 

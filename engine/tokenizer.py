@@ -13,7 +13,7 @@ from pathlib import Path
 from tokenizers import Tokenizer
 
 from engine.errors import PackError
-from engine.pack import SpecialTokens, WhisperPack
+from engine.packs.whisper_pack import SpecialTokens, WhisperPack
 
 # Languages written without spaces between words: words are split on unicode characters instead.
 UNSPACED_LANGUAGES = frozenset({"zh", "ja", "th", "lo", "my", "yue"})

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import PackError
+from engine.packs.files import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +41,9 @@ MODEL_FILENAME = "silero_vad.onnx"
 
 
 def default_model_path() -> Path:
-    from engine.models import packs_root
+    from engine.packs.paths import packs_root
 
     return packs_root() / MODEL_FILENAME
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def fetch_model(dest_dir: Path | None = None, wheel: Path | None = None) -> Path:
@@ -56,7 +53,7 @@ def fetch_model(dest_dir: Path | None = None, wheel: Path | None = None) -> Path
     the path; a file already there with the right sha256 is kept.
     """
     dest = (Path(dest_dir) if dest_dir is not None else default_model_path().parent) / MODEL_FILENAME
-    if dest.exists() and _sha256(dest) == SILERO_SHA256:
+    if dest.exists() and sha256_file(dest) == SILERO_SHA256:
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="parley-vad-") as tmp:

@@ -5,7 +5,6 @@ The pack layout and every json file are specified in docs/packs.md.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -16,6 +15,7 @@ from pathlib import Path
 import onnx
 import torch
 
+from engine.packs.files import sha256_file
 from export import onnx_export, quantize
 from export.importers import load_any
 from export.vocab import WhisperVocab, read_source_vocab
@@ -26,14 +26,6 @@ log = logging.getLogger(__name__)
 PRECISIONS = ("fp32", "int8", "fp16")
 PARLEY_VERSION = "0.1.0"
 PACK_FORMAT = 1
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _hf_config(model: Whisper, vocab: WhisperVocab) -> dict:
@@ -76,7 +68,7 @@ def _preprocessor_config(model: Whisper) -> dict:
 
 def _source_info(source: Path, kind: str, origin: str | None) -> dict:
     weights = {"ctranslate2": source / "model.bin", "huggingface": source / "model.safetensors"}.get(kind, source)
-    marker = source / ".sha256"  # written by engine.models after checking the reassembled download
+    marker = source / ".sha256"  # written by engine.packs.sources after checking the reassembled download
     digest = marker.read_text().strip() if marker.is_file() else sha256_file(weights)
     return {"kind": kind, "origin": origin or str(source), "file": weights.name, "sha256": digest}
 

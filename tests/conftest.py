@@ -20,7 +20,7 @@ def _installed_vad() -> None:
     """Tests that give Parley an empty home (PARLEY_HOME=tmp) still use the VAD setup.sh installed,
     instead of downloading it again for every test."""
     from engine.vad import MODEL_FILENAME
-    from engine.models import packs_root
+    from engine.packs.paths import packs_root
 
     path = packs_root() / MODEL_FILENAME
     if path.is_file():
@@ -37,10 +37,10 @@ def _need(path: Path | None, what: str) -> Path:
 
 
 def _pack(precision: str) -> Path:
-    from engine import models
+    from engine.packs.paths import pack_dir
 
     env = os.environ.get(f"PARLEY_PACK_{precision.upper()}")
-    return Path(env) if env else models.pack_dir("whisper-base", precision)
+    return Path(env) if env else pack_dir("whisper-base", precision)
 
 
 @pytest.fixture(scope="session")
@@ -55,10 +55,10 @@ def pack_fp32() -> Path:
 
 @pytest.fixture(scope="session")
 def ct2_source() -> Path:
-    from engine import models
+    from engine.packs.paths import sources_root
 
     env = os.environ.get("PARLEY_CT2_DIR")
-    path = Path(env) if env else models.sources_root() / "whisper-base-ct2"
+    path = Path(env) if env else sources_root() / "whisper-base-ct2"
     return _need(path if (path / "model.bin").exists() else None, "CTranslate2 whisper-base source")
 
 

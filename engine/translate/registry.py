@@ -45,7 +45,7 @@ class Route:
 
 def default_root() -> Path:
     """``<packs root>/translation`` ($PARLEY_HOME/packs/translation, else the user cache's)."""
-    from engine.models import packs_root
+    from engine.packs.paths import packs_root
 
     return Path(packs_root()) / "translation"
 

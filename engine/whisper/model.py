@@ -20,7 +20,7 @@ import numpy as np
 from engine import runtime
 from engine.errors import LanguageError
 from engine.features import N_SAMPLES, log_mel_spectrogram
-from engine.pack import WhisperPack
+from engine.packs.whisper_pack import WhisperPack
 from engine.tokenizer import WhisperTokenizer
 from engine.whisper import window
 from engine.whisper.decoding import DecodeOptions

@@ -22,7 +22,7 @@ import onnxruntime as ort
 
 from engine import runtime
 from engine.features import N_FRAMES
-from engine.pack import WhisperPack
+from engine.packs.whisper_pack import WhisperPack
 
 log = logging.getLogger(__name__)
 

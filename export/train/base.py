@@ -38,12 +38,13 @@ def resolve_base(base: str | Path) -> Path:
                 return origin
             return resolve_base(meta.get("name", ""))
         return path
-    from engine import models
+    from engine.packs.catalogue import KNOWN_MODELS
+    from engine.packs.sources import fetch_ct2_source
 
-    if str(base) in models.KNOWN_MODELS:
-        return models.fetch_ct2_source(str(base))
+    if str(base) in KNOWN_MODELS:
+        return fetch_ct2_source(str(base))
     raise FileNotFoundError(f"--base {base}: not a checkpoint, pack folder or known model name "
-                            f"(known: {', '.join(models.KNOWN_MODELS)}); pass a CTranslate2 folder, OpenAI .pt or "
+                            f"(known: {', '.join(KNOWN_MODELS)}); pass a CTranslate2 folder, OpenAI .pt or "
                             "Hugging Face folder")
 
 

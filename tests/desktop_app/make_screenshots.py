@@ -173,15 +173,15 @@ def improve_shots(args) -> int:
 
     from desktop_app.transcript_model import TEXT_COL
 
-    from engine import models
+    from engine.packs.paths import parley_home, sources_root
 
-    sources = models.sources_root()  # the CTranslate2 weights the pack was built from: training starts there
+    sources = sources_root()  # the CTranslate2 weights the pack was built from: training starts there
     app = QApplication([])
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["PARLEY_HOME"] = str(Path(tmp) / "home")  # corrections and the tuned pack go here
-        models.parley_home().mkdir(parents=True)
+        parley_home().mkdir(parents=True)
         if sources.is_dir():
-            models.sources_root().symlink_to(sources, target_is_directory=True)
+            sources_root().symlink_to(sources, target_is_directory=True)
         window = file_window(app, Path(tmp), args.pack, args.clip, source_language=args.language)
         for fix in args.fix:
             row, text = fix.split("=", 1)

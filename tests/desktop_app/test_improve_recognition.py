@@ -113,7 +113,8 @@ def tiny_pack(tmp_path_factory):
 
 def test_improve_recognition_fine_tunes_in_the_background_and_installs_the_model(make_window, qtbot, tiny_pack,
                                                                                   clip_dir, tmp_path):
-    from engine.models import installed_packs, packs_root
+    from engine.packs.installed import installed_packs
+    from engine.packs.paths import packs_root
 
     window = make_window(load_model=False)
     base = tiny_pack(packs_root() / "tiny-fp32")
@@ -155,7 +156,7 @@ def test_improve_recognition_fine_tunes_in_the_background_and_installs_the_model
 
 
 def test_a_fine_tune_that_fails_says_why_and_leaves_nothing(make_window, qtbot, tiny_pack, tmp_path):
-    from engine.models import packs_root
+    from engine.packs.paths import packs_root
 
     window = make_window(load_model=False)
     base = tiny_pack(packs_root() / "tiny-fp32")

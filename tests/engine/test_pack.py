@@ -11,7 +11,7 @@ import pytest
 
 from engine import runtime
 from engine.errors import PackError
-from engine.pack import WhisperPack
+from engine.packs.whisper_pack import WhisperPack
 
 DIMS = {"n_mels": 80, "n_audio_ctx": 1500, "n_audio_state": 512, "n_audio_head": 8, "n_audio_layer": 6,
         "n_vocab": 51865, "n_text_ctx": 448, "n_text_state": 512, "n_text_head": 8, "n_text_layer": 6}
@@ -75,12 +75,12 @@ def test_same_size_corruption_is_caught_by_sha256_once_and_then_remembered(fake_
 
 def test_verified_stamp_skips_rehashing_unchanged_files(fake_pack, monkeypatch):
     WhisperPack.load(fake_pack, verify=True)
-    import engine.pack as pack_module
+    import engine.packs.whisper_pack as pack_module
 
     def boom(_):
         raise AssertionError("hashed again")
 
-    monkeypatch.setattr(pack_module, "_sha256", boom)
+    monkeypatch.setattr(pack_module, "sha256_file", boom)
     WhisperPack.load(fake_pack, verify=True)
 
 

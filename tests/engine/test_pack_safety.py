@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from engine import cli, models
+from engine import cli
+from engine.packs.install import delete_pack, download_pack, import_pack
+from engine.packs.paths import packs_root
 from engine.errors import PackError
-from engine.pack_paths import install_staged
+from engine.packs.paths import install_staged
 from engine.translate import bergamot_packs
 
 
@@ -17,7 +19,7 @@ from engine.translate import bergamot_packs
 def root(tmp_path, monkeypatch) -> Path:
     """A packs folder as setup.sh and a user leave it (placeholder files: nothing here is loaded)."""
     monkeypatch.setenv("PARLEY_HOME", str(tmp_path / "home"))
-    root = models.packs_root()
+    root = packs_root()
     for rel, text in {
         "whisper-base-int8/encoder_model.onnx": "int8 encoder",
         "whisper-base-int8/onnx/encoder_model.onnx": "a graph in a subfolder",
@@ -69,13 +71,13 @@ def test_delete_refuses_anything_but_one_installed_pack(root, target, reason):
     target = target.format(root=root, home=root.parent, documents=root.parent.parent / "documents")
     before = everything(root)
     with pytest.raises(PackError, match=reason):
-        models.delete_pack(target)
+        delete_pack(target)
     assert everything(root) == before
 
 
 def test_delete_of_one_pack_takes_that_pack_only(root):
     before = everything(root)
-    assert models.delete_pack("whisper-base-int8") == root / "whisper-base-int8"
+    assert delete_pack("whisper-base-int8") == root / "whisper-base-int8"
     assert everything(root) == {k: v for k, v in before.items() if not k.startswith("home/packs/whisper-base-int8")}
 
 
@@ -99,7 +101,7 @@ def test_import_refuses_a_hostile_name_even_with_force(root, tmp_path, name):
     (src / "encoder_model.onnx").write_text("a pack to import")
     before = everything(root)
     with pytest.raises(PackError, match="cannot name a pack|would leave|is a link"):
-        models.import_pack(src, name=name, force=True)
+        import_pack(src, name=name, force=True)
     assert everything(root) == before
 
 
@@ -109,7 +111,7 @@ def test_import_refuses_a_hostile_name_even_with_force(root, tmp_path, name):
 def test_download_refuses_a_hostile_name_before_any_network(root, repo, name):
     before = everything(root)
     with pytest.raises(PackError, match="cannot name a pack|not a hub repository"):
-        models.download_pack(repo, name=name, force=True, base_url="http://127.0.0.1:9/never-called")
+        download_pack(repo, name=name, force=True, base_url="http://127.0.0.1:9/never-called")
     assert everything(root) == before
 
 

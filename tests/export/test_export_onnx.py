@@ -15,7 +15,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from engine.pack import WhisperPack
+from engine.packs.whisper_pack import WhisperPack
 from export.importers import load_hf
 from export.merge_decoders import MERGED_FILE, USE_CACHE, merge_decoders, merge_pack, weight_bytes
 from export.onnx_export import DECODER_FILE, DECODER_WITH_PAST_FILE, ENCODER_FILE

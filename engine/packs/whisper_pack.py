@@ -11,20 +11,15 @@ Sizes are checked on every load; sha256 on demand (``verify(full=True)``), remem
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 from pathlib import Path
 
 from engine.errors import PackError
+from engine.packs.files import TOKENIZER, check_files, graph_files, sha256_file
 
 log = logging.getLogger(__name__)
 
-ENCODER = "encoder_model.onnx"
-DECODER = "decoder_model.onnx"
-DECODER_WITH_PAST = "decoder_with_past_model.onnx"
-DECODER_MERGED = "decoder_model_merged.onnx"
-TOKENIZER = "tokenizer.json"
 STAMP = ".verified"
 
 
@@ -84,12 +79,8 @@ class WhisperPack:
         path = Path(path)
         if not path.is_dir():
             raise PackError(f"{path}: model pack folder not found; build it with `parley models build whisper-base`")
-        if not (path / ENCODER).exists() and (path / "onnx" / ENCODER).exists():
-            onnx_dir = path / "onnx"  # hub repos keep the graphs in onnx/, the json files at the top
-        else:
-            onnx_dir = path
         meta_path = path / "parley.json"
-        pack = _from_parley_json(path, onnx_dir, meta_path) if meta_path.exists() else _from_hub(path, onnx_dir)
+        pack = _from_parley_json(path, meta_path) if meta_path.exists() else _from_hub(path)
         pack._check_files()
         if verify:
             pack.verify(full=True)
@@ -98,21 +89,7 @@ class WhisperPack:
     # -- validation -------------------------------------------------------------------------------
 
     def _check_files(self) -> None:
-        for role in ("encoder", "tokenizer"):
-            if not self.files[role].is_file():
-                raise PackError(f"{self.files[role]}: missing from the model pack; {_rebuild_hint(self.name)}")
-        if not (self.files["decoder_merged"].is_file()
-                or (self.files["decoder"].is_file() and self.files["decoder_with_past"].is_file())):
-            missing = self.files["decoder"] if not self.files["decoder"].is_file() else self.files["decoder_with_past"]
-            raise PackError(f"{missing}: missing from the model pack (and no {DECODER_MERGED}); "
-                            f"{_rebuild_hint(self.name)}")
-        for name, (_, size) in self.checksums.items():
-            file = self.path / name
-            if not file.is_file():
-                raise PackError(f"{file}: missing from the model pack; {_rebuild_hint(self.name)}")
-            if size is not None and file.stat().st_size != size:
-                raise PackError(f"{file}: {file.stat().st_size} bytes where the pack lists {size}: the file is "
-                                f"corrupt or incomplete; {_rebuild_hint(self.name)}")
+        check_files(self.path, self.files, self.checksums, "model pack", _rebuild_hint(self.name))
 
     def verify(self, full: bool = True) -> None:
         """Check sizes, and with full=True each file's sha256 against parley.json (hub packs list
@@ -134,7 +111,7 @@ class WhisperPack:
             key = [st.st_mtime_ns, st.st_size, sha]
             if stamp.get(name) == key:
                 continue
-            digest = _sha256(file)
+            digest = sha256_file(file)
             if digest != sha:
                 raise PackError(f"{file}: sha256 {digest[:12]}… does not match the pack's {sha[:12]}…: the file is "
                                 f"corrupt; {_rebuild_hint(self.name)}")
@@ -147,17 +124,6 @@ class WhisperPack:
                 log.debug("cannot write %s: %s", stamp_path, e)
 
 
-def _sha256(file: Path) -> str:
-    h = hashlib.sha256()
-    with open(file, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-sha256_file = _sha256  # public: export's merge step hashes the files it writes with it
-
-
 def _read_json(file: Path, name: str) -> dict:
     try:
         return json.loads(file.read_text(encoding="utf-8"))
@@ -167,13 +133,7 @@ def _read_json(file: Path, name: str) -> dict:
         raise PackError(f"{file}: unreadable ({e}); {_rebuild_hint(name)}") from e
 
 
-def _files(onnx_dir: Path, path: Path) -> dict[str, Path]:
-    return {"encoder": onnx_dir / ENCODER, "decoder": onnx_dir / DECODER,
-            "decoder_with_past": onnx_dir / DECODER_WITH_PAST, "decoder_merged": onnx_dir / DECODER_MERGED,
-            "tokenizer": path / TOKENIZER}
-
-
-def _from_parley_json(path: Path, onnx_dir: Path, meta_path: Path) -> WhisperPack:
+def _from_parley_json(path: Path, meta_path: Path) -> WhisperPack:
     meta = _read_json(meta_path, path.name)
     name = str(meta.get("name", path.name))
     try:
@@ -190,13 +150,13 @@ def _from_parley_json(path: Path, onnx_dir: Path, meta_path: Path) -> WhisperPac
             begin_suppress_tokens=tuple(int(t) for t in meta.get("begin_suppress_tokens", ())),
             alignment_heads=tuple((int(a), int(b)) for a, b in meta.get("alignment_heads", ())),
             is_multilingual=bool(meta.get("is_multilingual", len(languages) > 1)),
-            files=_files(onnx_dir, path), checksums=checksums)
+            files=graph_files(path), checksums=checksums)
     except (KeyError, TypeError, ValueError) as e:
         raise PackError(f"{meta_path}: incomplete pack description ({type(e).__name__}: {e}); "
                         f"{_rebuild_hint(name)}") from e
 
 
-def _from_hub(path: Path, onnx_dir: Path) -> WhisperPack:
+def _from_hub(path: Path) -> WhisperPack:
     """Derive what parley.json would say from a Hugging Face Optimum export."""
     name = path.name
     config = _read_json(path / "config.json", name)
@@ -243,4 +203,4 @@ def _from_hub(path: Path, onnx_dir: Path) -> WhisperPack:
         languages=languages, suppress_tokens=tuple(int(t) for t in gen.get("suppress_tokens") or ()),
         begin_suppress_tokens=tuple(int(t) for t in gen.get("begin_suppress_tokens") or ()),
         alignment_heads=tuple((int(a), int(b)) for a, b in heads), is_multilingual=is_multilingual,
-        files=_files(onnx_dir, path), checksums={})
+        files=graph_files(path), checksums={})

@@ -1,5 +1,6 @@
-"""Where a pack may be installed, replaced or deleted: one folder directly inside a packs root, never the
-root itself, nothing outside it, and none of the names Parley keeps for itself.
+"""Where Parley keeps its files (the cache root, the packs, the downloaded sources), and where a pack may be
+installed, replaced or deleted: one folder directly inside a packs root, never the root itself, nothing
+outside it, and none of the names Parley keeps for itself.
 
 Every install (import, download, build of a translation pack) goes through :func:`install_staged`: the pack
 is made in a hidden folder beside its destination, checked, and only then swapped in, so a failure or a
@@ -18,6 +19,29 @@ from pathlib import Path
 from engine.errors import PackError
 
 log = logging.getLogger(__name__)
+
+
+def parley_home() -> Path:
+    """Root of Parley's cache: $PARLEY_HOME, else the platform's user cache directory."""
+    env = os.environ.get("PARLEY_HOME")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("parley"))
+
+
+def packs_root() -> Path:
+    return parley_home() / "packs"
+
+
+def sources_root() -> Path:
+    return parley_home() / "sources"
+
+
+def pack_dir(name: str, precision: str) -> Path:
+    return packs_root() / f"{name}-{precision}"
+
 
 # Names inside the packs root that are not packs: the translation packs' folder, the voice activity model,
 # and the user-cache folders beside the packs (kept out so that a root set to the cache itself stays safe).

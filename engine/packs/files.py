@@ -1,0 +1,58 @@
+"""The files of an encoder–decoder pack in the Optimum ONNX layout, shared by Whisper and text packs: their
+names, where the graphs sit (at the top or in ``onnx/``), one sha256 helper, and the check run on every load
+(graphs and tokenizer present, each listed file at its listed size)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from engine.errors import PackError
+
+ENCODER = "encoder_model.onnx"
+DECODER = "decoder_model.onnx"
+DECODER_WITH_PAST = "decoder_with_past_model.onnx"
+DECODER_MERGED = "decoder_model_merged.onnx"
+TOKENIZER = "tokenizer.json"
+
+
+def sha256_file(path: Path) -> str:
+    """The hex sha256 of a file, read in 4 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def onnx_folder(path: Path) -> Path:
+    """Where a pack's graphs are: hub repos keep them in onnx/ (the json files at the top), ours at the top."""
+    return path / "onnx" if not (path / ENCODER).exists() and (path / "onnx" / ENCODER).exists() else path
+
+
+def graph_files(path: Path) -> dict[str, Path]:
+    """Role (encoder, decoder, decoder_with_past, decoder_merged, tokenizer) → file of the pack at `path`."""
+    onnx_dir = onnx_folder(path)
+    return {"encoder": onnx_dir / ENCODER, "decoder": onnx_dir / DECODER,
+            "decoder_with_past": onnx_dir / DECODER_WITH_PAST, "decoder_merged": onnx_dir / DECODER_MERGED,
+            "tokenizer": path / TOKENIZER}
+
+
+def check_files(path: Path, files: dict[str, Path], checksums: dict[str, tuple[str | None, int | None]],
+                what: str, hint: str) -> None:
+    """PackError naming the first missing or wrongly sized file of the `what` ("model pack", "translation pack")
+    at `path`, ending with `hint` (how to rebuild it); an encoder, a tokenizer and either the merged decoder or
+    both split decoders must be there."""
+    for role in ("encoder", "tokenizer"):
+        if not files[role].is_file():
+            raise PackError(f"{files[role]}: missing from the {what}; {hint}")
+    if not (files["decoder_merged"].is_file() or (files["decoder"].is_file() and files["decoder_with_past"].is_file())):
+        missing = files["decoder"] if not files["decoder"].is_file() else files["decoder_with_past"]
+        raise PackError(f"{missing}: missing from the {what} (and no {DECODER_MERGED}); {hint}")
+    for name, (_, size) in checksums.items():
+        file = path / name
+        if not file.is_file():
+            raise PackError(f"{file}: missing from the {what}; {hint}")
+        if size is not None and file.stat().st_size != size:
+            raise PackError(f"{file}: {file.stat().st_size} bytes where the pack lists {size}: the file is "
+                            f"corrupt or incomplete; {hint}")
