@@ -95,7 +95,7 @@ for prec in $PRECISIONS; do
   [ -f "$pack/encoder_model.onnx" ] || problems+=("the whisper-base $prec pack in $pack (parley models build whisper-base --precision $prec)")
 done
 if [ -f scripts/fetch_vad.py ]; then
-  vad=$(.venv/bin/python -c "from engine.vad import default_model_path; print(default_model_path())")
+  vad=$(.venv/bin/python -c "from engine.audio.vad import default_model_path; print(default_model_path())")
   [ -f "$vad" ] || problems+=("the Silero VAD model $vad (.venv/bin/python scripts/fetch_vad.py)")
 fi
 wheel=$(.venv/bin/python -c "from engine.packs.paths import sources_root; print(sources_root() / 'moonshine-voice')")

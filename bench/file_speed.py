@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from engine import clips as clipkit  # noqa: E402
 from engine.packs.paths import pack_dir  # noqa: E402
-from engine.audio import load_audio  # noqa: E402
+from engine.audio.decode import load_audio  # noqa: E402
 from bench import record  # noqa: E402
 from bench.reference_model import DEFAULT_OUT as REFERENCE_MODEL  # noqa: E402
 

@@ -37,7 +37,7 @@ from engine import clips as clipkit  # noqa: E402
 from engine import runtime  # noqa: E402
 from engine.packs.installed import is_pack_dir  # noqa: E402
 from engine.packs.paths import packs_root  # noqa: E402
-from engine.audio import load_audio  # noqa: E402
+from engine.audio.decode import load_audio  # noqa: E402
 from engine.features import N_FRAMES, log_mel_spectrogram, pad_or_trim  # noqa: E402
 
 AGREE = 0.9  # fp16 text equal to fp32 on at least this share of clips

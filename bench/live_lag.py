@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from engine import clips  # noqa: E402
-from engine.audio import load_audio  # noqa: E402
+from engine.audio.decode import load_audio  # noqa: E402
 
 SR = 16000
 # Spanish sentences of this bench's own, with English references, beside engine.clips' ten.

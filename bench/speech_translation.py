@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from bench.file_speed import add_reference_args, reference_model, run_one  # noqa: E402
 from engine import clips as clipkit  # noqa: E402
 from engine.packs.paths import pack_dir  # noqa: E402
-from engine.audio import load_audio  # noqa: E402
+from engine.audio.decode import load_audio  # noqa: E402
 from bench import record  # noqa: E402
 
 LANGUAGES = ("de", "fr", "es", "zh", "ja")

@@ -35,12 +35,14 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # the fake sound device
 
 from engine import clips  # noqa: E402
-from engine.audio import load_audio  # noqa: E402
-from engine.capture import Capture, DeviceInfo, FakeInputStream  # noqa: E402
+from engine.audio.capture import Capture, DeviceInfo  # noqa: E402
+from engine.audio.decode import load_audio  # noqa: E402
 from engine.events import Committed, Partial, Stats  # noqa: E402
 from engine.live.session import LiveOptions, LiveSession  # noqa: E402
+from fake_audio import FakeInputStream  # noqa: E402
 
 SR = 16000
 

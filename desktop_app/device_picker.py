@@ -12,7 +12,7 @@ log = logging.getLogger(__name__)
 
 
 def _engine_list_devices():
-    from engine.capture import list_devices
+    from engine.audio.capture import list_devices
 
     return list_devices()
 

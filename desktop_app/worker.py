@@ -37,7 +37,7 @@ class FileRequest:
 
 @dataclasses.dataclass(frozen=True)
 class LiveRequest:
-    device: object  # engine.capture.DeviceInfo, or None for the default input
+    device: object  # engine.audio.capture.DeviceInfo, or None for the default input
     language: str | None
     translate_to: str | None
     record_path: str | None = None  # the session's audio is written here (corrections become training data)

@@ -22,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-from engine.audio import SAMPLE_RATE, load_audio
+from engine.audio.decode import SAMPLE_RATE, load_audio
 from engine.errors import ParleyError
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from engine.audio import SAMPLE_RATE, iter_audio
+from engine.audio.decode import SAMPLE_RATE, iter_audio
 from engine.packs.installed import is_pack_dir
 from engine.packs.paths import packs_root, parley_home
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.audio import iter_audio
+from engine.audio.decode import iter_audio
 from engine.features import SAMPLE_RATE
 
 log = logging.getLogger(__name__)

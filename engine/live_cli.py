@@ -77,7 +77,7 @@ def add_parsers(sub) -> None:
 
 
 def cmd_devices(args) -> int:
-    from engine.capture import list_devices
+    from engine.audio.capture import list_devices
 
     devices = list_devices()
     shown = [d for d in devices if d.max_input_channels > 0]
@@ -264,7 +264,7 @@ def cmd_live(args) -> int:
                           policy=dataclasses.replace(LiveOptions.policy, agree_gap_s=args.agree_gap))
     source = None
     if args.input is not None:
-        from engine.file_source import FileSource
+        from engine.audio.file_source import FileSource
 
         source = FileSource(args.input, realtime=args.realtime)
     printer = _Printer(args.quiet, args.partials)

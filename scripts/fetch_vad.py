@@ -13,7 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.errors import ParleyError  # noqa: E402
-from engine.vad import SILERO_SHA256, SILERO_VERSION, fetch_model  # noqa: E402
+from engine.audio.vad import SILERO_SHA256, SILERO_VERSION, fetch_model  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 def _installed_vad() -> None:
     """Tests that give Parley an empty home (PARLEY_HOME=tmp) still use the VAD setup.sh installed,
     instead of downloading it again for every test."""
-    from engine.vad import MODEL_FILENAME
+    from engine.audio.vad import MODEL_FILENAME
     from engine.packs.paths import packs_root
 
     path = packs_root() / MODEL_FILENAME

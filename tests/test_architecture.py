@@ -8,12 +8,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_engine_imports_no_torch_qt_or_export():
-    modules = sorted(p.stem for p in (ROOT / "engine").glob("*.py") if not p.stem.startswith("_"))
-    modules += sorted(p.name for p in (ROOT / "engine").iterdir() if (p / "__init__.py").exists())
+    # every module of every room (engine/packs/install.py → engine.packs.install), not only the packages
+    modules = sorted(".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+                     for p in (ROOT / "engine").rglob("*.py") if p.name != "__main__.py")
     code = (
         "import importlib, sys\n"
         f"for m in {modules!r}:\n"
-        "    importlib.import_module('engine.' + m)\n"
+        "    importlib.import_module(m)\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
         "('torch', 'PySide6', 'export', 'desktop_app', 'transformers'))\n"
         "print(','.join(bad))\n"

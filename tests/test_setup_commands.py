@@ -112,7 +112,7 @@ def commands_in(source: str) -> list[tuple[str, int]]:
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
             continue
-        # a runner passed in (engine.capture.pulse_sources): a local run() called with an argv literal
+        # a runner passed in (engine.audio.capture.pulse_sources): a local run() called with an argv literal
         injected_run = isinstance(node.func, ast.Name) and node.func.id == "run" and node.args and \
             isinstance(node.args[0], (ast.List, ast.Tuple)) and node.args[0].elts and \
             isinstance(node.args[0].elts[0], ast.Constant) and isinstance(node.args[0].elts[0].value, str)

@@ -48,7 +48,7 @@ class LiveSession:
         self.on_event = on_event or (lambda event: None)
         self.model.check_language(self.options.language)  # LanguageError now, not in the thread
         if source is None:
-            from engine.capture import Capture
+            from engine.audio.capture import Capture
 
             source = Capture(self.options.device)
         self.source = source
@@ -72,7 +72,7 @@ class LiveSession:
         opts = self.options
         gate = None
         if opts.vad:
-            from engine.vad import SileroVad, VadGate
+            from engine.audio.vad import SileroVad, VadGate
 
             gate = VadGate(self._vad or SileroVad(threshold=opts.vad_threshold))
         target = opts.translate_to

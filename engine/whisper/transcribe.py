@@ -122,7 +122,7 @@ def _open(audio: np.ndarray | str | Path) -> tuple[Iterator[np.ndarray], float]:
         if audio.ndim != 1:
             raise ValueError(f"audio must be 16 kHz mono samples (1-D), got shape {audio.shape}")
         return iter([audio.astype(np.float32, copy=False)]), audio.size / SAMPLE_RATE
-    from engine.audio import iter_audio, probe
+    from engine.audio.decode import iter_audio, probe
 
     info = probe(audio)
     return iter_audio(audio, chunk_s=30.0), info.duration_s

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
-from engine.audio import load_audio
+from engine.audio.decode import load_audio
 from engine.features import N_FRAMES, N_SAMPLES, SAMPLE_RATE, log_mel_spectrogram, pad_or_trim
 from export.vocab import WhisperVocab
 

@@ -18,7 +18,7 @@ from needs import require_command
 
 @dataclasses.dataclass(frozen=True)
 class FakeDevice:
-    """What engine.capture.list_devices returns, for tests that need a device list without a sound server."""
+    """What engine.audio.capture.list_devices returns, for tests that need a device list without a sound server."""
 
     index: int
     name: str

@@ -116,7 +116,7 @@ def live_shots(args) -> int:
     import subprocess
 
     from conftest_pulse import SINK, _ensure_sink, _start, _stop
-    from engine.capture import list_devices
+    from engine.audio.capture import list_devices
 
     app = QApplication([])
     with tempfile.TemporaryDirectory() as tmp:

@@ -11,8 +11,9 @@ import soundfile as sf
 
 import engine.live.session  # noqa: F401  (what the window drives live: if it cannot be imported, these tests fail)
 from conftest_pulse import pulse_server  # noqa: F401
-from engine.capture import Capture, DeviceInfo, FakeInputStream, list_devices
+from engine.audio.capture import Capture, DeviceInfo, list_devices
 from engine.errors import AudioDeviceError
+from fake_audio import FakeInputStream
 from stall_probe import StallProbe, assert_not_frozen
 
 pytestmark = pytest.mark.model

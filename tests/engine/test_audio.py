@@ -1,4 +1,4 @@
-"""engine.audio: every common file type to 16 kHz mono float32, streaming resampler, clear errors."""
+"""engine.audio.decode: every common file type to 16 kHz mono float32, streaming resampler, clear errors."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from engine.audio import SAMPLE_RATE, AudioInfo, Resampler, iter_audio, load_audio, probe, resample, to_mono_float32
+from engine.audio.decode import SAMPLE_RATE, AudioInfo, Resampler, iter_audio, load_audio, probe, resample, to_mono_float32
 from engine.errors import AudioFileError, ParleyError
 
 

@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from engine import cli
-from engine.audio import resample
+from engine.audio.decode import resample
 from engine.logfile import detach_log_file
 from needs import require_command
 from test_audio import encode_with_ffmpeg

@@ -13,9 +13,10 @@ import pytest
 import soundfile as sf
 
 from conftest_pulse import pulse_server  # noqa: F401  (fixture)
-from engine.audio import resample
-from engine.capture import AudioRing, Capture, DeviceInfo, FakeInputStream, find_device, list_devices, pulse_sources
+from engine.audio.capture import AudioRing, Capture, DeviceInfo, find_device, list_devices, pulse_sources
+from engine.audio.decode import resample
 from engine.errors import AudioDeviceError
+from fake_audio import FakeInputStream
 from needs import require_command
 
 SR = 16000
@@ -168,7 +169,7 @@ def test_pulse_sources_are_read_from_pactl_json_or_short_listings(monkeypatch):
                                            "RUNNING\n2\talsa_output.hdmi.monitor\tmodule-alsa-card.c\t"
                                            "s32le 2ch 48000Hz\tIDLE\n", "")
 
-    monkeypatch.setattr("engine.capture.shutil.which", lambda name: f"/usr/bin/{name}")  # the runner is faked
+    monkeypatch.setattr("engine.audio.capture.shutil.which", lambda name: f"/usr/bin/{name}")  # the runner is faked
     for run in (run_json, run_short):
         mic, monitor = pulse_sources(run)
         assert (mic.pulse_source, mic.is_monitor, mic.default_samplerate, mic.max_input_channels) == \

@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from engine import clips as corpus
-from engine.audio import SAMPLE_RATE, load_audio
+from engine.audio.decode import SAMPLE_RATE, load_audio
 from engine.clips import cer, normalize_text, wer
 from engine.errors import ParleyError
 from needs import require_command, require_module, require_or_skip

@@ -11,7 +11,7 @@ import soundfile as sf
 
 from engine import clips
 from engine import corrections as corr
-from engine.audio import SAMPLE_RATE, load_audio
+from engine.audio.decode import SAMPLE_RATE, load_audio
 
 PAUSE_S = 1.0
 

@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from engine.capture import AudioRing
-from engine.file_source import FileSource
+from engine.audio.capture import AudioRing
+from engine.audio.file_source import FileSource
 
 SR = 16000
 

@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from conftest_pulse import pulse_server  # noqa: F401  (fixture)
-from engine.capture import list_devices
+from engine.audio.capture import list_devices
 from engine.events import Committed, Error, Partial, SentenceEnd, Translated
 from engine.live.session import LiveOptions, LiveSession
 
@@ -32,7 +32,7 @@ def model(pack_int8):
 
 def _say(text: str, path) -> np.ndarray:
     subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(path), text], check=True)
-    from engine.audio import load_audio
+    from engine.audio.decode import load_audio
 
     audio = load_audio(path)
     loud = np.flatnonzero(np.abs(audio) > 0.01)

@@ -14,7 +14,7 @@ import soundfile as sf
 
 from bergamot_fixtures import installed_pack
 from conftest_pulse import pulse_server  # noqa: F401  (fixture)
-from engine.capture import list_devices
+from engine.audio.capture import list_devices
 from engine.events import Error, SentenceEnd, Translated
 from engine.live.session import LiveOptions, LiveSession
 
@@ -25,7 +25,7 @@ SENTENCES = ["The train to the city leaves at nine.", "Please bring a warm coat 
 
 def _say(text: str, path) -> np.ndarray:
     subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(path), text], check=True)
-    from engine.audio import load_audio
+    from engine.audio.decode import load_audio
 
     return load_audio(path)
 

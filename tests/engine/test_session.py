@@ -15,12 +15,13 @@ import pytest
 import soundfile as sf
 
 from conftest_pulse import pulse_server  # noqa: F401  (fixture)
-from engine.capture import Capture, DeviceInfo, FakeInputStream, list_devices
+from engine.audio.capture import Capture, DeviceInfo, list_devices
+from engine.audio.file_source import FileSource
 from engine.errors import AudioFileError
 from engine.events import Committed, Error, Partial, Stats
-from engine.file_source import FileSource
 from engine.live_cli import sentences
 from engine.live.session import LiveOptions, LiveSession
+from fake_audio import FakeInputStream
 from needs import require_command, require_module
 
 pytestmark = pytest.mark.model
@@ -241,7 +242,7 @@ def test_a_stuck_translator_does_not_hold_up_recognition(model, fox_wav):
             time.sleep(5.0)
         return "DE: " + text
 
-    from engine.audio import load_audio
+    from engine.audio.decode import load_audio
 
     fox = load_audio(fox_wav)
     twice = np.concatenate([fox, np.zeros(16000 * 3, np.float32), fox])  # a pause ends the first sentences
@@ -307,7 +308,7 @@ def test_a_recorded_session_keeps_its_audio_on_the_segments_clock(model, fox_wav
     session, rec = run_session(model, FileSource(fox_wav, realtime=False), record_path=str(record))
     _has_words(session.text)
     heard, rate = sf.read(str(record), dtype="float32")
-    from engine.audio import load_audio
+    from engine.audio.decode import load_audio
 
     original = load_audio(fox_wav)
     assert rate == 16000 and heard.shape == original.shape

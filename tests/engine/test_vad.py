@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from engine.audio import resample
+from engine.audio.decode import resample
 from engine.errors import PackError
 from needs import require_command, require_or_skip
-from engine.vad import (SILERO_SHA256, SILERO_WHEEL_MEMBER, SileroVad, VadGate, VadOptions, ensure_model,
+from engine.audio.vad import (SILERO_SHA256, SILERO_WHEEL_MEMBER, SileroVad, VadGate, VadOptions, ensure_model,
                         fetch_model, segments_from_probs)
 
 SR = 16000

@@ -10,8 +10,8 @@ records is chosen by the ``PULSE_SOURCE`` environment variable at the moment the
 ``list_devices`` adds the server's sources (from ``pactl``) and marks monitors as "what the computer
 plays", and ``Capture`` opens them through the ``pulse`` device with ``PULSE_SOURCE`` set.
 
-The stream factory is injectable: tests pass ``FakeInputStream.factory(clip, rate)``, which replays a
-clip through the same callback path on a thread of its own.
+The stream factory is injectable: tests pass ``FakeInputStream.factory(clip, rate)`` (tests/fake_audio.py),
+which replays a clip through the same callback path on a thread of its own.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from engine.audio import SAMPLE_RATE, Resampler
+from engine.audio.decode import SAMPLE_RATE, Resampler
 from engine.errors import AudioDeviceError
 from engine.events import Level
 
@@ -329,73 +329,3 @@ class Capture:
 def _candidate_rates(default_rate: float) -> list[int]:
     rates = [int(default_rate)] if default_rate and default_rate > 0 else []
     return rates + [r for r in FALLBACK_RATES if r not in rates]
-
-
-class FakeInputStream:
-    """Replays a clip through a Capture's callback from a thread of its own, as PortAudio would.
-
-    ``supported_rates`` are the rates it opens at (others raise like PortAudio); ``fail_at_s`` ends the
-    stream there as an unplugged device does; ``speed`` paces blocks (1.0 = real time, None = at once).
-    """
-
-    def __init__(self, clip: np.ndarray, clip_rate: int, *, device=None, samplerate: int, channels: int,
-                 dtype: str = "float32", blocksize: int, callback, finished_callback=None,
-                 supported_rates: tuple[int, ...] | None = None, fail_at_s: float | None = None,
-                 speed: float | None = None):
-        if samplerate not in (supported_rates or (clip_rate,)):
-            raise ValueError(f"Invalid sample rate {samplerate} [PaErrorCode -9997]")
-        clip = np.asarray(clip, np.float32)
-        clip = clip[:, None] if clip.ndim == 1 else clip
-        if samplerate != clip_rate:
-            clip = np.stack([_resample_channel(c, clip_rate, samplerate) for c in clip.T], axis=1)
-        self._clip = np.repeat(clip[:, :1], channels, axis=1) if clip.shape[1] != channels else clip
-        self.samplerate, self.channels, self.blocksize = samplerate, channels, blocksize
-        self._callback, self._finished_callback = callback, finished_callback
-        self._fail_frame = None if fail_at_s is None else int(fail_at_s * samplerate)
-        self._speed = speed
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.active = False
-
-    @classmethod
-    def factory(cls, clip: np.ndarray, clip_rate: int, **options) -> Callable[..., "FakeInputStream"]:
-        return lambda **kwargs: cls(clip, clip_rate, **kwargs, **options)
-
-    def start(self) -> None:
-        self.active = True
-        self._thread = threading.Thread(target=self._run, name="fake-audio", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        end = len(self._clip) if self._fail_frame is None else min(self._fail_frame, len(self._clip))
-        # Paced against one clock, as a sound card is: waiting a block's length after each callback
-        # would add the callback's time and every oversleep, and a busy machine drifts seconds behind.
-        t0 = time.monotonic()
-        for pos in range(0, end, self.blocksize):
-            if self._stop.is_set():
-                return
-            self._callback(self._clip[pos:min(pos + self.blocksize, end)], self.blocksize, None, 0)
-            if self._speed:
-                due = t0 + (pos + self.blocksize) / self.samplerate / self._speed
-                self._stop.wait(max(0.0, due - time.monotonic()))
-        if self._fail_frame is not None and not self._stop.is_set():
-            self.active = False
-            if self._finished_callback:
-                self._finished_callback()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        was_active, self.active = self.active, False
-        if was_active and self._finished_callback:
-            self._finished_callback()
-
-    def close(self) -> None:
-        self.stop()
-
-
-def _resample_channel(x: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
-    from engine.audio import resample
-
-    return resample(x, from_rate, to_rate)

@@ -127,7 +127,7 @@ class SileroVad:
         path = Path(model_path) if model_path is not None else ensure_model()
         if not path.is_file():
             raise PackError(f"{path}: Silero VAD model not found; run `python scripts/fetch_vad.py` "
-                            "(or engine.vad.fetch_model()) to download it")
+                            "(or engine.audio.vad.fetch_model()) to download it")
         import onnxruntime as ort
 
         so = ort.SessionOptions()

@@ -3,7 +3,7 @@
 ``realtime=True`` releases the file's audio at the pace of the wall clock (``speed`` × real time), as
 a microphone would deliver it: ``parley live --input talk.wav --realtime`` and the latency benchmark
 run the live pipeline exactly as it runs on a device. The audio the clock has reached goes through the
-same bounded :class:`~engine.capture.AudioRing` a capture's callback fills, in the capture's 50 ms
+same bounded :class:`~engine.audio.capture.AudioRing` a capture's callback fills, in the capture's 50 ms
 blocks, so a reader that falls too far behind loses the oldest audio and ``dropped_blocks`` counts it,
 as it does live. ``realtime=False`` hands out ``block_s`` of audio per read as fast as the reader asks
 (fast-forwarded streams: there is no clock to fall behind, so nothing is ever dropped).
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.audio import iter_audio
-from engine.capture import AudioRing
+from engine.audio.decode import iter_audio
+from engine.audio.capture import AudioRing
 from engine.events import Level
 from engine.features import SAMPLE_RATE
 
