@@ -8,7 +8,8 @@
 
 Each configuration runs in a fresh process (so peak RSS is its own), on identical 16 kHz float32
 arrays (so audio decoding is not part of the comparison), and prints wall time, real-time factor,
-peak RSS and WER with the ratio Parley / faster-whisper. The summary goes to docs/results/file_speed.{json,md}
+peak RSS and WER with the ratio Parley / faster-whisper, and the CPU time of all the process's threads (which
+other jobs on the machine inflate less than the wall time). The summary goes to docs/results/file_speed.{json,md}
 (``--out``), every clip's text to bench/results/.
 """
 
@@ -115,11 +116,14 @@ def summary(rows: list[tuple], total_audio: float, clips: int) -> list[dict]:
         for name, r in (("parley", p), ("faster_whisper", f)):
             if r is not None:
                 row[name] = {"wall_s": round(r["transcribe_s"], 2), "rtf": round(r["transcribe_s"] / total_audio, 4),
+                             "cpu_s": round(r["transcribe_cpu_s"], 2) if "transcribe_cpu_s" in r else None,
                              "wer_pct": round(r["wer"], 2), "peak_rss_mb": round(r["peak_rss_mb"]),
                              "load_s": round(r["load_s"], 2)}
         if f is not None:
             row["speed_ratio"] = round(p["transcribe_s"] / f["transcribe_s"], 2)
             row["rss_ratio"] = round(p["peak_rss_mb"] / f["peak_rss_mb"], 2)
+            if "transcribe_cpu_s" in p and "transcribe_cpu_s" in f:
+                row["cpu_ratio"] = round(p["transcribe_cpu_s"] / f["transcribe_cpu_s"], 2)
         out.append(row)
     return out
 
@@ -136,6 +140,11 @@ def markdown(rows: list[dict]) -> str:
         same = f"{r['same_text']}/{r['clips']}" if f else "–"
         lines.append(f"| {r['precision']}, beam {r['beam_size']} | {p['wall_s']:.1f} s / {p['wer_pct']:.2f} % | {fw} "
                      f"| {ratio} | {rss} | {same} |")
+    cpu = [r for r in rows if "cpu_ratio" in r]
+    if cpu:  # CPU time moves less than wall time when other jobs load the machine
+        lines += ["", "CPU time of all threads, Parley / faster-whisper: " + "; ".join(
+            f"{r['precision']} beam {r['beam_size']} {r['parley']['cpu_s']:.1f} / {r['faster_whisper']['cpu_s']:.1f} s "
+            f"({r['cpu_ratio']:.2f})" for r in cpu) + "."]
     return "\n".join(lines)
 
 
