@@ -135,59 +135,38 @@ class EngineWorker(QObject):
             self.file_failed.emit(f"Cannot transcribe {name}: no model is loaded. Choose or build a model first.")
             return
         started = time.monotonic()
-        note = ""
         try:
-            from engine.whisper import TranscribeOptions
+            from engine.jobs import open_translator, plan_file_job, run_file_job
 
-            target = request.translate_to or None
-            share = 0.5 if target else 1.0
-            translate_text = None
-            if target and target != "en":  # a missing pack fails now, before the long part
-                from engine.file_translation import text_translator
-
-                translate_text = text_translator(target, self._model.device, self._model.threads)
-            options = TranscribeOptions(language=request.language, task="transcribe")
-            result = self._model.transcribe(request.path, options, self._progress_fn(0.0, share, "transcribing"),
-                                            request.cancel)
-            rows = [SegmentRow(i, s.start_s, s.end_s, s.text.strip(), words=tuple(getattr(s, "words", None) or ()))
-                    for i, s in enumerate(result.segments)]
-            if target and rows:
-                # Segment by segment, so each row's translation is of that row: into English Whisper
-                # translates the segment's own audio; other targets go through the text pack.
-                from engine.errors import CancelledError, ParleyError
-                from engine.file_translation import translate_segments
-
-                step = self._progress_fn(0.5, 0.5, "translating")
-
-                def progress(fraction: float) -> None:
-                    if request.cancel.is_set():
-                        raise CancelledError("cancelled")
-                    step(fraction, 1.0)
-
-                try:
-                    done = translate_segments(result.segments, target, result.language or request.language,
-                                              model=self._model, path=request.path, translate_text=translate_text,
-                                              progress=progress)
-                except ParleyError as e:
-                    if isinstance(e, CancelledError):
-                        raise
-                    # Known only now (after language detection): the transcript stays, the banner says why.
-                    note = describe_error(e, f"translating {name}")
-                    note = f"{name} was transcribed, but not translated into {target}: {note}"
-                else:
-                    spoken = [r for r in rows if r.text]
-                    for row, seg in zip(spoken, done):
-                        row.translation = seg.translation
+            # The rows hold the transcript and its translation side by side: each segment is translated (into
+            # English by Whisper from the segment's own audio, other targets by the text packs).
+            job = plan_file_job(request.language, translate_to=request.translate_to,
+                                bilingual=bool(request.translate_to))
+            share = 0.5 if job.translate_to else 1.0
+            stages = {"transcribing": self._progress_fn(0.0, share, "transcribing"),
+                      "translating": self._progress_fn(0.5, 0.5, "translating")}
+            result = run_file_job(self._model, request.path, job, translate_text=open_translator(job, self._model),
+                                  progress=lambda stage, done, total: stages[stage](done, total),
+                                  cancel=request.cancel)
+            note = ""
+            if result.translation_error is not None:
+                # Known only after language detection: the transcript stays, the banner says why.
+                note = describe_error(result.translation_error, f"translating {name}")
+                note = f"{name} was transcribed, but not translated into {job.translate_to}: {note}"
+            rows = [SegmentRow(i, s.start_s, s.end_s, s.text.strip(), translation,
+                               words=tuple(getattr(s, "words", None) or ()))
+                    for i, (s, translation) in enumerate(result.with_translations())]
         except Exception as e:  # noqa: BLE001
             if type(e).__name__ == "CancelledError" or request.cancel.is_set():
                 self.file_cancelled.emit(f"Cancelled {name}.")
             else:
                 self.file_failed.emit(describe_error(e, f"transcribing {name}"))
             return
-        self.file_done.emit(FileResult(request.path, rows, result.language,
-                                       getattr(result, "language_probability", None),
-                                       float(getattr(result, "duration_s", 0.0) or 0.0), time.monotonic() - started,
-                                       note))
+        transcript = result.transcript
+        self.file_done.emit(FileResult(request.path, rows, transcript.language,
+                                       getattr(transcript, "language_probability", None),
+                                       float(getattr(transcript, "duration_s", 0.0) or 0.0),
+                                       time.monotonic() - started, note))
 
     def _progress_fn(self, offset: float, share: float, stage: str):
         def progress(done_s: float, total_s: float) -> None:

@@ -7,19 +7,18 @@ exit code 0 on success, 1 when an input could not be processed, 2 for a usage er
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import sys
 import time
 from pathlib import Path
 
-from engine.packs.catalogue import DEFAULT_MODEL, KNOWN_MODELS, PRECISIONS
-from engine.packs.install import build_pack, delete_pack, download_pack, ensure_pack, import_pack
-from engine.packs.installed import installed_packs, resolve_pack
-from engine.packs.paths import packs_root
 from engine.cli_args import BEAM_SIZE, THREADS, ParleyArgumentParser, output_path
 from engine.errors import OutputError, ParleyError
 from engine.logfile import attach_log_file, log_crash, log_path
+from engine.packs.catalogue import DEFAULT_MODEL, KNOWN_MODELS, PRECISIONS
+from engine.packs.install import build_pack, delete_pack, download_pack, import_pack
+from engine.packs.installed import installed_packs, resolve_pack
+from engine.packs.paths import packs_root
 
 log = logging.getLogger("parley")
 
@@ -169,38 +168,18 @@ def _format_for(args, out: Path | None) -> list[str]:
 
 def _cmd_transcribe(args) -> int:
     from engine import subtitles
-    from engine.whisper import TranscribeOptions, WhisperModel
+    from engine.jobs import open_model, open_translator, plan_file_job, run_file_job
 
-    task = args.task
-    target = args.translate_to or None
-    if args.bilingual and not target:
-        raise ParleyError("--bilingual needs --translate-to LANG")
-    if target and task == "translate":
-        raise ParleyError("give --task translate (English text only) or --translate-to LANG, not both")
-    if target == "en" and not args.bilingual:
-        task, target = "translate", None  # English only: Whisper translates the whole file directly
-    language = None if args.language in (None, "", "auto") else args.language
-    options = TranscribeOptions(language=language, task=task, beam_size=args.beam_size,
-                                word_timestamps=args.word_timestamps)
-
+    job = plan_file_job(None if args.language in (None, "", "auto") else args.language, args.task,
+                        args.translate_to, args.bilingual, beam_size=args.beam_size,
+                        word_timestamps=args.word_timestamps)
     missing = [f for f in args.files if not f.exists()]
     if missing:  # said before the model loads, every one of them, and nothing is transcribed
         raise ParleyError(f"{', '.join(map(str, missing))}: no such file" + ("s" if len(missing) > 1 else "")
                           + ("; nothing was transcribed" if len(missing) < len(args.files) else ""))
-    device = args.device
-    from engine.runtime import resolve_device
-
-    # The default precision follows the device that will really run (fp16 only pays off on CUDA).
-    runs_on = "cuda" if device != "cpu" and "CUDAExecutionProvider" in resolve_device(device)[0] else "cpu"
-    bar = ProgressBar("model", enabled=not args.quiet)
-    pack = ensure_pack(args.model, args.precision, runs_on, bar.stage)
-    model = WhisperModel.load(pack, device=device, threads=args.threads)
-    log.info("model %s on %s", pack.name, model.provider)
-    translate_text = None
-    if target and target != "en":
-        from engine.file_translation import text_translator
-
-        translate_text = text_translator(target, device, args.threads)  # a missing pair fails here, early
+    model = open_model(args.model, args.precision, args.device, args.threads,
+                       ProgressBar("model", enabled=not args.quiet).stage)
+    translate_text = open_translator(job, model)  # a missing pair fails here, early
 
     many = len(args.files) > 1
     out = args.output
@@ -209,35 +188,29 @@ def _cmd_transcribe(args) -> int:
         raise ParleyError(f"-o {out}: with several input files, -o must be a folder")
     failures = 0
     for path, stem in zip(args.files, stems):
-        bar = ProgressBar(path.name, enabled=not args.quiet)
+        bars = {"transcribing": ProgressBar(path.name, enabled=not args.quiet)}
+
+        def transcribed(transcript, path=path, bars=bars) -> None:
+            if not args.quiet:
+                lang = transcript.language or "?"
+                prob = transcript.language_probability
+                detected = f" (detected, p={prob:.2f})" if job.options.language is None and prob is not None else ""
+                print(f"{path.name}: language {lang}{detected}, {transcript.duration_s:.1f} s, "
+                      f"{len(transcript.segments)} segments", file=sys.stderr)
+            bars["translating"] = ProgressBar(f"{path.name} → {job.translate_to}", enabled=not args.quiet)
+
         try:
-            transcript = model.transcribe(path, options, progress=bar)
+            result = run_file_job(model, path, job, translate_text=translate_text, on_transcript=transcribed,
+                                  progress=lambda stage, done, total, bars=bars: bars[stage](done, total))
         except ParleyError as e:
             print(f"parley: error: {e}", file=sys.stderr)
             failures += 1
             continue
-        if not args.quiet:
-            lang = transcript.language or "?"
-            prob = transcript.language_probability
-            detected = f" (detected, p={prob:.2f})" if language is None and prob is not None else ""
-            print(f"{path.name}: language {lang}{detected}, {transcript.duration_s:.1f} s, "
-                  f"{len(transcript.segments)} segments", file=sys.stderr)
-        segments = transcript.segments
-        if target:
-            from engine.file_translation import translate_segments
-
-            tbar = ProgressBar(f"{path.name} → {target}", enabled=not args.quiet)
-            try:
-                done = translate_segments(segments, target, transcript.language, model=model, path=path,
-                                          translate_text=translate_text, progress=lambda f: tbar(f, 1.0))
-            except ParleyError as e:  # the transcript is kept: written untranslated, and said so
-                print(f"parley: error: {path}: {e}; the transcript ({transcript.language or '?'}) is written "
-                      "without a translation", file=sys.stderr)
-                failures += 1
-            else:
-                # translation only: the source's word timings no longer apply to the text
-                segments = done if args.bilingual else [dataclasses.replace(d, text=d.translation, words=())
-                                                        for d in done]
+        if result.translation_error is not None:  # the transcript is kept: written untranslated, and said so
+            print(f"parley: error: {path}: {result.translation_error}; the transcript "
+                  f"({result.transcript.language or '?'}) is written without a translation", file=sys.stderr)
+            failures += 1
+        segments = result.cues(args.bilingual)
         for fmt in _format_for(args, out):
             if out is None:
                 subtitles.write(segments, sys.stdout, fmt, bilingual=args.bilingual)
@@ -286,7 +259,7 @@ def _cmd_models(args) -> int:
     if args.models_command == "download":
         bar = ProgressBar("download")
         path = download_pack(args.repo, args.variant, args.revision, bar.stage, name=args.name,
-                                    base_url=args.hub_url, force=args.force)
+                             base_url=args.hub_url, force=args.force)
         print(path)
         return 0
     if args.models_command == "delete":

@@ -17,13 +17,12 @@ import sys
 import threading
 from pathlib import Path
 
-from engine.packs.catalogue import DEFAULT_MODEL, PRECISIONS
-from engine.packs.install import ensure_pack
 from engine.cli_args import BEAM_SIZE, THREADS, output_path, seconds_in
 from engine.errors import ParleyError
 from engine.events import Committed, Error, Partial, SentenceEnd, Stats, Status, Translated, Word
 from engine.live.options import LiveOptions
 from engine.live.policy import SENTENCE_END
+from engine.packs.catalogue import DEFAULT_MODEL, PRECISIONS
 
 log = logging.getLogger("parley")
 
@@ -231,9 +230,8 @@ class _Printer:
 
 def cmd_live(args) -> int:
     from engine import subtitles
-    from engine.runtime import resolve_device
+    from engine.jobs import open_model
     from engine.live.session import LiveSession
-    from engine.whisper import WhisperModel
 
     task = args.task
     if args.translate_to and task == "translate":
@@ -252,9 +250,7 @@ def cmd_live(args) -> int:
     if args.output is not None and fmt not in FORMATS:
         raise ParleyError(f"-o {args.output}: give --format ({', '.join(FORMATS)}) or a file ending in one")
 
-    runs_on = "cuda" if args.compute != "cpu" and "CUDAExecutionProvider" in resolve_device(args.compute)[0] else "cpu"
-    pack = ensure_pack(args.model, args.precision, runs_on)
-    model = WhisperModel.load(pack, device=args.compute, threads=args.threads)
+    model = open_model(args.model, args.precision, args.compute, args.threads)
     language = None if args.language in (None, "", "auto") else args.language
     options = LiveOptions(device=_device_arg(args.device), language=language, task=task, beam_size=args.beam_size,
                           min_step_s=args.step, first_step_s=args.first_step,

@@ -22,7 +22,8 @@ from typing import Callable, NoReturn
 from engine.errors import CancelledError, PackError
 from engine.packs.catalogue import DEFAULT_MODEL, KNOWN_MODELS, check_precision, default_precision, split_model_name
 from engine.packs.installed import ORIGIN_FILE, is_pack_dir, resolve_pack
-from engine.packs.paths import check_pack_name, install_staged, installed_pack_folder, pack_destination, pack_dir, packs_root
+from engine.packs.paths import (check_pack_name, install_staged, installed_pack_folder, pack_destination, pack_dir,
+                                 packs_root)
 from engine.packs.sources import ProgressFn, fetch_ct2_source, origin_of
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,103 @@
+"""engine.jobs driven without a front-end: the file job's rules, its results, progress, cancel, and the
+transcript kept when the translation fails (what `parley transcribe` and the app's worker both run)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from engine.errors import CancelledError, ParleyError
+from engine.jobs import FileJobResult, open_translator, plan_file_job, run_file_job, runs_on
+from engine.translate.registry import MissingPairError
+from engine.whisper.results import Segment, Transcript, Word
+
+SEGMENTS = (Segment(0, 0.0, 2.0, " Guten Morgen.", (), (Word(0.0, 1.0, " Guten", 0.9),)),
+            Segment(1, 2.0, 2.5, " ", ()),  # nothing said: no translation of its own
+            Segment(2, 2.5, 4.0, " Es ist kalt.", ()))
+
+
+class ScriptedModel:
+    """What a job needs of a WhisperModel: transcribe(path, options, progress, cancel), device and threads."""
+
+    device, threads = "cpu", 1
+
+    def __init__(self):
+        self.options = None
+
+    def transcribe(self, path, options, progress=None, cancel=None) -> Transcript:
+        self.options = options
+        for done in (2.0, 4.0):
+            if cancel is not None and cancel.is_set():
+                raise CancelledError("cancelled")
+            if progress is not None:
+                progress(done, 4.0)
+        return Transcript(SEGMENTS, "de", 0.97, 4.0)
+
+
+def shout(text: str, source: str | None, target: str) -> str:
+    return f"[{source}→{target}] {text.upper()}"
+
+
+def test_the_task_rules_are_one_set_for_every_front_end():
+    assert plan_file_job("de").options.task == "transcribe" and plan_file_job("de").translate_to is None
+    english = plan_file_job(None, translate_to="en")  # English only: Whisper translates the whole file
+    assert (english.options.task, english.translate_to) == ("translate", None)
+    both = plan_file_job(None, translate_to="en", bilingual=True)  # the app's rows, bilingual cues
+    assert (both.options.task, both.translate_to) == ("transcribe", "en")
+    assert plan_file_job("", beam_size=1, word_timestamps=True).options.language is None
+    assert plan_file_job("fr", beam_size=1).options.beam_size == 1
+    with pytest.raises(ParleyError, match="--bilingual needs --translate-to"):
+        plan_file_job(None, bilingual=True)
+    with pytest.raises(ParleyError, match="not both"):
+        plan_file_job(None, task="translate", translate_to="de")
+    assert runs_on("cpu") == "cpu"
+
+
+def test_a_file_is_transcribed_then_each_spoken_segment_translated_with_progress_in_order():
+    model, seen, transcripts = ScriptedModel(), [], []
+    job = plan_file_job(None, translate_to="pt", bilingual=True)
+    result = run_file_job(model, "talk.wav", job, translate_text=shout,
+                          progress=lambda stage, done, total: seen.append((stage, done, total)),
+                          on_transcript=lambda t: transcripts.append((t, len(seen))))
+    assert model.options is job.options
+    assert seen[:2] == [("transcribing", 2.0, 4.0), ("transcribing", 4.0, 4.0)]
+    assert [s for s, _, _ in seen[2:]] == ["translating"] * 2 and seen[-1][1:] == (1.0, 1.0)
+    assert transcripts == [(result.transcript, 2)]  # seen before the translation started
+    assert [t for _, t in result.with_translations()] == ["[de→pt] GUTEN MORGEN.", "", "[de→pt] ES IST KALT."]
+    plain = result.cues(bilingual=False)
+    assert [c.text for c in plain] == ["[de→pt] GUTEN MORGEN.", "[de→pt] ES IST KALT."]
+    assert all(c.words == () for c in plain)  # the source's word timings do not apply to a translation
+    both = result.cues(bilingual=True)
+    assert [(c.text, c.translation) for c in both][0] == ("Guten Morgen.", "[de→pt] GUTEN MORGEN.")
+    assert both[0].words == SEGMENTS[0].words
+
+
+def test_a_translation_that_fails_after_detection_keeps_the_transcript():
+    def no_pair(text, source, target):
+        raise MissingPairError(f"no translation pack for {source} → {target}")
+
+    result = run_file_job(ScriptedModel(), "talk.wav", plan_file_job(None, translate_to="pt", bilingual=True),
+                          translate_text=no_pair)
+    assert isinstance(result.translation_error, MissingPairError) and "de → pt" in str(result.translation_error)
+    assert result.translated is None and list(result.cues()) == list(SEGMENTS)
+    assert [t for _, t in result.with_translations()] == ["", "", ""]
+
+
+def test_cancel_stops_the_transcription_and_the_translation():
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(CancelledError):
+        run_file_job(ScriptedModel(), "talk.wav", plan_file_job("de"), cancel=cancel)
+    cancel = threading.Event()
+    with pytest.raises(CancelledError):  # set while the transcript is being translated
+        run_file_job(ScriptedModel(), "talk.wav", plan_file_job(None, translate_to="pt", bilingual=True),
+                     translate_text=shout, on_transcript=lambda t: cancel.set(), cancel=cancel)
+
+
+def test_no_translation_asked_is_the_transcript_alone():
+    result = run_file_job(ScriptedModel(), "talk.wav", plan_file_job("de"))
+    assert isinstance(result, FileJobResult) and result.translated is None and result.translation_error is None
+    assert result.cues() == list(SEGMENTS)
+    assert open_translator(plan_file_job("de"), ScriptedModel()) is None  # and no translator is opened
+    assert open_translator(plan_file_job(None, translate_to="en", bilingual=True), ScriptedModel()) is None
