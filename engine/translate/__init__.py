@@ -9,7 +9,7 @@ or, choosing the pack (and pivoting through English) from the installed ones:
     RouteTranslator(PairRegistry.scan()).translate(["Bonjour."], "fr", "de").texts
 """
 
-from engine.translate.hub import download_pack
+from engine.packs.hub import download_pack
 from engine.translate.pack import TranslationPack
 from engine.translate.registry import MissingPairError, PairRegistry, Route
 from engine.translate.router import RoutedTranslation, RouteTranslator

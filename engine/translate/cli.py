@@ -97,7 +97,7 @@ def _progress(name: str, done: int, total: int | None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.translate.hub import HUB_URL, download_pack
+    from engine.packs.hub import HUB_URL, download_pack
     from engine.translate.registry import PairRegistry, default_root
     from engine.translate.router import RouteTranslator
     from engine.translate.translator import Translator

@@ -63,7 +63,7 @@ def test_a_cancelled_chooser_starts_nothing(home, qtbot):
 
 def test_download_installs_the_pack(home, qtbot, tiny_pack, hub, monkeypatch):
     root, url = hub
-    monkeypatch.setattr("engine.translate.hub.HUB_URL", url)
+    monkeypatch.setattr("engine.packs.hub.HUB_URL", url)
     publish_optimum(tiny_pack, root / "someone" / "whisper-tiny")
     dialog = _dialog(qtbot, choose_repo=lambda: ("someone/whisper-tiny", "quantized"))
     fractions = []
@@ -81,7 +81,7 @@ def test_download_installs_the_pack(home, qtbot, tiny_pack, hub, monkeypatch):
 
 def test_cancelling_a_download_leaves_no_pack(home, qtbot, tiny_pack, hub, monkeypatch):
     root, url = hub
-    monkeypatch.setattr("engine.translate.hub.HUB_URL", url)
+    monkeypatch.setattr("engine.packs.hub.HUB_URL", url)
     publish_optimum(tiny_pack, root / "someone" / "whisper-tiny")
     _Hub.delay = 0.3  # per file: the download is still running when Cancel is clicked
     dialog = _dialog(qtbot, choose_repo=lambda: ("someone/whisper-tiny", ""))
