@@ -1,5 +1,5 @@
-"""The jobs both front-ends run: the command line (engine/cli.py, engine/live_cli.py) and the app's worker
-(desktop_app/worker.py) parse, show and write; what is done, and by which rules, is here.
+"""The jobs both front-ends run: the command line (engine/cli/) and the app's worker (desktop_app/worker.py)
+parse, show and write; what is done, and by which rules, is here.
 
     open_model      a model by name or pack folder, the pack's precision following the device that will run it
     plan_file_job   what a file job does: Whisper's task, and the target its segments are translated into

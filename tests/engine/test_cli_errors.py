@@ -14,6 +14,7 @@ import pytest
 import soundfile as sf
 
 from engine import cli, subtitles
+from engine.cli.transcribe import output_stems
 from engine.errors import OutputError
 from engine.logfile import detach_log_file
 from needs import require_command
@@ -91,7 +92,7 @@ def test_output_into_a_read_only_folder_is_refused(wav, tmp_path, monkeypatch, c
     folder = tmp_path / "ro"
     folder.mkdir()
     # (a chmod would not stop root, who runs CI: the check asks os.access, so ask it to say no)
-    monkeypatch.setattr("engine.cli_args.os.access", lambda path, mode: Path(path) != folder)
+    monkeypatch.setattr("engine.cli.args.os.access", lambda path, mode: Path(path) != folder)
     code, err = run_main(["transcribe", str(wav), "-o", str(folder / "out.srt")], capsys)
     assert_one_line_error(code, err, str(folder), "not writable")
     assert list(folder.iterdir()) == []
@@ -131,7 +132,7 @@ def test_an_unexpected_error_is_one_line_and_its_traceback_goes_to_the_log_file(
     def broken(args):
         raise RuntimeError("the list of packs is upside down")
 
-    monkeypatch.setattr(cli, "_cmd_models", broken)
+    monkeypatch.setattr("engine.cli.models.run", broken)
     code, err = run_main(["models", "list"], capsys)
     log_file = home / "logs" / "parley.log"
     assert_one_line_error(code, err, "RuntimeError", "upside down", str(log_file))
@@ -165,9 +166,9 @@ def test_transcription_with_a_bad_language_or_a_failing_write_is_one_line_and_le
 
 def test_outputs_of_inputs_that_share_a_name_never_overwrite_each_other():
     files = [Path("a/talk.wav"), Path("talk.mp3"), Path("b/talk.wav"), Path("x.wav"), Path("x.wav")]
-    stems = cli.output_stems(files)
+    stems = output_stems(files)
     assert stems == ["talk.wav", "talk.mp3", "talk.wav-2", "x.wav", "x.wav-2"]
-    assert cli.output_stems([Path("a.wav"), Path("b.mp3")]) == ["a", "b"]
+    assert output_stems([Path("a.wav"), Path("b.mp3")]) == ["a", "b"]
 
 
 @pytest.mark.model

@@ -19,7 +19,7 @@ from engine.audio.capture import Capture, DeviceInfo, list_devices
 from engine.audio.file_source import FileSource
 from engine.errors import AudioFileError
 from engine.events import Committed, Error, Partial, Stats
-from engine.live_cli import sentences
+from engine.cli.live import sentences
 from engine.live.session import LiveOptions, LiveSession
 from fake_audio import FakeInputStream
 from needs import require_command, require_module

@@ -166,7 +166,7 @@ def test_cli_bad_model_file_gives_one_line_naming_it_and_writes_nothing(tmp_path
 
 def test_import_installs_a_checked_pack_and_nothing_on_failure(tmp_path, tiny_packs):
     root = tmp_path / "translation"
-    env_cmd = [sys.executable, "-m", "engine.translate.cli", "translate", "--packs-root", str(root)]
+    env_cmd = [sys.executable, "-m", "engine.cli.translate", "translate", "--packs-root", str(root)]
     bad = tiny_bergamot_folder(tmp_path / "enpt-vocab")
     write_marian(bad / "model.enpt.intgemm.alphas.bin", tiny_items(vocab=41), TINY_YML.replace("- 40", "- 41"))
     proc = subprocess.run([*env_cmd, "--import", str(bad)], capture_output=True, text=True, cwd=ROOT, timeout=600)

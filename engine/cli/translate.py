@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from engine.cli_args import BEAM_SIZE, THREADS
+from engine.cli.args import BEAM_SIZE, THREADS
 from engine.errors import ParleyError
 from engine.runtime import DEVICES
 
@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m engine.translate.cli ...`` until ``parley translate`` is wired into engine/cli.py."""
+    """``python -m engine.cli.translate translate ...``: the command alone, without the rest of `parley`."""
     parser = argparse.ArgumentParser(prog="parley")
     add_parser(parser.add_subparsers(dest="command", required=True))
     return run(parser.parse_args(argv))

@@ -9,7 +9,6 @@ printed under it ("  → ...") and ``-o`` writes bilingual cues.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 import signal
@@ -17,7 +16,7 @@ import sys
 import threading
 from pathlib import Path
 
-from engine.cli_args import BEAM_SIZE, THREADS, output_path, seconds_in
+from engine.cli.args import BEAM_SIZE, THREADS, output_path, seconds_in
 from engine.errors import ParleyError
 from engine.events import Committed, Error, Partial, SentenceEnd, Stats, Status, Translated, Word
 from engine.live.options import LiveOptions
