@@ -20,7 +20,7 @@ from translate_fixtures import SENTENCES, built  # noqa: E402
 from engine.errors import LanguageError, PackError  # noqa: E402
 from engine.translate import (MissingPairError, PairRegistry, RouteTranslator, TranslateOptions,  # noqa: E402
                               TranslationPack, Translator)
-from engine.translate import cli  # noqa: E402
+from engine.cli import translate as translate_cli  # noqa: E402
 
 NO_GUARD = TranslateOptions(length_ratio=None, max_length=30)
 
@@ -176,12 +176,12 @@ def test_cli_translates_lists_and_reports_a_missing_pair(marian, tmp_path, capsy
     root = tmp_path / "packs"
     _relabel(marian, root / "opus-mt-en-de", "opus-mt-en-de", "en", "de")
     common = ["--device", "cpu", "--threads", "1", "--packs-root", str(root)]
-    assert cli.main(["translate", "The cat sat on the mat.", "--from", "en", "--to", "de", *common]) == 0
+    assert translate_cli.main(["translate", "The cat sat on the mat.", "--from", "en", "--to", "de", *common]) == 0
     out = capsys.readouterr().out.splitlines()
     expected = Translator.load(marian, "cpu", 1).translate(["The cat sat on the mat."], "en", "de")
     assert out == expected
-    assert cli.main(["translate", "--list", *common]) == 0
+    assert translate_cli.main(["translate", "--list", *common]) == 0
     assert "opus-mt-en-de" in capsys.readouterr().out
-    assert cli.main(["translate", "Hallo", "--from", "de", "--to", "ja", *common]) == 1
+    assert translate_cli.main(["translate", "Hallo", "--from", "de", "--to", "ja", *common]) == 1
     err = capsys.readouterr().err
     assert err.startswith("parley: error: no translation pack for de → ja") and "en→de" in err
