@@ -66,6 +66,8 @@ CONFIGS = {  # name → extra `parley live` arguments
     "no-pause-final": ["--no-pause-final"],  # the behaviour before: LocalAgreement and the 2 s pause only
     "step-0.5": ["--step", "0.5"],
     "first-step-0.3": ["--first-step", "0.3"],
+    "no-first-draft": ["--no-first-draft"],
+    "no-context": ["--no-context"],  # each utterance decoded alone at its pause (before 0.4)  # first words at the first regular decode only (before 0.4)
 }
 _LINE = re.compile(r"^\[(\d+):(\d+\.\d)\s*→\s*(\d+):(\d+\.\d)\]\s*(.*)$")
 

@@ -62,6 +62,10 @@ def add_parsers(sub) -> None:
                    help="commit only what two hypotheses agree on, even at pauses (the behaviour before 0.2)")
     p.add_argument("--first-step", type=seconds_in(0, 10), default=LiveOptions.first_step_s, metavar="S",
                    help="speech before an utterance's first decode (default %(default)s)")
+    p.add_argument("--first-draft", type=seconds_in(0, 10), default=None, metavar="S",
+                   help="speech before an utterance's draft decode, shown before its first decode and never "
+                        f"committed (default {LiveOptions.first_draft_s}, when less than --first-step)")
+    p.add_argument("--no-first-draft", action="store_true", help="no draft decode: first words at --first-step")
     p.add_argument("--partials", action="store_true",
                    help="print every tentative update to stderr as a line ('~ text'), also when it is not a terminal")
     p.add_argument("--encoder", choices=("audio", "full"), default="audio",
@@ -243,6 +247,12 @@ def cmd_live(args) -> int:
     if args.step <= 0 or args.agree_gap < 0 or args.first_step <= 0:
         raise ParleyError(f"--step and --first-step must be > 0 and --agree-gap >= 0 (got {args.step}, "
                           f"{args.first_step} and {args.agree_gap})")
+    if args.first_draft is not None and args.first_draft >= args.first_step:
+        raise ParleyError(f"--first-draft must be less than --first-step (got {args.first_draft} and "
+                          f"{args.first_step}); --no-first-draft turns it off")
+    first_draft = args.first_draft if args.first_draft is not None else LiveOptions.first_draft_s
+    if args.no_first_draft or first_draft is None or first_draft >= args.first_step:
+        first_draft = None  # (a first step at or before the draft's time shows the first words itself)
     if not args.no_pause_final and not 0 < args.pause < LiveOptions.policy.pause_reset_s:
         raise ParleyError(f"--pause must be > 0 and < {LiveOptions.policy.pause_reset_s} (got {args.pause})")
     fmt = args.format or (args.output.suffix.lstrip(".").lower() if args.output else None)
@@ -253,6 +263,7 @@ def cmd_live(args) -> int:
     language = None if args.language in (None, "", "auto") else args.language
     options = LiveOptions(device=_device_arg(args.device), language=language, task=task, beam_size=args.beam_size,
                           min_step_s=args.step, first_step_s=args.first_step,
+                          first_draft_s=first_draft,
                           finalize_pause_s=None if args.no_pause_final else args.pause,
                           encoder_frames=args.encoder, vad=not args.no_vad,
                           translate_to=args.translate_to or None,

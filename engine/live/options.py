@@ -23,6 +23,11 @@ class LiveOptions:
     # The first decode of an utterance comes after this much speech instead of min_step_s, so its first
     # words show up about a second after they are spoken (the rest of the utterance steps at min_step_s).
     first_step_s: float = 0.5
+    # Before that first decode, a draft decode after this much speech shows the utterance's first words
+    # sooner. The draft is display only (a Partial): it has no prompt (a short stretch decoded with the
+    # committed text as prompt can echo the prompt) and never reaches the policy, so what is committed is
+    # the same with or without it. None: no draft.
+    first_draft_s: float | None = 0.3
     # The speaker paused this long (as the VAD hears it): one decode over the buffered audio commits all of
     # it, instead of waiting for a second agreeing hypothesis and the edge guard (2–4 s). None: off, the
     # behaviour before (LocalAgreement, and the tail committed after policy.pause_reset_s of silence).
@@ -74,6 +79,8 @@ class LiveOptions:
             raise ValueError(f"encoder_frames must be 'audio' or 'full', got {self.encoder_frames!r}")
         if self.draft_interval_s is not None and self.draft_interval_s <= 0:
             raise ValueError(f"draft_interval_s must be > 0 or None, got {self.draft_interval_s}")
+        if self.first_draft_s is not None and not 0 < self.first_draft_s < self.first_step_s:
+            raise ValueError(f"first_draft_s must be None or in (0, first_step_s), got {self.first_draft_s}")
         if self.min_step_s <= 0 or self.first_step_s <= 0 or self.beam_size < 1 or self.encoder_pad_s < 0:
             raise ValueError("min_step_s and first_step_s must be > 0, beam_size ≥ 1 and encoder_pad_s ≥ 0")
         if self.finalize_pause_s is not None and not 0 < self.finalize_pause_s < self.policy.pause_reset_s:

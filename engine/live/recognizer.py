@@ -12,7 +12,9 @@ the policy (engine.live.policy) counts the audio; then at most one decode of the
 - the speaker paused ``finalize_pause_s``: decode once and commit everything up to the pause;
 - else once ``min_step_s`` of new audio is in (``first_step_s`` for an utterance's first decode, and
   more after a slow step so no backlog builds): decode and let LocalAgreement commit what two
-  hypotheses agree on.
+  hypotheses agree on;
+- else, once per utterance after ``first_draft_s`` of speech (before its first step): a draft decode
+  whose words are only shown (a ``Partial``), never committed.
 
 Committed words become ``Committed`` fragments (one sentence at most each) and, once a sentence is
 finished (its end, a pause of ``policy.pause_reset_s``, a gap, or its length), ``SentenceEnd`` for the
@@ -37,7 +39,7 @@ import numpy as np
 from engine.events import Committed, Partial, SentenceEnd, Stats, Status, Word
 from engine.features import HOP_LENGTH, SAMPLE_RATE
 from engine.live.options import LiveOptions
-from engine.live.policy import StepResult, StreamingPolicy, is_sentence_end, join_words, trim_collapsed
+from engine.live.policy import StepResult, StreamingPolicy, deloop, is_sentence_end, join_words, trim_collapsed
 from engine.whisper.decoding import DecodeOptions
 from engine.whisper.encode import EncodedAudio, encode_audio
 
@@ -188,6 +190,8 @@ class StreamingRecognizer:
         self._unfinalized = False  # speech since the last finalisation
         self._speech_s_at_final = 0.0  # the gate's speech_s at the last finalisation
         self._decoded_utterance = False  # the current utterance has been decoded at least once
+        self._drafted_utterance = False  # ... or had its draft decode
+        self.drafts = 0  # draft decodes (display only)
         self._last_step_s = 0.0
         self._last_decoded: _Decoded | None = None
         self._detected: Status | None = None  # a language detected by the last decode, not yet announced
@@ -205,12 +209,14 @@ class StreamingRecognizer:
         if self._pause_due():
             if self._blip():  # nothing to finalise, and nothing worth a decode: the buffer starts again
                 self._unfinalized = False
-                self._decoded_utterance = False
+                self._decoded_utterance = self._drafted_utterance = False
                 self._apply(self.policy.finalize(()), out)
             else:
                 self._decode_step(out, finalize=True)
         elif self._step_due():
             self._decode_step(out, finalize=False)
+        elif self._draft_due():
+            self._draft_step(out)
         return out
 
     def flush(self) -> list:
@@ -254,7 +260,7 @@ class StreamingRecognizer:
                 self.history.append(part)
             result = self.policy.insert_audio(part.size, speech)
             if result.committed or result.trim_to_s is not None:  # a pause of policy.pause_reset_s
-                self._decoded_utterance = False
+                self._decoded_utterance = self._drafted_utterance = False
                 self._unfinalized = False
                 self._apply(result, out)
                 self._close_sentence(out)
@@ -291,7 +297,32 @@ class StreamingRecognizer:
         # A step slower than min_step_s waits for as much audio as it took: the decoder never falls behind.
         return new_s >= max(due, self._last_step_s)
 
+    def _draft_due(self) -> bool:
+        draft = self.options.first_draft_s
+        if draft is None or self._decoded_utterance or self._drafted_utterance or not self.policy.has_speech:
+            return False
+        pause = self.options.finalize_pause_s
+        if pause is not None and self.gate.silence_s >= _HOLD_FOR_PAUSE * pause:
+            return False
+        return (self._since_decode / SAMPLE_RATE >= draft
+                and self._speech_since_final() >= _MIN_UTTERANCE_SPEECH_S)
+
     # --- one decode ----------------------------------------------------------------------------------------
+    def _draft_step(self, out: list) -> None:
+        """The utterance's first words, shown before its first regular decode: no prompt (a short stretch
+        decoded with the committed text as prompt can echo the prompt), loops cut, and nothing here reaches
+        the policy (the next Partial, from a regular decode, replaces it)."""
+        self._drafted_utterance = True
+        self.drafts += 1
+        hypothesis = self.recognise(self._audio, "", self.language) if self._audio.size >= HOP_LENGTH else None
+        if hypothesis is None or not hypothesis.words:
+            return
+        offset = self.policy.buffer_start_s
+        words = [_shift(w, offset) for w in deloop(trim_collapsed(hypothesis.words), 4)]
+        if words:
+            out.append(Partial(segment_id=self._segment_id, text=join_words(words), start_s=words[0].start_s,
+                               end_s=words[-1].end_s, emitted_at=self.clock()))
+
     def _decode_step(self, out: list, finalize: bool) -> None:
         started = self.timer()
         offset = self.policy.buffer_start_s
@@ -306,7 +337,7 @@ class StreamingRecognizer:
         if finalize:
             step = self.policy.finalize(words, buffer_offset_s=offset, speech_end_s=speech_end + 0.2)
             self._unfinalized = False
-            self._decoded_utterance = False
+            self._decoded_utterance = self._drafted_utterance = False
             self.finalized += 1
         else:
             step = self.policy.process(words, buffer_offset_s=offset,

@@ -62,6 +62,7 @@ NUMERIC = [
     (["live", "--input", "{wav}"], "--threads", ["0", "-2", "99999"]),
     (["live", "--input", "{wav}"], "--step", ["0", "-1", "1e9", "nan", "inf"]),
     (["live", "--input", "{wav}"], "--first-step", ["0", "-0.5", "1e9", "nan"]),
+    (["live", "--input", "{wav}"], "--first-draft", ["0", "-0.1", "nan"]),
     (["live", "--input", "{wav}"], "--agree-gap", ["-1", "1e9", "nan"]),
     (["live", "--input", "{wav}"], "--duration", ["0", "-5", "1e300", "inf", "nan"]),
     (["translate", "hello", "--from", "en", "--to", "de"], "--beam", ["0", "-3", "1000"]),
@@ -77,6 +78,11 @@ def test_a_numeric_option_out_of_range_is_one_line_naming_it(command, option, va
     code, err = run_main(argv, capsys)
     assert code == 2
     assert_one_line_error(code, err, f"argument {option}", value if value not in ("two",) else "'two'")
+
+
+def test_a_draft_after_the_first_step_is_refused_naming_both(wav, capsys):
+    code, err = run_main(["live", "--input", str(wav), "--first-step", "0.4", "--first-draft", "0.6"], capsys)
+    assert_one_line_error(code, err, "--first-draft", "--first-step", "0.6", "0.4")
 
 
 def test_output_into_a_missing_folder_fails_before_any_work_naming_it(wav, tmp_path, capsys):

@@ -32,10 +32,12 @@ class ScriptedRecognise:
     def __init__(self, words: list[Word]):
         self.words = words
         self.calls: list[tuple[float, float]] = []  # (start_s, end_s) of each decoded buffer
+        self.prompts: list[str] = []
 
     def __call__(self, audio: np.ndarray, prompt: str, language: str | None) -> Hypothesis:
         start, end = float(audio[0]) / SR, (float(audio[-1]) + 1) / SR
         self.calls.append((start, end))
+        self.prompts.append(prompt)
         heard = [dataclasses.replace(w, start_s=w.start_s - start, end_s=w.end_s - start)
                  for w in self.words if w.start_s >= start - 0.05 and w.end_s <= end - 0.05]
         return Hypothesis(tuple(heard), (), "en", encoded=("encoder output", start, end))
@@ -159,11 +161,42 @@ def test_noise_the_recogniser_hears_no_words_in_gives_no_text():
 
 def test_the_first_words_of_an_utterance_are_decoded_after_first_step_s():
     words = script((1.0, "Hello there my friend."))
-    _, out, recognise = run(words, 3.0)
+    _, out, recognise = run(words, 3.0, first_draft_s=None)
     first_decode_end = recognise.calls[0][1]
     assert first_decode_end <= 1.0 + LiveOptions().first_step_s + 0.1
     partial = next(t for t, e in out if isinstance(e, Partial) and e.text)
     assert partial - words[0].end_s <= 0.5
+
+
+def test_a_draft_shows_each_utterances_first_words_sooner_and_changes_nothing_committed():
+    words = script((1.0, "Hello there my friend."), (4.0, "See you soon."), (6.5, "Bye for now."), word_s=0.2)
+    rec, out, recognise = run(words, 8.5)
+    _, plain, plain_calls = run(words, 8.5, first_draft_s=None)
+    assert committed_text(out) == committed_text(plain) == "Hello there my friend. See you soon. Bye for now."
+    assert [e.text for _, e in out if isinstance(e, FinalSentence)] == \
+        [e.text for _, e in plain if isinstance(e, FinalSentence)]
+    assert rec.drafts == 3 and len(recognise.calls) == len(plain_calls.calls) + 3  # one per utterance
+    for start, first_word in ((1.0, words[0]), (4.0, words[4]), (6.5, words[7])):
+        shown = next(t for t, e in out if isinstance(e, Partial) and e.text and t > start)
+        shown_plain = next(t for t, e in plain if isinstance(e, Partial) and e.text and t > start)
+        assert shown <= start + LiveOptions().first_draft_s + 0.1 < shown_plain
+        assert shown - first_word.end_s <= 0.2
+    # The draft is decoded without the committed text as its prompt (a short stretch can echo a prompt).
+    regular = set(plain_calls.calls)
+    draft_prompts = [p for call, p in zip(recognise.calls, recognise.prompts) if call not in regular]
+    assert draft_prompts == ["", "", ""]
+    assert any(p for call, p in zip(recognise.calls, recognise.prompts) if call in regular)
+
+
+def test_no_draft_for_a_blip_or_silence():
+    words = script((0.5, "One two three."))
+    gate = ScriptedGate(words + [Word(3.0, 3.05, " (click)")])
+    recognise = ScriptedRecognise(words)
+    rec = StreamingRecognizer(recognise, LiveOptions(language="en"), gate, realtime=False,
+                              timer=lambda: 0.0, clock=lambda: 0.0)
+    for first in range(0, 6 * SR, 1600):
+        rec.feed(np.arange(first, first + 1600, dtype=np.float32))
+    assert rec.drafts == 1 and all(end <= 2.0 for _, end in recognise.calls)
 
 
 @pytest.mark.parametrize("chunk_s", [0.02, 0.5])
@@ -192,8 +225,8 @@ def test_a_slow_machine_waits_out_its_backlog_but_not_at_an_utterances_first_ste
     words = script((0.5, "One two three four five six seven eight."), (6.0, "Nine ten eleven."))
     recognise = ScriptedRecognise(words)
     ticks = iter(range(1000))
-    rec = StreamingRecognizer(recognise, LiveOptions(language="en"), ScriptedGate(words), realtime=True,
-                              timer=lambda: 1.5 * next(ticks), clock=lambda: 0.0)
+    rec = StreamingRecognizer(recognise, LiveOptions(language="en", first_draft_s=None), ScriptedGate(words),
+                              realtime=True, timer=lambda: 1.5 * next(ticks), clock=lambda: 0.0)
     for first in range(0, 9 * SR, 1600):
         rec.feed(np.arange(first, first + 1600, dtype=np.float32))
     ends = [end for _, end in recognise.calls]
@@ -201,3 +234,4 @@ def test_a_slow_machine_waits_out_its_backlog_but_not_at_an_utterances_first_ste
     assert gaps and min(gaps) >= 1.5 - 1e-6  # the backlog rule while speech runs
     second = [end for end in ends if end > 6.0]
     assert second and second[0] <= 6.0 + LiveOptions().first_step_s + 0.15, ends
+
