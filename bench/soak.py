@@ -55,6 +55,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--speed", type=float, default=1.0,
                     help="release the audio at this many times real time (default 1: as live); 0 fast-forwards")
+    ap.add_argument("--out", type=Path, default=None, help="also write the figures as JSON here (and .md beside it)")
     args = ap.parse_args()
 
     from engine.packs.installed import resolve_pack
@@ -104,12 +105,41 @@ def main() -> int:
     print(f"committed words {len(words)}, WER vs script {clips.wer(script, text):.3f}, max buffer {max_buffer[0]:.1f} s")
     print(f"8-grams repeated back to back: {len(loops)}" + (f" e.g. {loops[0]!r}" if loops else ""))
     dropped = session.source.dropped_blocks
+    if args.out is not None:
+        write_report(args, {
+            "audio_min": round(audio.size / SR / 60, 1), "pace": pace, "step_s": args.step, "pack": pack.name,
+            "wall_s": round(wall), "rss_mb": {k: round(v) for k, v in rss.items()},
+            "rss_growth_after_5min_mb": round(rss["end"] - base), "committed_words": len(words),
+            "wer": round(clips.wer(script, text), 4), "max_buffer_s": round(max_buffer[0], 1),
+            "repeated_8grams": len(loops), "repeated_example": loops[0] if loops else None,
+            "dropped_blocks": dropped if args.speed > 0 else None})
     if args.speed <= 0:
         print("dropped blocks: not measured (fast-forward: no clock to fall behind)")
         return 0
     print(f"dropped blocks: {dropped} of {audio.size // round(0.05 * SR)} (50 ms blocks the ring had to drop "
           "because the session fell behind)")
     return 1 if dropped else 0
+
+
+def write_report(args, figures: dict) -> None:
+    import json
+    import os
+    import platform
+
+    report = {"date": time.strftime("%Y-%m-%d %H:%M"), "command": "bench/soak.py " + " ".join(sys.argv[1:]),
+              "machine": {"cores": os.cpu_count(), "python": platform.python_version()}, "threads": args.threads,
+              **figures}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1, ensure_ascii=False))
+    rss = figures["rss_mb"]
+    args.out.with_suffix(".md").write_text(
+        f"Soak, {report['date']}, {os.cpu_count()} cores, {figures['pack']}, {args.threads} threads. `{report['command']}`\n\n"
+        f"| audio | pace | wall | RSS at 5 min → end (growth) | 8-grams repeated | WER | max buffer | dropped |\n"
+        f"|---|---|---|---|---|---|---|---|\n"
+        f"| {figures['audio_min']} min | {figures['pace']} | {figures['wall_s']} s | {rss.get('5min', rss['start'])} → "
+        f"{rss['end']} MB ({figures['rss_growth_after_5min_mb']:+d} MB) | {figures['repeated_8grams']} | "
+        f"{100 * figures['wer']:.2f} % | {figures['max_buffer_s']} s | "
+        f"{'not measured (fast-forward)' if figures['dropped_blocks'] is None else figures['dropped_blocks']} |\n")
 
 
 if __name__ == "__main__":
