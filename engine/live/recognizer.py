@@ -165,7 +165,7 @@ class StreamingRecognizer:
                  keep_history: bool = False, timer: Callable[[], float] = time.perf_counter,
                  clock: Callable[[], float] = time.monotonic):
         """``gate``: anything with ``update(chunk) -> bool`` (speech in it) and ``silence_s`` (silence up to
-        now), e.g. engine.vad.VadGate; None: a LevelGate at ``options.silence_threshold_db``. ``realtime``:
+        now), e.g. engine.audio.vad.VadGate; None: a LevelGate at ``options.silence_threshold_db``. ``realtime``:
         the audio arrives as it is spoken (a slow step then waits for as much audio as it took); False for
         a file fast-forwarded, whose steps stay ``min_step_s`` whatever the machine's load. ``keep_history``:
         keep the last 28 s of audio for speech translation. ``timer`` measures steps; ``clock`` stamps events."""

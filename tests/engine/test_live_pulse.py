@@ -70,7 +70,9 @@ def test_a_sentence_followed_by_a_pause_is_final_before_the_next_one_starts(mode
     first_end = ends[0]
     committed = [c for c in events if isinstance(c, Committed) and c.segment_id <= first_end.segment_id]
     text = " ".join(c.text for c in committed).lower()
-    assert "train" in text and "city" in text and "umbrella" not in text, text
+    # The first sentence and nothing of the second (only "train" is asked for: greedy whisper-base hears
+    # espeak-ng's "to the city leaves" as "took a city leave" or "took a silly nap" now and then).
+    assert "train" in text and "umbrella" not in text and "coat" not in text, text
     # Final before the next sentence shows up at all (as tentative text), and within a second of its pause.
     second_shown = next((e.emitted_at for e in events if isinstance(e, (Partial, Committed))
                          and any(w in e.text.lower() for w in ("please", "bring", "coat"))), float("inf"))
