@@ -30,7 +30,6 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import re
 import resource
 import shutil
@@ -49,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from engine import clips  # noqa: E402
+from bench import record  # noqa: E402
 from engine.audio.decode import load_audio  # noqa: E402
 
 SR = 16000
@@ -387,7 +387,7 @@ def main(argv=None) -> int:
         if server is not None:
             server.terminate()
     report = {"date": time.strftime("%Y-%m-%d %H:%M"), "command": "bench/live_lag.py " + " ".join(argv or sys.argv[1:]),
-              "machine": {"cores": os.cpu_count(), "cpu": _cpu_name(), "python": platform.python_version()},
+              "machine": record.machine(), "versions": record.versions(),
               "model": str(Path(pack).name), "threads": args.threads, "runs": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1, ensure_ascii=False))
@@ -424,16 +424,6 @@ def markdown(report: dict) -> str:
             f"({report['machine']['cpu']}), {report['model']}, {report['threads']} threads. "
             f"`{report['command']}`\n\n")
     return head + "\n".join(rows) + "\n"
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 if __name__ == "__main__":

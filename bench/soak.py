@@ -123,17 +123,16 @@ def main() -> int:
 
 def write_report(args, figures: dict) -> None:
     import json
-    import os
-    import platform
+
+    from bench import record
 
     report = {"date": time.strftime("%Y-%m-%d %H:%M"), "command": "bench/soak.py " + " ".join(sys.argv[1:]),
-              "machine": {"cores": os.cpu_count(), "python": platform.python_version()}, "threads": args.threads,
-              **figures}
+              "machine": record.machine(), "versions": record.versions(), "threads": args.threads, **figures}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1, ensure_ascii=False))
     rss = figures["rss_mb"]
     args.out.with_suffix(".md").write_text(
-        f"Soak, {report['date']}, {os.cpu_count()} cores, {figures['pack']}, {args.threads} threads. `{report['command']}`\n\n"
+        f"Soak, {report['date']}, {report['machine']['cores']} cores, {figures['pack']}, {args.threads} threads. `{report['command']}`\n\n"
         f"| audio | pace | wall | RSS at 5 min → end (growth) | 8-grams repeated | WER | max buffer | dropped |\n"
         f"|---|---|---|---|---|---|---|---|\n"
         f"| {figures['audio_min']} min | {figures['pace']} | {figures['wall_s']} s | {rss.get('5min', rss['start'])} → "

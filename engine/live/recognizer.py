@@ -286,9 +286,8 @@ class StreamingRecognizer:
         new_s = self._since_decode / SAMPLE_RATE
         if self.options.finalize_pause_s is None and self._speech_ended and new_s > 0:
             return True  # the gate closed: one decode over the whole utterance settles its last words
-        pause = self.options.finalize_pause_s
-        if pause is not None and self.gate.silence_s >= _HOLD_FOR_PAUSE * pause:
-            return False  # the speaker is pausing: a step now would only delay the finalising decode
+        if self._pausing():
+            return False  # a step now would only delay the finalising decode
         due = self.options.min_step_s if self._decoded_utterance else self.options.first_step_s
         if not self._decoded_utterance and self._speech_since_final() < _MIN_UTTERANCE_SPEECH_S:
             return False  # a blip so far: wait until it is speech (or a pause ends it without a decode)
@@ -297,12 +296,16 @@ class StreamingRecognizer:
         # A step slower than min_step_s waits for as much audio as it took: the decoder never falls behind.
         return new_s >= max(due, self._last_step_s)
 
+    def _pausing(self) -> bool:
+        """The silence is long enough that the finalising decode is due within a few tenths of a second."""
+        pause = self.options.finalize_pause_s
+        return pause is not None and self.gate.silence_s >= _HOLD_FOR_PAUSE * pause
+
     def _draft_due(self) -> bool:
         draft = self.options.first_draft_s
         if draft is None or self._decoded_utterance or self._drafted_utterance or not self.policy.has_speech:
             return False
-        pause = self.options.finalize_pause_s
-        if pause is not None and self.gate.silence_s >= _HOLD_FOR_PAUSE * pause:
+        if self._pausing():
             return False
         return (self._since_decode / SAMPLE_RATE >= draft
                 and self._speech_since_final() >= _MIN_UTTERANCE_SPEECH_S)
