@@ -12,7 +12,8 @@
    run once before timing: CUDA kernels are compiled and tuned on first use).
 4. Decode step: milliseconds per token of the decoder (batch 1 and batch 5 = beam search), with and
    without IO binding (the K/V cache kept on the device between steps vs. copied to the host and back),
-   over 100 steps after a prompt.
+   over 100 steps after a prompt; and milliseconds per beam reorder (batch 5, each step's self-attention
+   K/V rows reordered as beam search does), with IO binding selected on the device by the shared runtime.
 
 Prints a table and writes bench/results/gpu_check-<time>.json. Exit status 0 when every check passes.
 """
@@ -76,6 +77,30 @@ def decode_step_ms(model, mel: np.ndarray, batch: int, steps: int, io_binding: b
         decoder.io_binding = saved
 
 
+def reorder_ms(model, mel: np.ndarray, batch: int, steps: int, io_binding: bool) -> float:
+    """Median ms per beam reorder of the self-attention K/V over `steps` decoder steps of `batch` rows
+    (the cache grows by one position a step, as in beam search; only the reorder is timed)."""
+    decoder = model.decoder
+    saved = decoder.io_binding
+    decoder.io_binding = io_binding
+    try:
+        audio = model.encode(mel)
+        prompt = model.tokenizer.sot_sequence("en", "transcribe") + [model.tokenizer.special.no_timestamps]
+        _, cache = decoder.prefill(audio, prompt)
+        cache = decoder.tile(cache, batch)
+        token = np.full(batch, model.tokenizer.encode(" the")[0], dtype=np.int64)
+        source = np.roll(np.arange(batch), 1)  # never the identity, which reorder skips
+        times = []
+        for _ in range(steps):
+            decoder.step(cache, token)
+            t0 = time.perf_counter()
+            decoder.reorder(cache, source)
+            times.append(time.perf_counter() - t0)
+        return 1000 * statistics.median(times[5:] or times)
+    finally:
+        decoder.io_binding = saved
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
@@ -131,10 +156,13 @@ def main() -> int:
             binding = [False, True]  # on the CPU too: the binding path is then exercised by the dry run
             run["step_ms"] = {f"batch{b}{'-iobinding' if io else ''}": decode_step_ms(model, mel, b, args.steps, io)
                               for b in (1, 5) for io in binding}
+            run["reorder_ms"] = {f"batch5{'-iobinding' if io else ''}": reorder_ms(model, mel, 5, args.steps, io)
+                                 for io in binding}
             results["runs"][key] = run
             print(f"{key:10s} provider {model.provider:22s} io_binding {str(run['io_binding']):5s} load {load_s:5.2f} s  "
                   f"wall {wall:6.2f} s  RTF {run['rtf']:.4f}  WER {100 * run['wer']:.1f}%  "
-                  + "  ".join(f"{k} {v:.2f} ms/step" for k, v in run["step_ms"].items()))
+                  + "  ".join(f"{k} {v:.2f} ms/step" for k, v in run["step_ms"].items())
+                  + "  " + "  ".join(f"reorder {k} {v:.3f} ms" for k, v in run["reorder_ms"].items()))
             del model
     by_precision = {k.split("-")[0]: r for k, r in results["runs"].items() if k.endswith(args.device)}
     if "fp16" in by_precision and "fp32" in by_precision:

@@ -21,6 +21,7 @@ from engine import runtime
 from engine.errors import LanguageError
 from engine.features import N_SAMPLES, log_mel_spectrogram
 from engine.packs.whisper_pack import WhisperPack
+from engine.seq2seq import DecoderSessions
 from engine.tokenizer import WhisperTokenizer
 from engine.whisper import window
 from engine.whisper.decoding import DecodeOptions
@@ -46,15 +47,8 @@ class WhisperModel:
         enc = runtime.create_session(files["encoder"], device, threads)
         self.provider = runtime.provider_of(enc)
         on_cuda = self.provider == runtime.CUDA
-        if files["decoder"].is_file() and files["decoder_with_past"].is_file():
-            first = runtime.create_session(files["decoder"], device, threads)
-            with_past = runtime.create_session(files["decoder_with_past"], device, threads)
-            merged = False
-        else:
-            first = with_past = runtime.create_session(files["decoder_merged"], device, threads)
-            merged = True
         self.encoder = Encoder(enc, pack)
-        self.decoder = Decoder(pack, first, with_past, merged,
+        self.decoder = Decoder(pack, DecoderSessions.open(files, device, threads),
                                io_binding=on_cuda if io_binding is None else io_binding,
                                device_type="cuda" if on_cuda else "cpu")
         self._lock = threading.Lock()  # sessions are thread-safe, but one decode at a time keeps RAM flat

@@ -8,7 +8,10 @@ go through one call (batch = beams). With the merged decoder, steps ignore its `
 outputs (empty in our packs) and keep the cross K/V of the prompt pass.
 
 On CUDA (or with ``io_binding=True``) the K/V tensors stay as onnxruntime values on the device between
-steps: outputs are bound to the device and fed back, only the logits come to the host.
+steps: outputs are bound to the device and fed back, only the logits come to the host; beam reorder and
+tiling select their rows on the device too. Sessions, binding and row selection are the shared runtime's
+(engine.seq2seq.CachedDecoder); what is Whisper's here is the feed: its tensor names, the prompt pass,
+the cross-attention broadcast probe and the alignment-heads pass.
 """
 
 from __future__ import annotations
@@ -23,15 +26,9 @@ import onnxruntime as ort
 from engine import runtime
 from engine.features import N_FRAMES
 from engine.packs.whisper_pack import WhisperPack
+from engine.seq2seq import DTYPES, CachedDecoder, DecoderSessions
 
 log = logging.getLogger(__name__)
-
-_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int64)": np.int64,
-           "tensor(int32)": np.int32, "tensor(bool)": np.bool_}
-
-
-def input_dtypes(session: ort.InferenceSession) -> dict[str, Any]:
-    return {i.name: _DTYPES.get(i.type, np.float32) for i in session.get_inputs()}
 
 
 class Encoder:
@@ -41,7 +38,7 @@ class Encoder:
         self.n_mels = pack.dims.n_mels
         inp = session.get_inputs()[0]
         self.input_name = inp.name
-        self.dtype = _DTYPES.get(inp.type, np.float32)
+        self.dtype = DTYPES.get(inp.type, np.float32)
         self.output_name = session.get_outputs()[0].name
 
     def frames_for(self, n_frames: int) -> int:
@@ -81,20 +78,13 @@ class KVCache:
     length: int
 
 
-class Decoder:
-    def __init__(self, pack: WhisperPack, first: ort.InferenceSession, with_past: ort.InferenceSession,
-                 merged: bool, io_binding: bool, device_type: str = "cpu"):
-        self.first = first
-        self.with_past = with_past
-        self.merged = merged
-        self.io_binding = io_binding
-        self.device_type = device_type
+class Decoder(CachedDecoder):
+    def __init__(self, pack: WhisperPack, sessions: DecoderSessions, io_binding: bool, device_type: str = "cpu"):
+        super().__init__(sessions, io_binding, device_type)
         n = pack.dims.n_text_layer
         self.self_names = [f"{i}.decoder.{kv}" for i in range(n) for kv in ("key", "value")]
         self.cross_names = [f"{i}.encoder.{kv}" for i in range(n) for kv in ("key", "value")]
-        self.first_inputs = input_dtypes(first)
-        self.past_inputs = input_dtypes(with_past)
-        self.first_outputs = {o.name for o in first.get_outputs()}
+        self.first_outputs = {o.name for o in self.first.get_outputs()}
         self.has_cross_attentions = "cross_attentions" in self.first_outputs
         self.kv_dtype = self.past_inputs.get("past_key_values.0.decoder.key", np.float32)
         self.n_head = pack.dims.n_text_head
@@ -109,27 +99,6 @@ class Decoder:
 
     def _ids(self, tokens: np.ndarray, declared: dict[str, Any]) -> np.ndarray:
         return np.ascontiguousarray(tokens, dtype=declared.get("input_ids", np.int64))
-
-    def _run(self, session: ort.InferenceSession, feeds: dict[str, Any], outputs: list[str],
-             host_outputs: int) -> list[Any]:
-        """Run with the first host_outputs outputs returned as numpy and the rest kept as they are
-        (numpy without binding; device OrtValues with binding)."""
-        if not self.io_binding:
-            return session.run(outputs, feeds)
-        binding = session.io_binding()
-        for name, value in feeds.items():
-            if isinstance(value, ort.OrtValue):
-                binding.bind_ortvalue_input(name, value)
-            else:
-                binding.bind_cpu_input(name, value)
-        for i, name in enumerate(outputs):
-            if i < host_outputs:
-                binding.bind_output(name, "cpu")
-            else:
-                binding.bind_output(name, self.device_type, 0)
-        session.run_with_iobinding(binding)
-        values = binding.get_outputs()
-        return [v.numpy() if i < host_outputs else v for i, v in enumerate(values)]
 
     def _empty_past(self, batch: int) -> np.ndarray:
         if self._empty_kv is None or self._empty_kv.shape[0] != batch:
@@ -150,7 +119,7 @@ class Decoder:
             for k in (*self.self_names, *self.cross_names):
                 feeds[f"past_key_values.{k}"] = empty
             feeds["use_cache_branch"] = np.array([False])
-        out = self._run(self.first, feeds, self._prefill_out, host_outputs=1)
+        out = self.run(self.first, feeds, self._prefill_out, host_outputs=1)
         n = len(self.self_names)
         cache = KVCache(self_kv=list(out[1:1 + n]), cross_kv=list(out[1 + n:]), batch=1, length=len(tokens))
         return out[0][0].astype(np.float32, copy=False), cache
@@ -167,7 +136,7 @@ class Decoder:
         if "encoder_hidden_states" in self.past_inputs:  # some hub decoders declare it but ignore it
             feeds["encoder_hidden_states"] = np.zeros((cache.batch, 1, self.head_dim * self.n_head),
                                                       dtype=self.past_inputs["encoder_hidden_states"])
-        out = self._run(self.with_past, feeds, self._step_out, host_outputs=1)
+        out = self.run(self.with_past, feeds, self._step_out, host_outputs=1)
         cache.self_kv = list(out[1:])
         cache.length += 1
         return out[0][:, -1].astype(np.float32, copy=False)
@@ -180,14 +149,15 @@ class Decoder:
         once per model against the repeated form): no 5 × 37 MB copy per window for beam search."""
         if n == 1:
             return KVCache(list(cache.self_kv), list(cache.cross_kv), batch=1, length=cache.length)
-        self_kv = [self._map(v, lambda a: np.repeat(a, n, axis=0)) for v in cache.self_kv]
+        rows = np.repeat(np.arange(cache.batch), n)  # as np.repeat(kv, n, axis=0)
+        self_kv = self.take(cache.self_kv, rows)
         if self.cross_broadcast is None:
             self.cross_broadcast = self._probe_broadcast(n)
             log.debug("cross-attention K/V broadcast over the batch: %s", self.cross_broadcast)
         if self.cross_broadcast:
             cross_kv = list(cache.cross_kv)
         else:
-            cross_kv = [self._map(v, lambda a: np.repeat(a, n, axis=0)) for v in cache.cross_kv]
+            cross_kv = self.take(cache.cross_kv, rows)
         return KVCache(self_kv, cross_kv, batch=n, length=cache.length)
 
     def _probe_broadcast(self, n: int) -> bool:
@@ -203,7 +173,7 @@ class Decoder:
             self_kv = [ort.OrtValue.ortvalue_from_numpy(a, self.device_type, 0) for a in self_kv]
             cross = [ort.OrtValue.ortvalue_from_numpy(a, self.device_type, 0) for a in cross]
         tokens = np.arange(n, dtype=np.int64) + 1000  # distinct rows, so a mixed-up batch shows
-        repeated = [self._map(v, lambda a: np.repeat(a, n, axis=0)) for v in cross]
+        repeated = self.take(cross, np.zeros(n, dtype=np.int64))
         try:
             want = self.step(KVCache(list(self_kv), repeated, n, 1), tokens)
             got = self.step(KVCache(list(self_kv), list(cross), n, 1), tokens)
@@ -215,15 +185,11 @@ class Decoder:
 
     def reorder(self, cache: KVCache, source: np.ndarray) -> None:
         """Row i of the self-attention cache becomes row source[i]. The cross-attention cache is the
-        same for every row of a window, so it stays."""
+        same for every row of a window, so it stays. With IO binding the rows are selected on the
+        device (engine.seq2seq.device_gather): no K/V tensor comes to the host."""
         if np.array_equal(source, np.arange(cache.batch)):
             return
-        cache.self_kv = [self._map(v, lambda a: np.take(a, source, axis=0)) for v in cache.self_kv]
-
-    def _map(self, value: Any, fn) -> Any:
-        if isinstance(value, ort.OrtValue):  # a device round trip; only per window or on beam reorder
-            return ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(fn(value.numpy())), self.device_type, 0)
-        return fn(value)
+        cache.self_kv = self.take(cache.self_kv, source)  # on the device when bound: no host round trip
 
     def cross_attentions(self, audio: np.ndarray, tokens: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """One pass over a whole token sequence for word timing: (logits [seq, n_vocab],

@@ -1,6 +1,6 @@
 """bench/gpu_check.py, the script a GPU machine runs, works end to end: its CPU dry run measures what the GPU run
-measures (providers, IO binding, transcripts, RTF, ms per decode step), and asking for CUDA where there is none
-fails the check with onnxruntime's reason instead of passing on the CPU."""
+measures (providers, IO binding, transcripts, RTF, ms per decode step and per beam reorder), and asking for CUDA
+where there is none fails the check with onnxruntime's reason instead of passing on the CPU."""
 
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ def test_the_dry_run_on_the_cpu_measures_every_check(pack_int8, pack_fp32, tmp_p
         assert r["provider"] == "CPUExecutionProvider" and r["rtf"] > 0 and r["wer"] < 0.3
         assert set(r["step_ms"]) == {"batch1", "batch5", "batch1-iobinding", "batch5-iobinding"}
         assert all(0 < ms < 1000 for ms in r["step_ms"].values())
+        assert set(r["reorder_ms"]) == {"batch5", "batch5-iobinding"}
+        assert all(0 < ms < 1000 for ms in r["reorder_ms"].values())
         assert "train" in r["texts"]["en01"].lower()
     assert "all checks passed" in proc.stdout
 

@@ -185,3 +185,14 @@ def test_cli_translates_lists_and_reports_a_missing_pair(marian, tmp_path, capsy
     assert translate_cli.main(["translate", "Hallo", "--from", "de", "--to", "ja", *common]) == 1
     err = capsys.readouterr().err
     assert err.startswith("parley: error: no translation pack for de → ja") and "en→de" in err
+
+
+def test_io_binding_translates_the_same(marian):
+    """The CUDA code path (K/V kept as device values, beam rows selected on the device) run on the CPU."""
+    from engine.translate.model import Seq2SeqModel
+
+    plain = Translator.load(marian, "cpu", 1)
+    bound = Translator(plain.pack, Seq2SeqModel(plain.pack, "cpu", 1, io_binding=True), plain.tokenizer)
+    for beams in (1, 3):
+        assert bound.translate(SENTENCES, "en", "de", beams, NO_GUARD) == plain.translate(SENTENCES, "en", "de",
+                                                                                         beams, NO_GUARD)
