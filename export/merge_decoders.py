@@ -31,7 +31,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from engine.packs.whisper_pack import sha256_file
+from engine.packs.files import sha256_file
 
 log = logging.getLogger(__name__)
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from engine.cli.progress import ProgressBar
 from engine.packs.catalogue import DEFAULT_MODEL, KNOWN_MODELS, PRECISIONS
 from engine.packs.install import build_pack, delete_pack, download_pack, import_pack
-from engine.packs.installed import installed_packs, resolve_pack
+from engine.packs.installed import foreign_folders, installed_packs, resolve_pack
 from engine.packs.paths import packs_root
 
 
@@ -41,23 +42,40 @@ def add_parser(subparsers) -> None:
     pth.add_argument("--precision", choices=PRECISIONS, default=None)
 
 
+def _list() -> int:
+    """The packs (each checked: a damaged one says which file), the folders that are not packs, the known
+    models; exit 1 with one line naming every damaged pack and its file when any is damaged."""
+    packs = installed_packs(check=True)
+    print(f"packs folder: {packs_root()}")
+    if packs:
+        print(f"{'pack':<28} {'precision':<9} {'size':>9}  source")
+        for p in packs:
+            print(f"{p.path.name:<28} {p.precision:<9} {p.size_bytes / 1e6:8.1f}M  "
+                  f"{'DAMAGED: ' + p.problem if p.problem else p.source}")
+    else:
+        print("no packs installed")
+    foreign = foreign_folders()
+    if foreign:
+        print("\nnot packs (ignored):")
+        for _, reason in foreign:
+            print(f"  {reason}")
+    print("\nknown models (build with `parley models build NAME --precision int8|fp32|fp16`):")
+    for km in KNOWN_MODELS.values():
+        print(f"  {km.name:<26} {km.description}")
+    print("\nother models: `parley models import PATH` (an ONNX pack, or a CTranslate2 / OpenAI .pt / "
+          "Hugging Face checkpoint)\n              `parley models download REPO [--variant quantized]` "
+          "(an Optimum ONNX repository on the Hugging Face hub)")
+    damaged = [p for p in packs if p.problem]
+    if damaged:
+        print(f"parley: error: {len(damaged)} damaged pack{'s' if len(damaged) > 1 else ''}: "
+              + "; ".join(f"{p.path.name}: {p.problem}" for p in damaged), file=sys.stderr)
+        return 1
+    return 0
+
+
 def run(args) -> int:
     if args.models_command == "list":
-        packs = installed_packs()
-        print(f"packs folder: {packs_root()}")
-        if packs:
-            print(f"{'pack':<28} {'precision':<9} {'size':>9}  source")
-            for p in packs:
-                print(f"{p.path.name:<28} {p.precision:<9} {p.size_bytes / 1e6:8.1f}M  {p.source}")
-        else:
-            print("no packs installed")
-        print("\nknown models (build with `parley models build NAME --precision int8|fp32|fp16`):")
-        for km in KNOWN_MODELS.values():
-            print(f"  {km.name:<26} {km.description}")
-        print("\nother models: `parley models import PATH` (an ONNX pack, or a CTranslate2 / OpenAI .pt / "
-              "Hugging Face checkpoint)\n              `parley models download REPO [--variant quantized]` "
-              "(an Optimum ONNX repository on the Hugging Face hub)")
-        return 0
+        return _list()
     if args.models_command == "build":
         bar = ProgressBar("build")
         path = build_pack(args.name, args.precision, bar.stage, force=args.force)

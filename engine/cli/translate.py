@@ -130,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
             for pack in registry.packs:
                 pairs = ", ".join(f"{s}→{t}" for s, t in pack.pairs)
                 print(f"{pack.name} ({pack.architecture}, {pack.precision}) {pack.path}: {pairs}")
+            for folder, error in registry.unusable.items():
+                print(f"{folder.name}: cannot be used: {error}")
             return 0
         if not args.source or not args.target:
             print("parley: error: say which languages: --from <code> --to <code> (e.g. --from en --to de)",

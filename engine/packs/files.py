@@ -1,10 +1,14 @@
 """The files of an encoder–decoder pack in the Optimum ONNX layout, shared by Whisper and text packs: their
-names, where the graphs sit (at the top or in ``onnx/``), one sha256 helper, and the check run on every load
-(graphs and tokenizer present, each listed file at its listed size)."""
+names, where the graphs sit (at the top or in ``onnx/``), one sha256 helper, the check run on every load
+(graphs and tokenizer present, each listed file at its listed size), and the sha256 check run before a pack's
+graphs are opened, remembered in a ``.verified`` stamp keyed by each file's mtime and size so that a pack is
+hashed once, not on every start."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 from pathlib import Path
 
 from engine.errors import PackError
@@ -14,6 +18,9 @@ DECODER = "decoder_model.onnx"
 DECODER_WITH_PAST = "decoder_with_past_model.onnx"
 DECODER_MERGED = "decoder_model_merged.onnx"
 TOKENIZER = "tokenizer.json"
+STAMP = ".verified"
+
+log = logging.getLogger(__name__)
 
 
 def sha256_file(path: Path) -> str:
@@ -56,3 +63,34 @@ def check_files(path: Path, files: dict[str, Path], checksums: dict[str, tuple[s
         if size is not None and file.stat().st_size != size:
             raise PackError(f"{file}: {file.stat().st_size} bytes where the pack lists {size}: the file is "
                             f"corrupt or incomplete; {hint}")
+
+
+def verify_checksums(path: Path, checksums: dict[str, tuple[str | None, int | None]], what: str, hint: str) -> None:
+    """PackError naming the first file of the `what` at `path` whose sha256 differs from the pack's listed one
+    (same size, other bytes: a damaged copy, a disk error, an edited file), ending with `hint`. Files already
+    hashed at their current mtime and size are skipped (``.verified``)."""
+    stamp_path = path / STAMP
+    try:
+        stamp = json.loads(stamp_path.read_text())
+    except (OSError, ValueError):
+        stamp = {}
+    changed = False
+    for name, (sha, _) in checksums.items():
+        if not sha:
+            continue
+        file = path / name
+        st = file.stat()
+        key = [st.st_mtime_ns, st.st_size, sha]
+        if stamp.get(name) == key:
+            continue
+        digest = sha256_file(file)
+        if digest != sha:
+            raise PackError(f"{file}: sha256 {digest[:12]}… does not match the {what}'s {sha[:12]}…: the file is "
+                            f"corrupt; {hint}")
+        stamp[name] = key
+        changed = True
+    if changed:
+        try:
+            stamp_path.write_text(json.dumps(stamp))
+        except OSError as e:  # a read-only pack folder is fine, it just gets hashed again next time
+            log.debug("cannot write %s: %s", stamp_path, e)

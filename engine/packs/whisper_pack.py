@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 from pathlib import Path
 
 from engine.errors import PackError
-from engine.packs.files import TOKENIZER, check_files, graph_files, sha256_file
-
-log = logging.getLogger(__name__)
-
-STAMP = ".verified"
+from engine.packs.catalogue import KNOWN_MODELS
+from engine.packs.files import STAMP, TOKENIZER, check_files, graph_files, verify_checksums  # noqa: F401 - STAMP
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,8 +46,13 @@ class SpecialTokens:
     timestamp_begin: int
 
 
-def _rebuild_hint(name: str) -> str:
-    return f"rebuild it with `parley models build {name}`"
+def _rebuild_hint(name: str, folder: str | None = None) -> str:
+    """How to get a good copy: build a known model again; import or download any other again, under the name
+    of its folder."""
+    if name in KNOWN_MODELS:
+        return f"rebuild it with `parley models build {name}`"
+    return (f"import it again (`parley models import <folder> --name {folder or name} --force`) or download it "
+            "again (`parley models download <repo> --force`)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +90,7 @@ class WhisperPack:
     # -- validation -------------------------------------------------------------------------------
 
     def _check_files(self) -> None:
-        check_files(self.path, self.files, self.checksums, "model pack", _rebuild_hint(self.name))
+        check_files(self.path, self.files, self.checksums, "model pack", _rebuild_hint(self.name, self.path.name))
 
     def verify(self, full: bool = True) -> None:
         """Check sizes, and with full=True each file's sha256 against parley.json (hub packs list
@@ -97,31 +98,7 @@ class WhisperPack:
         self._check_files()
         if not full:
             return
-        stamp_path = self.path / STAMP
-        try:
-            stamp = json.loads(stamp_path.read_text())
-        except (OSError, ValueError):
-            stamp = {}
-        changed = False
-        for name, (sha, _) in self.checksums.items():
-            if not sha:
-                continue
-            file = self.path / name
-            st = file.stat()
-            key = [st.st_mtime_ns, st.st_size, sha]
-            if stamp.get(name) == key:
-                continue
-            digest = sha256_file(file)
-            if digest != sha:
-                raise PackError(f"{file}: sha256 {digest[:12]}… does not match the pack's {sha[:12]}…: the file is "
-                                f"corrupt; {_rebuild_hint(self.name)}")
-            stamp[name] = key
-            changed = True
-        if changed:
-            try:
-                stamp_path.write_text(json.dumps(stamp))
-            except OSError as e:  # a read-only pack folder is fine, it just gets hashed again next time
-                log.debug("cannot write %s: %s", stamp_path, e)
+        verify_checksums(self.path, self.checksums, "model pack", _rebuild_hint(self.name, self.path.name))
 
 
 def _read_json(file: Path, name: str) -> dict:

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 from engine.errors import PackError
-from engine.packs.files import TOKENIZER, check_files, graph_files
+from engine.packs.files import TOKENIZER, check_files, graph_files, verify_checksums
 from engine.translate.languages import canonical
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,11 @@ class TranslationPack:
     def _check_files(self) -> None:
         check_files(self.path, self.files, self.checksums, "translation pack", _hint(self.path, self.architecture))
 
+    def verify(self) -> None:
+        """Each file's sha256 against parley.json (hub packs list none), once per file version (``.verified``):
+        run before the graphs are opened, so a damaged copy is named instead of translating nonsense."""
+        verify_checksums(self.path, self.checksums, "translation pack", _hint(self.path, self.architecture))
+
 
 def _read_json(file: Path, required: bool = True) -> dict:
     try:
@@ -134,6 +139,9 @@ def _from_parley_json(path: Path, meta_path: Path) -> dict:
 def _from_hub(path: Path) -> dict:
     """What parley.json would say, from an Optimum export's config, generation config and tokenizer."""
     config = _read_json(path / "config.json")
+    if config.get("model_type") not in ("marian", "m2m_100"):
+        raise PackError(f"{path / 'config.json'}: model_type {config.get('model_type')!r} is not a text-translation "
+                        "model Parley runs (marian, m2m_100 for NLLB-200 and M2M100); remove the folder")
     gen = _read_json(path / "generation_config.json", required=False)
     vocab = _read_json(path / TOKENIZER)
     pieces = {t["content"]: int(t["id"]) for t in vocab.get("added_tokens", [])}

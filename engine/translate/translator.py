@@ -60,6 +60,7 @@ class Translator:
     def load(cls, pack_dir: str | Path | TranslationPack, device: str = "auto", threads: int | None = None
              ) -> Translator:
         pack = pack_dir if isinstance(pack_dir, TranslationPack) else TranslationPack.load(pack_dir)
+        pack.verify()
         try:
             tokenizer = Tokenizer.from_file(str(pack.files["tokenizer"]))
         except Exception as e:  # tokenizers raises a plain Exception on malformed JSON

@@ -75,7 +75,7 @@ def test_same_size_corruption_is_caught_by_sha256_once_and_then_remembered(fake_
 
 def test_verified_stamp_skips_rehashing_unchanged_files(fake_pack, monkeypatch):
     WhisperPack.load(fake_pack, verify=True)
-    import engine.packs.whisper_pack as pack_module
+    import engine.packs.files as pack_module
 
     def boom(_):
         raise AssertionError("hashed again")
