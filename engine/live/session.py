@@ -26,7 +26,7 @@ import numpy as np
 import soundfile as sf
 
 from engine.errors import AudioDeviceError, ParleyError
-from engine.events import Committed, Error, Level, Partial, Stats, Status
+from engine.events import Committed, Error, Level, Partial, SessionEnded, Stats, Status
 from engine.features import SAMPLE_RATE
 from engine.live.options import LiveOptions
 from engine.live.recognizer import FinalSentence, StreamingRecognizer, WhisperRecognise
@@ -190,6 +190,7 @@ class LiveSession:
                 self.translator.close(timeout=0 if self._abort.is_set() else None)
             self._emit(Status("stopped" if not self.failed else "stopped after an error",
                               emitted_at=time.monotonic()))
+            self._emit(SessionEnded(self.failed or None, emitted_at=time.monotonic()))
 
     def _drain(self) -> None:
         try:
