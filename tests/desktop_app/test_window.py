@@ -6,7 +6,8 @@ from PySide6.QtCore import QSettings, Qt
 
 from desktop_app.settings import AppSettings
 from desktop_app.transcript_model import TEXT_COL, TRANSLATION_COL, SegmentRow
-from engine.events import Committed, Level, Partial, Stats, Translated, Word
+from desktop_app.states import LiveState
+from engine.events import Committed, Level, Partial, SessionEnded, Stats, Status, Translated, Word
 
 
 def _grey(window, row: int, col: int) -> bool:
@@ -25,6 +26,17 @@ def test_window_opens_without_a_model_and_says_what_to_do(make_window, qtbot):
     assert "no model is loaded" in window.banner.message()
     assert "Traceback" not in window.banner.message()
     assert window.open_action.isEnabled() and window.controls.start_button.isEnabled()
+
+
+def test_a_session_that_ends_by_itself_returns_the_window_to_idle(make_window, qtbot):
+    """SessionEnded (the file ran out, the device went away) finishes the session; a Status message does not."""
+    window = make_window(load_model=False)
+    window._set_live_state(LiveState.RUNNING)
+    window._on_live_event(Status("stopped"))
+    assert window.live_state() is LiveState.RUNNING and window.status.currentMessage() == "stopped"
+    window._on_live_event(SessionEnded())
+    qtbot.waitUntil(lambda: window.live_state() is LiveState.IDLE)
+    assert window.controls.start_button.text().endswith("Start") and window.open_action.isEnabled()
 
 
 def test_start_without_a_model_reports_and_returns_to_idle(make_window, qtbot):
