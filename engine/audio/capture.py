@@ -8,7 +8,13 @@ System audio on Linux: PulseAudio and PipeWire (pipewire-pulse) offer each outpu
 recording source. PortAudio sees the whole sound server as one ALSA device, ``pulse``; which source it
 records is chosen by the ``PULSE_SOURCE`` environment variable at the moment the stream opens. So
 ``list_devices`` adds the server's sources (from ``pactl``) and marks monitors as "what the computer
-plays", and ``Capture`` opens them through the ``pulse`` device with ``PULSE_SOURCE`` set.
+plays", and ``Capture`` opens them through the ``pulse`` device with ``PULSE_SOURCE`` set. When that source
+goes away (a USB microphone unplugged, a sink unloaded), the sound server moves the recording to another
+source without a word and PortAudio keeps delivering, so ``Capture`` asks ``pactl`` every few seconds whether
+its source is still there, and fails naming it when it is not.
+
+A device that PortAudio says is in use (``Device unavailable``) is reported as busy; one that only runs at a
+low rate (an 8 kHz headset) is opened at that rate and resampled to 16 kHz.
 
 The stream factory is injectable: tests pass ``FakeInputStream.factory(clip, rate)`` (tests/fake_audio.py),
 which replays a clip through the same callback path on a thread of its own.
@@ -35,7 +41,8 @@ from engine.events import Level
 
 log = logging.getLogger(__name__)
 
-FALLBACK_RATES = (48000, 44100, 16000)
+FALLBACK_RATES = (48000, 44100, 16000, 32000, 22050, 8000)
+SOURCE_CHECK_S = 2.0  # how often a pulse source's presence is asked of pactl
 _PULSE_ENV_LOCK = threading.Lock()  # PULSE_SOURCE is process-wide: one stream opens at a time
 
 
@@ -99,6 +106,20 @@ def pulse_sources(run: Callable[..., subprocess.CompletedProcess] = subprocess.r
         if len(fields) >= 4:
             out.append(_pulse_device(fields[1], fields[1], fields[3], fields[1].endswith(".monitor")))
     return out
+
+
+def pulse_source_names(run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> set[str] | None:
+    """The names of the sound server's sources now; None when pactl cannot say (no pactl, no server)."""
+    if shutil.which("pactl") is None:
+        return None
+    try:
+        proc = run(["pactl", "list", "short", "sources"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError) as e:
+        log.info("pactl could not list sources: %s", e)
+        return None
+    if proc.returncode != 0:
+        return None
+    return {fields[1] for line in proc.stdout.splitlines() if len(fields := line.split("\t")) >= 2}
 
 
 def _pulse_device(name: str, description: str, spec: str, monitor: bool) -> DeviceInfo:
@@ -182,7 +203,10 @@ class Capture:
 
     def __init__(self, device: DeviceInfo | int | str | None, ring: AudioRing | None = None,
                  sample_rate: int | None = None, stream_factory: Callable[..., Any] | None = None,
-                 block_s: float = 0.05, stall_timeout_s: float | None = 3.0):
+                 block_s: float = 0.05, stall_timeout_s: float | None = 3.0,
+                 source_names: Callable[[], set[str] | None] = pulse_source_names):
+        """``source_names``: the sound server's sources now (None: unknown), asked every SOURCE_CHECK_S while a
+        pulse source records, to notice that it was removed."""
         self.device = find_device(device)
         self.ring = ring if ring is not None else AudioRing()
         self.block_s = block_s
@@ -201,6 +225,8 @@ class Capture:
         self._stopping = False
         self._failed: str | None = None
         self._last_block_at = 0.0
+        self._source_names = source_names
+        self._source_checked_at = 0.0
         self.last_level = Level(float("-inf"), 0.0)
 
     # --- lifecycle -----------------------------------------------------------------------------------
@@ -212,6 +238,10 @@ class Capture:
             try:
                 stream = self._open(factory, rate, channels)
             except Exception as e:  # PortAudioError, ValueError from sounddevice, or a fake's error
+                if _is_busy(e):
+                    raise AudioDeviceError(
+                        f"the audio device {self.device.name!r} is busy: another program is using it ({e}); "
+                        "close that program, or choose another device (`parley devices` lists them)") from e
                 errors.append(f"{rate} Hz: {e}")
                 log.info("%s does not open at %d Hz: %s", self.device.name, rate, e)
                 continue
@@ -226,7 +256,7 @@ class Capture:
         self._resampler = Resampler(self.sample_rate, SAMPLE_RATE)
         self._stopping = False
         self._failed = None
-        self._last_block_at = time.monotonic()
+        self._last_block_at = self._source_checked_at = time.monotonic()
         try:
             self._stream.start()
         except Exception as e:
@@ -299,6 +329,8 @@ class Capture:
             raise RuntimeError("Capture.read() before start()")
         live = self._stream is not None
         blocks = self.ring.get_all(timeout if live else 0)
+        if live:
+            self._check_source()
         if not blocks:
             self._check_health(live)
             return np.zeros(0, np.float32)
@@ -317,6 +349,20 @@ class Capture:
         parts.append(self._resampler.flush())
         return np.concatenate(parts)
 
+    def _check_source(self) -> None:
+        """A pulse source that is gone: fail now, since what the stream delivers comes from another source."""
+        if self.device.pulse_source is None or self._failed is not None:
+            return
+        now = time.monotonic()
+        if now - self._source_checked_at < SOURCE_CHECK_S:
+            return
+        self._source_checked_at = now
+        names = self._source_names()
+        if names is not None and self.device.pulse_source not in names:
+            self._failed = (f"({self.device.pulse_source}) was removed (unplugged, or its sound card or output "
+                            "went away)")
+            self._check_health(True)
+
     def _check_health(self, live: bool) -> None:
         if self._failed is None and live and self.stall_timeout_s is not None:
             if time.monotonic() - self._last_block_at > self.stall_timeout_s:
@@ -324,6 +370,12 @@ class Capture:
         if self._failed is not None:
             raise AudioDeviceError(f"the audio device {self.device.name!r} {self._failed}; check the "
                                    "connection, then choose a device and start again")
+
+
+def _is_busy(error: Exception) -> bool:
+    """PortAudio's paDeviceUnavailable (-9985): the device exists but another program holds it."""
+    text = str(error)
+    return "-9985" in text or "Device unavailable" in text or "Device or resource busy" in text
 
 
 def _candidate_rates(default_rate: float) -> list[int]:

@@ -1,0 +1,154 @@
+"""Capture devices that go wrong: one unplugged mid-stream (a PulseAudio sink unloaded while `parley live`
+records its monitor), one another program holds (busy), one that only runs at 8 kHz. Each is a message naming
+the device, and nothing already heard is lost."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest_pulse import pulse_server  # noqa: F401  (fixture)
+from engine.audio.capture import Capture, DeviceInfo, list_devices
+from engine.audio.decode import resample
+from engine.errors import AudioDeviceError
+from fake_audio import FakeInputStream
+from needs import require_command
+
+ROOT = Path(__file__).resolve().parents[2]
+SR = 16000
+UNPLUG_SINK = "parley_unplug"  # a sink of this test's own, so the shared parley_test sink stays
+
+
+def tone(seconds: float, rate: int, hz: float = 1000.0) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.5 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+def read_all(capture: Capture, n_samples: int, deadline_s: float = 10.0) -> np.ndarray:
+    parts, got = [], 0
+    end = time.monotonic() + deadline_s
+    while got < n_samples and time.monotonic() < end:
+        part = capture.read(0.2)
+        parts.append(part)
+        got += part.size
+    capture.stop()
+    return np.concatenate([*parts, capture.drain()])
+
+
+@pytest.mark.parametrize("default_rate", [8000.0, 44100.0], ids=["says-8k", "claims-44.1k"])
+def test_an_8khz_only_device_is_opened_at_8khz_and_resampled_to_16khz(default_rate):
+    """A fake stream (PulseAudio resamples any source, so it cannot show an 8 kHz-only device): it refuses every
+    rate but 8000 as PortAudio does ('Invalid sample rate [PaErrorCode -9997]'), also when the device's default
+    rate says otherwise, as some headset drivers do."""
+    clip = tone(1.0, 8000, hz=440.0)
+    capture = Capture(DeviceInfo(3, "Bluetooth Headset (HFP)", "ALSA", 1, default_rate),
+                      stream_factory=FakeInputStream.factory(clip, 8000, supported_rates=(8000,)))
+    capture.start()
+    got = read_all(capture, SR - 1000)  # (the resampler holds its last few samples back until drained)
+    assert capture.sample_rate == 8000
+    assert got.size == SR  # one second at 16 kHz, nothing dropped
+    np.testing.assert_allclose(got, resample(clip, 8000, SR), atol=1e-5)
+
+
+BUSY = """
+import sounddevice
+from engine.audio.capture import Capture, DeviceInfo
+opened = []
+def busy(**kwargs):
+    opened.append(kwargs["samplerate"])
+    raise sounddevice.PortAudioError("Error opening InputStream: Device unavailable [PaErrorCode -9985]")
+try:
+    Capture(DeviceInfo(2, "USB Audio CODEC: Audio (hw:1,0)", "ALSA", 2, 48000.0), stream_factory=busy).start()
+except Exception as e:
+    print(type(e).__name__, opened, e)
+"""
+
+
+def test_a_busy_device_is_said_to_be_busy_naming_it():
+    """A fake stream that fails to open with PortAudio's own error type and message for a device another program
+    holds (an ALSA hw device opened exclusively; PulseAudio mixes its clients, so it cannot make one busy). In a
+    process of its own: importing sounddevice fixes PortAudio's device list, and the PulseAudio tests after this
+    one need it read once their server runs."""
+    proc = subprocess.run([sys.executable, "-c", BUSY], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    kind, message = proc.stdout.split(" ", 1)
+    assert kind == "AudioDeviceError", proc.stdout
+    assert message.startswith("[48000] ")  # told at once, not after trying every rate
+    assert "'USB Audio CODEC: Audio (hw:1,0)' is busy" in message and "another program" in message
+    assert "Device unavailable" in message and "close that program" in message
+
+
+@pytest.fixture
+def unplug_sink(pulse_server):  # noqa: F811
+    """A null sink loaded for this test; the test unloads it (unplugs it), or the fixture does afterwards."""
+    pactl = ["pactl", "--server", pulse_server.server]
+    module = subprocess.run(pactl + ["load-module", "module-null-sink", f"sink_name={UNPLUG_SINK}", "rate=48000"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    state = {"module": module, "unplug": lambda: subprocess.run(pactl + ["unload-module", module], check=True)}
+    yield state
+    subprocess.run(pactl + ["unload-module", module], capture_output=True)  # (already gone when unplugged)
+
+
+@pytest.mark.pulse
+def test_a_pulse_source_removed_mid_stream_fails_naming_it_instead_of_recording_another_one(unplug_sink):
+    """PulseAudio moves a recording whose source goes away to another source and PortAudio keeps delivering
+    (seen: blocks of silence from the default monitor), so the capture must notice by itself."""
+    device = next(d for d in list_devices() if d.pulse_source == f"{UNPLUG_SINK}.monitor")
+    capture = Capture(device)
+    capture.start()
+    try:
+        got = 0
+        end = time.monotonic() + 5
+        while time.monotonic() < end:
+            got += capture.read(0.2).size
+        assert got > SR, "the monitor delivered no audio before the unplug"
+        unplug_sink["unplug"]()
+        unplugged_at = time.monotonic()
+        with pytest.raises(AudioDeviceError) as err:
+            while time.monotonic() - unplugged_at < 10:
+                capture.read(0.2)
+        assert time.monotonic() - unplugged_at < 5, "the removal took too long to notice"
+    finally:
+        capture.stop()
+    assert f"({UNPLUG_SINK}.monitor) was removed" in str(err.value)
+
+
+@pytest.mark.model
+@pytest.mark.pulse
+def test_parley_live_on_a_device_unplugged_mid_stream_ends_naming_it_and_keeps_what_it_heard(
+        unplug_sink, pulse_server, pack_int8, tmp_path):  # noqa: F811
+    require_command("espeak-ng", "espeak-ng")
+    speech = tmp_path / "said.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(speech),
+                    "The train to the city leaves at nine in the morning."], check=True)
+    audio, rate = sf.read(speech, dtype="float32")
+    sf.write(speech, np.concatenate([audio, np.zeros(int(2.5 * rate), np.float32)]), rate)  # a pause ends it
+    out = tmp_path / "heard.srt"
+    env = {**os.environ, **pulse_server.env, "PARLEY_HOME": str(tmp_path / "home")}
+    live = subprocess.Popen([sys.executable, "-m", "engine", "live", "--model", str(pack_int8), "--language", "en",
+                             "--threads", "2", "--device", f"{UNPLUG_SINK}.monitor", "-o", str(out)],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(4.0)  # the model loads, the monitor stream starts
+        subprocess.run(["paplay", f"--device={UNPLUG_SINK}", str(speech)], check=True, timeout=60,
+                       env={**os.environ, **pulse_server.env})
+        time.sleep(3.0)  # the sentence is finalised at its pause
+        unplug_sink["unplug"]()
+        stdout, stderr = live.communicate(timeout=30)
+    finally:
+        if live.poll() is None:
+            live.kill()
+            live.communicate()
+    assert live.returncode == 1, stderr
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("parley: error: ")]
+    assert len(errors) == 1 and f"({UNPLUG_SINK}.monitor) was removed" in errors[0], stderr
+    assert "train" in stdout.lower(), (stdout, stderr)  # the sentence heard before the unplug was printed
+    assert out.is_file() and "train" in out.read_text().lower(), stderr  # and written
