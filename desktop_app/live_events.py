@@ -42,7 +42,9 @@ def apply_live_event(window: LiveView, event) -> None:
         case SentenceEnd():
             model.finish_sentence(event.segment_id)
         case Translated():
-            if not model.set_translation(event.segment_id, event.text.strip(), bool(event.draft)):
+            if event.error is not None:
+                model.set_translation_note(event.segment_id, f"not translated: {event.error}")
+            elif not model.set_translation(event.segment_id, event.text.strip(), bool(event.draft)):
                 log.debug("translation for unknown segment %s dropped", event.segment_id)
             if window.view.isColumnHidden(2):
                 window.view.set_translation_visible(True)

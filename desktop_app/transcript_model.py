@@ -28,6 +28,7 @@ class SegmentRow:
     end_s: float
     text: str
     translation: str = ""
+    translation_note: str = ""  # why there is no translation (no pack for the pair, a damaged pack): shown, not exported
     committed: bool = True
     translation_draft: bool = False
     words: tuple = ()
@@ -102,7 +103,7 @@ class TranscriptModel(QAbstractTableModel):
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole):
             if col == TIME_COL:
                 return format_clock(row.start_s)
-            return row.text if col == TEXT_COL else row.translation
+            return row.text if col == TEXT_COL else (row.translation or row.translation_note)
         if role == Qt.ItemDataRole.ToolTipRole:
             tip = f"{format_clock(row.start_s, True)} → {format_clock(row.end_s, True)}" + (
                 "" if row.committed else " (tentative)")
@@ -117,7 +118,7 @@ class TranscriptModel(QAbstractTableModel):
             return font
         if role == Qt.ItemDataRole.ForegroundRole:
             grey = (col == TIME_COL or not row.committed
-                    or (col == TRANSLATION_COL and row.translation_draft))
+                    or (col == TRANSLATION_COL and (row.translation_draft or not row.translation)))
             if grey:
                 return QApplication.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text) \
                     if col != TIME_COL else QColor(128, 128, 128)
@@ -274,6 +275,15 @@ class TranscriptModel(QAbstractTableModel):
             return
         row.start_s, row.end_s, row.text = start_s, end_s, text
         self._changed(i)
+
+    def set_translation_note(self, key, note: str) -> bool:
+        """Say in the translation's place why segment ``key`` has none (kept out of exports)."""
+        i = self._by_key.get(key)
+        if i is None:
+            return False
+        self._rows[i].translation_note = note
+        self._changed(i)
+        return True
 
     def set_translation(self, key, text: str, draft: bool = False) -> bool:
         i = self._by_key.get(key)

@@ -60,6 +60,7 @@ class Translated:
     draft: bool  # True: translation of a tentative tail, replaced later
     emitted_at: float
     language: str | None = None  # target language code
+    error: str | None = None  # why this sentence has no translation (text is then ""), shown in its place
 
 
 @dataclasses.dataclass(frozen=True)

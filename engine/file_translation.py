@@ -51,11 +51,13 @@ def segment_audio(path: str | Path, segments: Sequence, margin_s: float = 0.1) -
         yield seg, buf[max(0, a - buf_start):max(0, b - buf_start)].copy()
 
 
-def text_translator(target: str, device: str, threads: int | None) -> Callable[[str, str | None, str], str]:
-    """The installed packs' translator into ``target`` (MissingPairError now, naming the pairs, if none)."""
+def text_translator(target: str, device: str, threads: int | None, source: str | None = None
+                    ) -> Callable[[str, str | None, str], str]:
+    """The installed packs' translator into ``target`` (MissingPairError now, naming the pairs, if none, or
+    if none serves the spoken language ``source`` when it is given)."""
     from engine.translate.installed import InstalledTextTranslator
 
-    return InstalledTextTranslator.into(target, device, threads)
+    return InstalledTextTranslator.into(target, device, threads, source)
 
 
 def translate_segments(segments: Iterable, target: str, source: str | None, *, model=None, path=None,

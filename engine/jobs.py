@@ -73,7 +73,8 @@ def open_translator(job: FileJob, model: WhisperModel) -> Callable[[str, str | N
     """The installed text packs' translator the job needs (None when it needs none: no target, or English,
     which Whisper translates from the audio). A missing pair fails here, before the long part."""
     if job.translate_to and job.translate_to != "en":
-        return file_translation.text_translator(job.translate_to, model.device, model.threads)
+        return file_translation.text_translator(job.translate_to, model.device, model.threads,
+                                                job.options.language)
     return None
 
 

@@ -186,6 +186,10 @@ class _Printer:
                     print(f"~ {event.text}", file=sys.stderr, flush=True)
                 self._redraw()
             elif isinstance(event, Translated):
+                if event.error is not None:  # the sentence stays; its line says why it has no translation
+                    self._clear()
+                    print(f"    → (not translated: {event.error})", flush=True)
+                    return
                 if event.draft:
                     if not self.quiet:
                         self._tail = f"{self._tail}  → {event.text}"

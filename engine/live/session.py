@@ -79,7 +79,8 @@ class LiveSession:
         if target and target != "en" and self._text_translator is None:
             from engine.translate.installed import InstalledTextTranslator
 
-            self._text_translator = InstalledTextTranslator.into(target, self.model.device, self.model.threads)
+            self._text_translator = InstalledTextTranslator.into(target, self.model.device, self.model.threads,
+                                                                 opts.language)
         self.recognizer = StreamingRecognizer(WhisperRecognise(self.model, opts), opts, gate,
                                               realtime=getattr(self.source, "realtime", True),
                                               keep_history=bool(target))

@@ -119,8 +119,12 @@ class LiveTranslator:
                 out = work()
             except Exception as e:  # noqa: BLE001 - a failed translation must not stop the session
                 log.warning("could not translate segment %s: %s", segment_id, e)
-                if not draft:
-                    self._announce(f"translation failed: {e}")
+                if not draft:  # the row says why in the translation's place; the status line says it once
+                    reason = self._why_not(job.language, e)
+                    self._announce(f"translation failed: {reason}")
+                    event = Translated(segment_id=segment_id, text="", draft=False, emitted_at=time.monotonic(),
+                                       language=self.target, error=reason)
+                    self.emit(event)
                 continue
             self.busy_s += time.perf_counter() - started
             if not out:
@@ -149,6 +153,10 @@ class LiveTranslator:
         if kind == "pivot":
             self._announce(f"translating {source} → {self.target} via English (two text packs)")
         return self.text_translator(text, source, self.target)
+
+    def _why_not(self, source: str | None, error: Exception) -> str:
+        why_not = getattr(self.text_translator, "why_not", None)
+        return why_not(source, self.target, error) if why_not is not None else str(error)
 
     def _speech_to_english(self, text: str, source: str | None, encoded, audio: np.ndarray | None) -> str:
         if encoded is not None:
