@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 from typing import Callable
 
@@ -22,6 +21,7 @@ from desktop_app.model_choice import model_entries, pack_label
 from desktop_app.settings import AppSettings
 from desktop_app.states import LiveState, ModelState
 from desktop_app.status_bar import StatusBar
+from desktop_app.training import TrainingController
 from desktop_app.transcript_model import TranscriptModel
 from desktop_app.transcript_view import TranscriptView
 from desktop_app.worker import EngineWorker, FileRequest, FileResult, LiveRequest, ModelInfo
@@ -40,7 +40,6 @@ class MainWindow(QMainWindow):
     _live_start_requested = Signal(object)
     _live_stop_requested = Signal()
     closed = Signal()  # after shutdown: the worker thread has finished
-    corrections_saved = Signal(object)  # engine.corrections.SaveReport, from the saving thread
 
     def __init__(self, settings: AppSettings, model_loader: Callable | None = None,
                  audio_source_factory: Callable | None = None, list_devices: Callable | None = None):
@@ -75,15 +74,13 @@ class MainWindow(QMainWindow):
         self._model_state = ModelState.NONE
         self._close_when_idle = False
         self._closed = False
-        self._transcript_audio: str | None = None  # the audio the transcript was heard from
-        self._saving = False
-        self._improve_dialog = None  # desktop_app.improve.ImproveDialog, kept while it may run
+        self.training = TrainingController(self, settings, self.transcript, self.status, self.show_error,
+                                           lambda: self._live_state is LiveState.IDLE,
+                                           self.controls.model_path, self._use_pack)
 
         self._start_worker(model_loader, audio_source_factory)
         self._build_menus()
         self._connect_controls()
-        self.transcript.corrected.connect(self._on_corrected)
-        self.corrections_saved.connect(self._on_corrections_saved, Qt.ConnectionType.QueuedConnection)
         self._restore_settings()
         self.view.set_translation_visible(bool(self.controls.target_language()))
         app = QApplication.instance()
@@ -149,6 +146,7 @@ class MainWindow(QMainWindow):
                                                                self.save_corrections)
         self.save_corrections_action.setShortcut(QKeySequence("Ctrl+Shift+S"))
         self.save_corrections_action.setEnabled(False)
+        self.training.save_action = self.save_corrections_action
         self.improve_action = training_menu.addAction("&Improve recognition…", self.open_improve_dialog)
         training_menu.addSeparator()
         self.record_live_action = training_menu.addAction("&Record live sessions (to correct their lines)")
@@ -269,8 +267,7 @@ class MainWindow(QMainWindow):
 
     def _on_file_done(self, result: FileResult) -> None:
         self.transcript.set_rows(result.rows)
-        self._transcript_audio = result.path
-        self.save_corrections_action.setEnabled(False)
+        self.training.new_transcript(result.path)
         self.view.set_translation_visible(self.transcript.has_translation() or bool(self.controls.target_language()))
         if not self.controls.source_language():
             self.controls.show_detected(result.language, result.language_probability)
@@ -316,10 +313,9 @@ class MainWindow(QMainWindow):
         self.view.set_translation_visible(bool(target))
         device = self.controls.devices.current_device()
         self._set_live_state(LiveState.STARTING)
-        self._transcript_audio = self._new_recording()
-        self.save_corrections_action.setEnabled(False)
+        self.training.new_transcript(self.training.new_recording())
         self._live_start_requested.emit(LiveRequest(device, self.controls.source_language(), target,
-                                                    self._transcript_audio))
+                                                    self.training.audio))
 
     def stop_live(self) -> None:
         if self._live_state in (LiveState.STARTING, LiveState.RUNNING):
@@ -358,102 +354,16 @@ class MainWindow(QMainWindow):
     def live_state(self) -> LiveState:
         return self._live_state
 
-    # Training data: corrected lines with their audio; the fine-tune that learns from them
-    def _new_recording(self) -> str | None:
-        """Where this live session's audio is kept (so its lines can be corrected into training data); None
-        when recording is turned off (Training → Record live sessions)."""
-        from engine.corrections import new_recording_path
-
-        if not self.settings.record_live:
-            return None
-        try:
-            return str(new_recording_path())
-        except OSError as e:
-            log.warning("live audio will not be recorded: %s", e)
-            return None
-
-    def _on_corrected(self, _row: int) -> None:
-        n = len(self.transcript.corrections())
-        self.save_corrections_action.setEnabled(n > 0 and not self._saving)
-        if self._transcript_audio is None:
-            self.status.showMessage("Corrected. This transcript's audio was not kept, so it cannot become "
-                                    "training data.", 6000)
-        else:
-            self.status.showMessage(f"{n} corrected line{'s' if n != 1 else ''} not yet saved: Training → Save "
-                                    "corrections as training data (Ctrl+Shift+S).", 6000)
-
+    # Training data: corrected lines with their audio; the fine-tune that learns from them (TrainingController)
     def save_corrections(self, folder: Path | None = None, anchor_folder: Path | None = None) -> bool:
-        """Save the corrected rows with their audio as clips for the fine-tune, in the background, and up to
-        20 uncorrected rows (with the model's own text) as the anchors that keep what it knows."""
-        from engine.corrections import Correction, pick_anchors
-
-        rows = self.transcript.corrections()
-        if not rows or self._saving:
-            return False
-        if self._live_state is not LiveState.IDLE:
-            self.show_error("Stop live transcription before saving corrections (the recording is still open).")
-            return False
-        if self._transcript_audio is None or not Path(self._transcript_audio).is_file():
-            why = "" if self.settings.record_live else \
-                " (recording live sessions is off: Training → Record live sessions)"
-            self.show_error("The audio of this transcript was not kept, so its corrections cannot be saved as "
-                            f"training data{why}. Open the file again or record a new live session.")
-            return False
-        audio = Path(self._transcript_audio)
-        items = [Correction(audio, r.start_s, r.end_s, r.text, r.heard or "") for r in rows]
-        # The lines left as they were keep what the model knows (the anchors of the Fisher-weighted L_reg).
-        kept = pick_anchors([Correction(audio, r.start_s, r.end_s, r.text, r.text)
-                             for r in self.transcript.committed_rows() if r.heard is None])
-        self._saving = True
-        self.save_corrections_action.setEnabled(False)
-        self.status.showMessage(f"Saving {len(items)} corrected line(s)…")
-
-        def work() -> None:
-            from engine.corrections import SaveReport, anchors_root, save_corrections
-
-            anchor_dir = anchor_folder or anchors_root()
-            try:
-                report = save_corrections(items, folder, drop_from=anchor_dir)
-                anchors = save_corrections(kept, anchor_dir) if kept else SaveReport()
-            except Exception as e:  # noqa: BLE001 - a sentence in the window, never a dead thread
-                report, anchors = SaveReport(skipped=[describe_error(e, "saving corrections")]), SaveReport()
-            self.corrections_saved.emit((rows, report, anchors))
-
-        threading.Thread(target=work, name="parley-save-corrections", daemon=True).start()
-        return True
-
-    def _on_corrections_saved(self, payload) -> None:
-        rows, report, anchors = payload
-        self._saving = False
-        self.transcript.mark_saved([rows[i] for i in report.saved_indices])
-        self.save_corrections_action.setEnabled(bool(self.transcript.corrections()))
-        if report.skipped:
-            self.show_error(report.summary())
-        kept = f" (and {len(anchors.saved)} line(s) it got right, to keep what it knows)" if anchors.saved else ""
-        self.status.showMessage(report.summary().rstrip(".") + kept + ". Training → Improve recognition… learns "
-                                "from them.", 8000)
+        return self.training.save_corrections(folder, anchor_folder)
 
     def open_improve_dialog(self):
-        """The fine-tune runs in the background: the dialog is not modal, and the window stays usable."""
-        from desktop_app.improve import ImproveDialog
+        return self.training.open_improve_dialog()
 
-        dialog = self._improve_dialog
-        if dialog is not None and dialog.running():
-            dialog.show()
-            dialog.raise_()
-            return dialog
-        if dialog is not None:
-            dialog.deleteLater()
-        dialog = ImproveDialog(self.controls.model_path() or None, self)
-        dialog.installed.connect(self._on_improved_pack)
-        self._improve_dialog = dialog
-        dialog.show()
-        return dialog
-
-    def _on_improved_pack(self, path: str) -> None:
+    def _use_pack(self, path: str) -> None:
         self.refresh_models(select=path)
         self.load_selected_model()
-        self.status.showMessage(f"Now using the improved model {Path(path).name}.", 8000)
 
     # Output
     def _update_overlay(self) -> None:
@@ -509,8 +419,7 @@ class MainWindow(QMainWindow):
         if self._closed:
             return
         self._closed = True
-        if self._improve_dialog is not None:  # a fine-tune still running is cancelled, not orphaned
-            self._improve_dialog.cancel()
+        self.training.shutdown()
         self.save_settings()
         self.overlay.hide()
         self.overlay.close()

@@ -187,7 +187,7 @@ def improve_shots(args) -> int:
             row, text = fix.split("=", 1)
             window.transcript.setData(window.transcript.index(int(row), TEXT_COL), text)
         window.save_corrections()
-        wait(app, lambda: not window._saving, 60)
+        wait(app, lambda: not window.training.saving, 60)
         dialog = window.open_improve_dialog()
         dialog.move(420, 240)
         dialog.start()
