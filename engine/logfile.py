@@ -2,13 +2,26 @@
 
 The command line and the app both write to it, so "details are in the log" always points at a file the user
 can open; an unexpected error's traceback goes there instead of onto the terminal.
+
+Several processes write it at once (the app and a command, two commands), so the stock rotating handler,
+which assumes it owns the file, is not enough: each process would rotate on its own count (renaming the
+file under the other, deleting its newest backup, failing on a file already renamed) and go on writing into
+the renamed file. ``SharedRotatingFileHandler`` rotates under a lock file, only when the file on disk is still
+over the limit, and a process whose file was rotated by another reopens the new one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import logging.handlers
+import os
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: one process at a time is all the stock behaviour offers there
+    fcntl = None
 
 log = logging.getLogger(__name__)
 
@@ -17,6 +30,59 @@ BACKUPS = 2
 _FORMAT = "%(asctime)s %(process)d %(name)s %(levelname)s: %(message)s"
 CRASH_LOGGER = "parley.crash"  # tracebacks of unexpected errors: to the file only, never to the terminal
 _handler: logging.handlers.RotatingFileHandler | None = None
+
+
+class SharedRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A RotatingFileHandler that other processes may share its file with (see the module docstring)."""
+
+    def __init__(self, filename: str | os.PathLike, maxBytes: int, backupCount: int, encoding: str | None = None):
+        super().__init__(filename, maxBytes=maxBytes, backupCount=backupCount, encoding=encoding)
+        self.lock_path = f"{self.baseFilename}.lock"
+
+    def _rotated_elsewhere(self) -> bool:
+        """The open file is no longer the one at our path: another process rotated it."""
+        if self.stream is None:
+            return False
+        try:
+            disk = os.stat(self.baseFilename)
+        except FileNotFoundError:
+            return True
+        own = os.fstat(self.stream.fileno())
+        return (disk.st_dev, disk.st_ino) != (own.st_dev, own.st_ino)
+
+    def _reopen(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
+        self.stream = self._open()
+
+    def shouldRollover(self, record: logging.LogRecord) -> bool:
+        if self._rotated_elsewhere():
+            self._reopen()
+        return bool(super().shouldRollover(record))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            if self.shouldRollover(record):
+                with self._interprocess_lock():
+                    if self._rotated_elsewhere():
+                        self._reopen()
+                    if super().shouldRollover(record):  # still over the limit, now that no one else rotates
+                        self.doRollover()
+            logging.FileHandler.emit(self, record)
+        except Exception:  # noqa: BLE001 - logging's own convention: report, never raise into the caller
+            self.handleError(record)
+
+    @contextlib.contextmanager
+    def _interprocess_lock(self):
+        if fcntl is None:
+            yield
+            return
+        with open(self.lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def log_path() -> Path:
@@ -35,8 +101,7 @@ def attach_log_file(level: int = logging.INFO) -> Path | None:
         return path
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(path, maxBytes=MAX_BYTES, backupCount=BACKUPS,
-                                                       encoding="utf-8")
+        handler = SharedRotatingFileHandler(path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8")
     except OSError as e:
         log.warning("no log file: could not open %s (%s)", path, e)
         return None
