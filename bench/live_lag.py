@@ -67,7 +67,7 @@ CONFIGS = {  # name → extra `parley live` arguments
     "step-0.5": ["--step", "0.5"],
     "first-step-0.3": ["--first-step", "0.3"],
     "no-first-draft": ["--no-first-draft"],
-    "no-context": ["--no-context"],  # each utterance decoded alone at its pause (before 0.4)  # first words at the first regular decode only (before 0.4)
+    "no-hold": ["--hold", "0"],  # commit what two decodes agree on at once, also inside a short utterance
 }
 _LINE = re.compile(r"^\[(\d+):(\d+\.\d)\s*→\s*(\d+):(\d+\.\d)\]\s*(.*)$")
 

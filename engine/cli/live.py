@@ -60,6 +60,10 @@ def add_parsers(sub) -> None:
                         "starts (default %(default)s)")
     p.add_argument("--no-pause-final", action="store_true",
                    help="commit only what two hypotheses agree on, even at pauses (the behaviour before 0.2)")
+    p.add_argument("--hold", type=seconds_in(0, 7.5, low_open=False, why=" (the buffer is cut at 8 s)"),
+                   default=LiveOptions.hold_commits_s, metavar="S",
+                   help="with pause finalisation, an utterance shorter than S seconds stays tentative until its "
+                        "pause commits it whole (default %(default)s; 0: commit what two decodes agree on at once)")
     p.add_argument("--first-step", type=seconds_in(0, 10), default=LiveOptions.first_step_s, metavar="S",
                    help="speech before an utterance's first decode (default %(default)s)")
     p.add_argument("--first-draft", type=seconds_in(0, 10), default=None, metavar="S",
@@ -269,6 +273,7 @@ def cmd_live(args) -> int:
                           min_step_s=args.step, first_step_s=args.first_step,
                           first_draft_s=first_draft,
                           finalize_pause_s=None if args.no_pause_final else args.pause,
+                          hold_commits_s=args.hold,
                           encoder_frames=args.encoder, vad=not args.no_vad,
                           translate_to=args.translate_to or None,
                           policy=dataclasses.replace(LiveOptions.policy, agree_gap_s=args.agree_gap))

@@ -32,6 +32,13 @@ class LiveOptions:
     # it, instead of waiting for a second agreeing hypothesis and the edge guard (2–4 s). None: off, the
     # behaviour before (LocalAgreement, and the tail committed after policy.pause_reset_s of silence).
     finalize_pause_s: float | None = 0.4
+    # With finalize_pause_s: while the buffered utterance is shorter than this, what two hypotheses agree on
+    # stays tentative and the pause commits the utterance whole, from the one decode that heard all of it.
+    # Early commits were most of streamed WER's excess over offline: decodes of an utterance's first second
+    # agree on a word the whole utterance corrects ("Price" for "Prices for", "1000" for "Thousands of").
+    # Measured on bench/live_lag.py's English (213 s, fast-forwarded through the recogniser, offline greedy
+    # 3.29 %): 0 → 5.13 %, 6 s → 4.72 %. Longer speech without a pause commits by agreement as before.
+    hold_commits_s: float = 6.0
     encoder_frames: str = "audio"  # "audio": encode the buffered audio only; "full": pad to 30 s
     # "audio" mode appends this much silence (zero log-mel frames) after the buffered audio before
     # encoding: without it the decoder, seeing speech run to the very last frame, does not end and loops
@@ -86,6 +93,8 @@ class LiveOptions:
         if self.finalize_pause_s is not None and not 0 < self.finalize_pause_s < self.policy.pause_reset_s:
             raise ValueError(f"finalize_pause_s must be None or in (0, policy.pause_reset_s), "
                              f"got {self.finalize_pause_s}")
+        if not 0 <= self.hold_commits_s < self.policy.trim_after_s:
+            raise ValueError(f"hold_commits_s must be in [0, policy.trim_after_s), got {self.hold_commits_s}")
         if self.sentence_gap_s <= 0 or self.sentence_max_chars < 1:
             raise ValueError("sentence_gap_s must be > 0 and sentence_max_chars ≥ 1")
         if (self.policy.max_buffer_s + self.encoder_pad_s) * 100 > N_FRAMES:

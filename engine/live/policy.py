@@ -68,6 +68,10 @@ class PolicyOptions:
     # much audio earlier (0: the previous one, plain LA-2). Tentative text still updates every step; only
     # agreement needs hypotheses whose contexts differ enough that a shared mistake is unlikely.
     agree_gap_s: float = 0.0
+    # Agreed words stay tentative while the buffer is shorter than this (0: commit as soon as two hypotheses
+    # agree). Where pauses finalise utterances (engine.live.recognizer), an utterance is then committed whole
+    # by its finalising decode, which heard all of it, not word by word from decodes that heard its beginning.
+    commit_min_buffer_s: float = 0.0
     boundary_ngram: int = 5  # longest n-gram checked where a new hypothesis meets the committed text
     boundary_tolerance_s: float = 1.0  # ... done when the hypothesis starts this close to the last commit
     repeat_min_words: int = 3  # n-grams this long or longer are never committed twice in a row
@@ -80,6 +84,8 @@ class PolicyOptions:
         if not 0 < self.trim_after_s <= self.word_trim_after_s <= self.max_buffer_s:
             raise ValueError("need 0 < trim_after_s <= word_trim_after_s <= max_buffer_s, got "
                              f"{self.trim_after_s}, {self.word_trim_after_s}, {self.max_buffer_s}")
+        if not 0 <= self.commit_min_buffer_s < self.trim_after_s:
+            raise ValueError(f"commit_min_buffer_s must be in [0, trim_after_s), got {self.commit_min_buffer_s}")
         if not 0 <= self.cap_keep_s < self.trim_after_s:
             raise ValueError(f"cap_keep_s must be in [0, trim_after_s), got {self.cap_keep_s}")
         if self.pause_reset_s <= 0 or not 0 <= self.pause_keep_s < self.pause_reset_s:
@@ -226,6 +232,8 @@ class StreamingPolicy:
         while (agreed < min(len(new), len(reference))
                and normalise(new[agreed].text) == normalise(reference[agreed].text)):
             agreed += 1
+        if self.buffered_s < self.options.commit_min_buffer_s:
+            agreed = 0  # the utterance is still short: its pause will commit it
         if self.options.edge_guard_s > 0:
             edge = self._buffer_end_s - self.options.edge_guard_s
             while agreed and new[agreed - 1].end_s > edge:

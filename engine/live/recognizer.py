@@ -176,7 +176,10 @@ class StreamingRecognizer:
         self.timer = timer
         self.clock = clock
         self.history = AudioHistory() if keep_history else None
-        self.policy = StreamingPolicy(self.options.policy)
+        policy = self.options.policy
+        if self.options.finalize_pause_s is not None and self.options.hold_commits_s > policy.commit_min_buffer_s:
+            policy = dataclasses.replace(policy, commit_min_buffer_s=self.options.hold_commits_s)
+        self.policy = StreamingPolicy(policy)
         self.language = self.options.language
         self.committed: list[Committed] = []
         self.steps = 0

@@ -64,6 +64,7 @@ NUMERIC = [
     (["live", "--input", "{wav}"], "--first-step", ["0", "-0.5", "1e9", "nan"]),
     (["live", "--input", "{wav}"], "--first-draft", ["0", "-0.1", "nan"]),
     (["live", "--input", "{wav}"], "--agree-gap", ["-1", "1e9", "nan"]),
+    (["live", "--input", "{wav}"], "--hold", ["-1", "8", "nan"]),
     (["live", "--input", "{wav}"], "--duration", ["0", "-5", "1e300", "inf", "nan"]),
     (["translate", "hello", "--from", "en", "--to", "de"], "--beam", ["0", "-3", "1000"]),
     (["translate", "hello", "--from", "en", "--to", "de"], "--threads", ["0", "-1", "100000"]),

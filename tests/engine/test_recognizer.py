@@ -235,3 +235,47 @@ def test_a_slow_machine_waits_out_its_backlog_but_not_at_an_utterances_first_ste
     second = [end for end in ends if end > 6.0]
     assert second and second[0] <= 6.0 + LiveOptions().first_step_s + 0.15, ends
 
+
+
+class ShortSightedRecognise(ScriptedRecognise):
+    """Hears an utterance's first word wrong ("Price") until the decoded buffer holds 2.5 s of it, as
+    whisper-base does with "Prices for" or "Thousands of" heard from a second of audio."""
+
+    def __call__(self, audio, prompt, language):
+        hypothesis = super().__call__(audio, prompt, language)
+        start, end = self.calls[-1]
+        if hypothesis.words and hypothesis.words[0].text == " Prices" and end - start < 2.5:
+            first = dataclasses.replace(hypothesis.words[0], text=" Price")
+            hypothesis = dataclasses.replace(hypothesis, words=(first,) + hypothesis.words[1:])
+        return hypothesis
+
+
+def test_a_short_utterance_is_committed_whole_at_its_pause_not_from_decodes_of_its_beginning():
+    words = script((0.5, "Prices for fresh vegetables rose sharply."), (5.0, "It rained."))
+    recognise = ShortSightedRecognise(words)
+
+    def run_with(**options):
+        rec = StreamingRecognizer(recognise, LiveOptions(language="en", **options), ScriptedGate(words),
+                                  realtime=False, timer=lambda: 0.0, clock=lambda: 0.0)
+        out = []
+        for first in range(0, int(6.5 * SR), SR // 10):
+            t = (first + SR // 10) / SR
+            out += [(t, e) for e in rec.feed(np.arange(first, first + SR // 10, dtype=np.float32))]
+        return out + [(6.5, e) for e in rec.flush()]
+
+    held = run_with()
+    assert committed_text(held) == "Prices for fresh vegetables rose sharply. It rained."
+    end = words[5].end_s
+    assert next(t for t, e in held if isinstance(e, Committed)) <= end + 0.4 + 0.15  # at the pause
+    assert any(isinstance(e, Partial) and "fresh" in e.text for t, e in held if t <= 2.05)  # shown, tentative
+    eager = run_with(hold_commits_s=0.0)  # what two decodes of its first second agreed on is committed
+    assert committed_text(eager).startswith("Price for fresh")
+
+
+def test_the_hold_needs_pause_finalisation_and_stays_below_the_trim():
+    with pytest.raises(ValueError, match="hold_commits_s"):
+        LiveOptions(hold_commits_s=LiveOptions().policy.trim_after_s)
+    words = script((0.5, "Prices for fresh vegetables rose sharply."))
+    rec = StreamingRecognizer(ScriptedRecognise(words), LiveOptions(language="en", finalize_pause_s=None),
+                              ScriptedGate(words), realtime=False, timer=lambda: 0.0, clock=lambda: 0.0)
+    assert rec.policy.options.commit_min_buffer_s == 0.0  # without pauses to finalise, agreement commits

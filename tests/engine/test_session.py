@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -230,27 +231,37 @@ def test_a_speech_translation_that_starts_over_or_repeats_keeps_one_copy():
     assert _deloop_text("Hello. How are you? Fine, thanks.") == "Hello. How are you? Fine, thanks."
 
 
-def test_a_stuck_translator_does_not_hold_up_recognition(model, fox_wav):
-    """Translation has its own thread: while it is stuck on the first sentence, the second is committed."""
+def test_a_stuck_translator_does_not_hold_up_recognition(model, fox_wav, tmp_path):
+    """Translation has its own thread: while it is stuck on the first sentence, the next one is committed."""
+    from engine.audio.decode import load_audio
     from engine.events import Translated
 
-    calls = []
+    other = tmp_path / "other.wav"  # a different sentence: the same one again would be a repetition
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(other),
+                    "The museum is closed on Monday but the park stays open."], check=True)
+    audio = np.concatenate([load_audio(fox_wav), np.zeros(16000 * 3, np.float32), load_audio(other)])
+    rec = Recorder()
+    committed_while_stuck = threading.Event()
+    stuck_since: list[float] = []
+
+    def on_event(event):
+        rec(event)
+        if isinstance(event, Committed) and stuck_since and not committed_while_stuck.is_set():
+            committed_while_stuck.set()
 
     def stuck(text, source, target):  # stands in for a (very) slow text-translation pack
-        calls.append(time.monotonic())
-        if len(calls) == 1:
-            time.sleep(5.0)
+        if not stuck_since:
+            stuck_since.append(time.monotonic())
+            committed_while_stuck.wait(60)  # released by the next commit, or after a minute
         return "DE: " + text
 
-    from engine.audio.decode import load_audio
-
-    fox = load_audio(fox_wav)
-    twice = np.concatenate([fox, np.zeros(16000 * 3, np.float32), fox])  # a pause ends the first sentences
-    session, rec = run_session(model, FileSource(audio=twice, realtime=False), translate_to="de",
-                               draft_interval_s=None, text_translator=stuck)
-    released = calls[0] + 5.0
-    while_stuck = [c for c in rec.of(Committed) if calls[0] < c.emitted_at < released]
-    assert while_stuck, "recognition waited for the translator"
+    session = LiveSession(model, LiveOptions(language="en", translate_to="de", draft_interval_s=None),
+                          on_event=on_event, source=FileSource(audio=audio, realtime=False), text_translator=stuck)
+    session.start()
+    assert session.wait(120), "the session did not end at the end of its input"
+    session.finish()
+    assert committed_while_stuck.is_set(), "recognition waited for the translator"
+    assert "museum" in session.text.lower()
     finals = rec.of(Translated)
     assert len(finals) >= 2 and all(not t.draft for t in finals)
     assert {t.segment_id for t in finals} <= {c.segment_id for c in rec.of(Committed)}
