@@ -77,7 +77,7 @@ fi
 say "recorded speech for the tests and benches (the moonshine-voice wheel)"
 .venv/bin/python - <<'PY'
 import sys
-from engine.clips import moonshine_wheel
+from bench.clips import moonshine_wheel
 from engine.errors import ParleyError
 try:
     print(moonshine_wheel())
@@ -99,7 +99,7 @@ if [ -f scripts/fetch_vad.py ]; then
   [ -f "$vad" ] || problems+=("the Silero VAD model $vad (.venv/bin/python scripts/fetch_vad.py)")
 fi
 wheel=$(.venv/bin/python -c "from engine.packs.paths import sources_root; print(sources_root() / 'moonshine-voice')")
-ls "$wheel"/moonshine_voice-*.whl >/dev/null 2>&1 || problems+=("the moonshine-voice wheel in $wheel (python -c 'from engine.clips import moonshine_wheel; moonshine_wheel()')")
+ls "$wheel"/moonshine_voice-*.whl >/dev/null 2>&1 || problems+=("the moonshine-voice wheel in $wheel (python -c 'from bench.clips import moonshine_wheel; moonshine_wheel()')")
 if [ ${#problems[@]} -gt 0 ]; then
   printf 'setup.sh: error: still missing after setup:\n' >&2
   printf '  - %s\n' "${problems[@]}" >&2

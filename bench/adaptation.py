@@ -5,7 +5,7 @@
 
 Ten invented names and terms that stock whisper-base cannot know; 60 training sentences and 20 held-out
 sentences (new sentence frames, same terms) that use them; 20 general English sentences from
-engine.clips. All spoken by espeak-ng. The base is fine-tuned once per alpha, starting from the same
+bench/clips.py. All spoken by espeak-ng. The base is fine-tuned once per alpha, starting from the same
 weights each time, and scored before and after on
 - the held-out term sentences: the error rate on the new terms (share of term occurrences not written
   exactly: WER counted on the terms) and the WER of the whole sentences (which also counts the words around
@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from engine import clips as clipkit  # noqa: E402
+from bench import clips as clipkit  # noqa: E402
 from bench import record  # noqa: E402
 from engine.packs.paths import sources_root  # noqa: E402
 from export.train.base import load_base  # noqa: E402
@@ -75,7 +75,7 @@ TRAIN_FRAMES = (
     "He installed {b} on every computer in the building.",
 )
 # Anchor clips for the fisher regulariser: general English the model must keep recognising. None of them is
-# in the general test set (engine.clips' first 20 English sentences) or uses a term.
+# in the general test set (bench/clips.py's first 20 English sentences) or uses a term.
 ANCHOR_SENTENCES = (
     "The children walked to school along the river this morning.",
     "My neighbour grows tomatoes and beans in her garden.",
@@ -214,7 +214,7 @@ def run_shared(base, tok: TargetTokenizer, sets: dict, states: dict, args) -> di
 
 
 def parallel_sentences() -> tuple[list, list]:
-    """German, French and Spanish sentences of engine.clips with their English: 8 of each language train the
+    """German, French and Spanish sentences of bench/clips.py with their English: 8 of each language train the
     text encoder (translate task, text only), the other 2 of each are held out."""
     train, held = [], []
     for language in ("de", "fr", "es"):

@@ -29,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine import clips as clipkit  # noqa: E402
+from bench import clips as clipkit  # noqa: E402
 from engine.packs.paths import pack_dir  # noqa: E402
 from engine.audio.decode import load_audio  # noqa: E402
 from bench import record  # noqa: E402

@@ -34,7 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine import clips as clipkit  # noqa: E402
+from bench import clips as clipkit  # noqa: E402
 from engine import runtime  # noqa: E402
 from engine.packs.installed import is_pack_dir  # noqa: E402
 from engine.packs.paths import packs_root  # noqa: E402

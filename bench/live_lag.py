@@ -20,7 +20,7 @@ run it reports:
 Where each sentence and word ends in the audio comes from an offline pass of the same model (word
 timestamps, beam 5) over the same wav. The inputs: English — the recorded human speech of the moonshine-voice
 wheel (Beckett, Dickens) and 30 espeak-ng sentences with 1 s pauses (≈ 3.4 min); Spanish — 16 espeak-ng
-sentences with English references (engine.clips' ten and six here, ≈ 72 s), translated into English; en-pt —
+sentences with English references (bench/clips.py's ten and six here, ≈ 72 s), translated into English; en-pt —
 the English input with `--translate-to pt` (the Bergamot en→pt pack).
 """
 
@@ -47,12 +47,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from engine import clips  # noqa: E402
+from bench import clips  # noqa: E402
 from bench import record  # noqa: E402
 from engine.audio.decode import load_audio  # noqa: E402
 
 SR = 16000
-# Spanish sentences of this bench's own, with English references, beside engine.clips' ten.
+# Spanish sentences of this bench's own, with English references, beside bench/clips.py's ten.
 MORE_SPANISH = (
     ("La reunión empieza a las diez de la mañana.", "The meeting starts at ten in the morning."),
     ("Mi madre cocina sopa de verduras los domingos.", "My mother cooks vegetable soup on Sundays."),
@@ -194,7 +194,7 @@ def _secs(m: str, s: str) -> float:
 
 
 def analyse(inp: Input, lines: list[Printed], extra: dict, words, offline_text: str, audio_s: float) -> dict:
-    from engine.clips import wer
+    from engine.metrics import wer
 
     committed = []  # (printed at, start, end, text) — sentence lines on stdout
     fragments = []  # (printed at, start, end) — "+" lines on stderr
@@ -297,7 +297,7 @@ def _sentence_ends(script: str, words) -> list[float]:
     A sentence whose last word the offline pass got wrong is left out."""
     import difflib
 
-    from engine.clips import normalize_text
+    from engine.metrics import normalize_text
 
     ref = script.split()
     ref_norm = [normalize_text(t) for t in ref]
@@ -315,7 +315,7 @@ def _lines_holding(script: str, lines: list[str]) -> dict[int, int]:
     aligned before it, within 3 words), by aligning the words: no clock involved."""
     import difflib
 
-    from engine.clips import normalize_text
+    from engine.metrics import normalize_text
 
     ref = [normalize_text(t) for t in script.split()]
     hyp, owner = [], []

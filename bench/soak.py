@@ -4,7 +4,7 @@
 
 Reports resident memory (after the first 5 minutes, as a baseline, and at the end), committed words,
 WER against the script, repeated-text loops (an 8-gram that appears twice in a row in the committed
-text), the largest buffer, and the wall time. The speech is engine.clips' espeak-ng English with the
+text), the largest buffer, and the wall time. The speech is bench/clips.py's espeak-ng English with the
 recorded human clips in between, repeated; ``--step`` is the new audio per decode. The audio goes through
 the bounded ring a capture fills (engine.audio.file_source), so a session that falls behind loses audio there
 and the soak fails (exit code 1) naming how many blocks were dropped. ``--speed 0`` fast-forwards instead
@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine import clips  # noqa: E402
+from bench import clips  # noqa: E402
 from engine.events import Committed, Stats  # noqa: E402
 from engine.audio.file_source import FileSource  # noqa: E402
 from engine.live.session import LiveOptions, LiveSession  # noqa: E402

@@ -10,7 +10,7 @@ streamed and of the offline transcript against the script that was spoken, CPU r
 
 The audio goes through the real capture path (Capture + an input stream that replays the file at 1x
 from its own thread, as PortAudio does), so the ring and its drop counter are exercised too. The
-speech is espeak-ng English (engine.clips, 30 sentences with 1 s pauses), repeated to --minutes.
+speech is espeak-ng English (bench/clips.py, 30 sentences with 1 s pauses), repeated to --minutes.
 
 ``--peer`` also runs the whisper_streaming algorithm (LocalAgreement-2, min-chunk 1 s, buffer trimmed
 at 15 s, 200-character prompt, faster-whisper with beam 5, word timestamps, its default temperature
@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # the fake sound device
 
-from engine import clips  # noqa: E402
+from bench import clips  # noqa: E402
 from engine.audio.capture import Capture, DeviceInfo  # noqa: E402
 from engine.audio.decode import load_audio  # noqa: E402
 from engine.events import Committed, Partial, Stats  # noqa: E402

@@ -107,7 +107,7 @@ def _check_whisper_pack(folder: Path, label: str) -> None:
     import onnxruntime as ort
 
     from engine.packs.whisper_pack import WhisperPack
-    from engine.tokenizer import WhisperTokenizer
+    from engine.whisper.tokenizer import WhisperTokenizer
 
     try:
         pack = WhisperPack.load(folder)

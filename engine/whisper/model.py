@@ -22,11 +22,11 @@ from engine.errors import LanguageError
 from engine.features import N_SAMPLES, log_mel_spectrogram
 from engine.packs.whisper_pack import WhisperPack
 from engine.seq2seq import DecoderSessions
-from engine.tokenizer import WhisperTokenizer
 from engine.whisper import window
 from engine.whisper.decoding import DecodeOptions
 from engine.whisper.results import DecodingResult, Transcript
 from engine.whisper.runner import Decoder, Encoder
+from engine.whisper.tokenizer import WhisperTokenizer
 
 log = logging.getLogger(__name__)
 

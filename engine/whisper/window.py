@@ -15,11 +15,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from engine.tokenizer import TIME_PRECISION_S, WhisperTokenizer
 from engine.whisper import decoding as dec
 from engine.whisper.results import DecodingResult, Segment
 from engine.whisper.runner import Decoder, KVCache
 from engine.whisper.timing import SegmentWords, assign_words, find_alignment
+from engine.whisper.tokenizer import TIME_PRECISION_S, WhisperTokenizer
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import dataclasses
 
 import torch
 
-from engine.clips import normalize_text, wer
+from engine.metrics import normalize_text, wer
 from export.train.data import Example, TargetTokenizer
 from export.whisper_model import Whisper
 

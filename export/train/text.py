@@ -22,7 +22,7 @@ from typing import TextIO
 import torch
 import torch.nn.functional as F
 
-from engine.clips import wer
+from engine.metrics import wer
 from export.text_encoder import TextEncoder, alignment_loss, mean_pool
 from export.train.data import IGNORE, Example, TargetTokenizer
 from export.train.evaluate import greedy

@@ -125,7 +125,7 @@ def test_unreadable_file_is_a_sentence_and_the_next_file_works(make_window, qtbo
 
 
 def test_translate_to_english_fills_the_translation_pane(make_window, qtbot, pack_int8, clip_dir, tmp_path):
-    from engine import clips
+    from bench import clips
 
     # Whisper base translates espeak-ng's Spanish loosely (faster-whisper gives no better on these
     # clips), so this asserts what the app does with it: detected language, an English line beside

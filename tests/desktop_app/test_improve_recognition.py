@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractItemView
 
 from desktop_app.transcript_model import TEXT_COL, TIME_COL, TRANSLATION_COL, SegmentRow, TranscriptModel
-from engine import clips
+from bench import clips
 from engine import corrections as corr
 from needs import require_module
 
@@ -67,7 +67,7 @@ def test_a_corrected_line_of_a_file_becomes_a_training_clip(make_window, qtbot, 
     assert window.transcript.setData(window.transcript.index(0, TEXT_COL), fixed)
     assert window.save_corrections_action.isEnabled()
     window.save_corrections_action.trigger()
-    qtbot.waitUntil(lambda: not window._saving, timeout=30_000)
+    qtbot.waitUntil(lambda: not window.training.saving, timeout=30_000)
     folder = corr.training_root()
     saved = sorted(folder.glob("*.wav"))
     assert len(saved) == 1 and saved[0].with_suffix(".txt").read_text(encoding="utf-8") == fixed + "\n"

@@ -75,7 +75,7 @@ def test_start_shows_committed_words_and_stop_drains_everything(make_window, qtb
 
 
 def test_translation_pane_fills_when_a_target_is_set(make_window, qtbot, pack_int8, clip_dir):
-    from engine import clips
+    from bench import clips
 
     spanish = clips.synthesize(next(c for c in clips.clips("es") if c.id == "es01"), clip_dir)
     window = make_window(pack=pack_int8, audio_source_factory=replaying(spanish))
@@ -172,7 +172,7 @@ def test_a_corrected_live_line_is_saved_from_the_sessions_recording(make_window,
     qtbot.waitUntil(source.played, timeout=60_000)
     window.controls.start_button.click()
     qtbot.waitUntil(lambda: window.live_state() == "idle", timeout=60_000)
-    recording = window._transcript_audio
+    recording = window.training.audio
     assert recording and recording.startswith(str(corr.recordings_root()))
     heard, rate = sf.read(recording, dtype="float32")
     played = sf.info(str(clip)).duration + 3.5  # the replay adds 0.5 s before and 3 s after
@@ -181,7 +181,7 @@ def test_a_corrected_live_line_is_saved_from_the_sessions_recording(make_window,
     assert rows and "fox" in rows[0].text.lower()
     assert window.transcript.setData(window.transcript.index(0, TEXT_COL), "The quick brown Foxworthy jumps.")
     assert window.save_corrections()
-    qtbot.waitUntil(lambda: not window._saving, timeout=30_000)
+    qtbot.waitUntil(lambda: not window.training.saving, timeout=30_000)
     saved = list(corr.training_root().glob("*.wav"))
     assert len(saved) == 1, window.banner.message()
     audio, _ = sf.read(saved[0], dtype="float32")

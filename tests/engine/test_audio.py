@@ -78,7 +78,7 @@ def test_compressed_formats_decode_through_pyav(tmp_path, ext, codec, rate):
 
 
 def test_espeak_speech_keeps_its_duration(tmp_path, clip_dir):
-    from engine.clips import clips, synthesize
+    from bench.clips import clips, synthesize
 
     path = synthesize(clips("en")[0], clip_dir)
     x = load_audio(path)

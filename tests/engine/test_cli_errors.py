@@ -180,7 +180,7 @@ def test_outputs_of_inputs_that_share_a_name_never_overwrite_each_other():
 
 @pytest.mark.model
 def test_a_translation_that_fails_after_transcription_keeps_the_transcript(pack_int8, tmp_path, monkeypatch, capsys):
-    from engine import clips
+    from bench import clips
     from engine.errors import PackError
 
     def broken(*args, **kwargs):

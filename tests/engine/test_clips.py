@@ -1,4 +1,4 @@
-"""engine.clips: the test corpus is what it says, espeak-ng output is cached, WER is right."""
+"""bench/clips.py and engine.metrics: the test corpus is what it says, espeak-ng output is cached, WER is right."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from engine import clips as corpus
+from bench import clips as corpus
 from engine.audio.decode import SAMPLE_RATE, load_audio
-from engine.clips import cer, normalize_text, wer
+from engine.metrics import cer, normalize_text, wer
 from engine.errors import ParleyError
 from needs import require_command, require_module, require_or_skip
 

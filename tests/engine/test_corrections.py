@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from engine import clips
+from bench import clips
 from engine import corrections as corr
 from engine.audio.decode import SAMPLE_RATE, load_audio
 

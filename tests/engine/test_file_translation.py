@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from engine import clips
+from bench import clips
 from engine.cli import main
 from engine.file_translation import TranslatedSegment, segment_audio
 from needs import require_module

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import clips
+from bench import clips
 from engine.errors import CancelledError, LanguageError
 from engine.whisper import DecodeOptions, TranscribeOptions, WhisperModel
 from needs import require_or_skip

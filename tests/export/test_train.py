@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine import clips
+from bench import clips
 from engine.features import N_FRAMES, N_SAMPLES, log_mel_spectrogram, pad_or_trim
 from export.importers import load_openai
 from export.train.base import TRAINED_CHECKPOINT, load_base

@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from engine import clips
+from bench import clips
 from export.pack import sha256_file
 from export.text_encoder import TEXT_ENCODER_FILE, add_to_pack, alignment_loss, new_text_encoder
 from export.train.base import export_trained, load_base

