@@ -109,17 +109,19 @@ class WhisperModel:
 
     def decode_window(self, audio_states: np.ndarray, options: DecodeOptions = DecodeOptions(),
                       prompt_tokens: Sequence[int] = (), num_frames: int | None = None,
-                      time_offset_s: float = 0.0, last_speech_s: float = 0.0) -> DecodingResult:
+                      time_offset_s: float = 0.0, last_speech_s: float = 0.0,
+                      cancel: threading.Event | None = None) -> DecodingResult:
         """Decode one encoded window with temperature fallback and the no-speech/repetition guards.
 
         prompt_tokens: text tokens of what came before (goes after <|startofprev|>). num_frames: mel
         frames of real audio in the window (default: all the encoder saw). Segment (and, with
-        options.word_timestamps, word) times are seconds, time_offset_s added."""
+        options.word_timestamps, word) times are seconds, time_offset_s added. cancel set: CancelledError at the
+        next decoder step."""
         self.check_language(options.language)
         with self._lock:
             return window.decode_window(self.decoder, self.tokenizer, self.pack.suppress_tokens,
                                         self.pack.dims.n_text_ctx, audio_states, options, prompt_tokens,
-                                        num_frames, time_offset_s, last_speech_s=last_speech_s)
+                                        num_frames, time_offset_s, last_speech_s=last_speech_s, cancel=cancel)
 
     def encode_text(self, text: str) -> list[int]:
         """Text tokens for a prompt (e.g. committed text): ``" " + text.strip()`` as Whisper does."""

@@ -180,9 +180,12 @@ def transcribe(model: WhisperModel, audio: np.ndarray | str | Path, options: Tra
         states = model.encode(mel)
         time_offset = seek * HOP_LENGTH / SAMPLE_RATE
         decode_options = options.decode_options(language, options.prefix if first else None)
-        result = model.decode_window(states, decode_options, all_tokens[prompt_reset_since:],
-                                     num_frames=segment_frames, time_offset_s=time_offset,
-                                     last_speech_s=last_speech_s)
+        try:  # (a cancel stops the search at its next token)
+            result = model.decode_window(states, decode_options, all_tokens[prompt_reset_since:],
+                                         num_frames=segment_frames, time_offset_s=time_offset,
+                                         last_speech_s=last_speech_s, cancel=cancel)
+        except CancelledError as e:
+            raise CancelledError(f"transcription cancelled at {seek / 100:.1f} s") from e
         if language is None:
             language = result.language
             if result.language_probs:

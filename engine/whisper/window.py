@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Sequence
 
 import numpy as np
 
+from engine.errors import CancelledError
 from engine.whisper import decoding as dec
 from engine.whisper.results import DecodingResult, Segment
 from engine.whisper.runner import Decoder, KVCache
@@ -27,13 +29,17 @@ INPUT_STRIDE = 2  # mel frames per encoder position (and per timestamp step of 2
 
 
 class CachedInference:
-    """The decoder with one window's cache, as the search functions see it."""
+    """The decoder with one window's cache, as the search functions see it. A set ``cancel`` stops the search at
+    its next token (CancelledError): a cancelled file job returns within a decoder step, not a 30 s window."""
 
-    def __init__(self, decoder: Decoder, cache: KVCache):
+    def __init__(self, decoder: Decoder, cache: KVCache, cancel: threading.Event | None = None):
         self.decoder = decoder
         self.cache = cache
+        self.cancel = cancel
 
     def step(self, tokens: np.ndarray) -> np.ndarray:
+        if self.cancel is not None and self.cancel.is_set():
+            raise CancelledError("cancelled while decoding")
         return self.decoder.step(self.cache, tokens)
 
     def reorder(self, source: np.ndarray) -> None:
@@ -124,9 +130,10 @@ def detect_language(decoder: Decoder, tokenizer: WhisperTokenizer, audio: np.nda
 def decode_window(decoder: Decoder, tokenizer: WhisperTokenizer, pack_suppress: Sequence[int], n_text_ctx: int,
                   audio: np.ndarray, options: dec.DecodeOptions, previous: Sequence[int] = (),
                   num_frames: int | None = None, time_offset_s: float = 0.0, segment_id: int = 0,
-                  last_speech_s: float = 0.0) -> DecodingResult:
+                  last_speech_s: float = 0.0, cancel: threading.Event | None = None) -> DecodingResult:
     """Decode one window of audio states [1, enc_len, d]. num_frames: mel frames of real audio in it
-    (default: all). Times in the result are absolute (time_offset_s added)."""
+    (default: all). Times in the result are absolute (time_offset_s added). ``cancel`` set: CancelledError at
+    the next decoder step."""
     t0 = time.monotonic()
     deadline = t0 + options.time_budget_s if options.time_budget_s else None
     enc_len = audio.shape[1]
@@ -169,7 +176,7 @@ def decode_window(decoder: Decoder, tokenizer: WhisperTokenizer, pack_suppress: 
             n = options.beam_size
         else:
             n = 1 if temperature == 0 else options.best_of
-        inference = CachedInference(decoder, decoder.tile(base_cache, n))
+        inference = CachedInference(decoder, decoder.tile(base_cache, n), cancel)
         if temperature == 0 and options.beam_size > 1:
             candidates, truncated = dec.beam_search(inference, first_logits, n, options.patience, filters, s.eot,
                                                     sample_len, initial, deadline)
