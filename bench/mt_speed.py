@@ -28,7 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.append(str(ROOT / "tests"))
 
 from engine.translate import TranslateOptions, Translator  # noqa: E402
 from engine.translate.decoding import SearchOptions  # noqa: E402

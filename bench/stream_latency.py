@@ -35,7 +35,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))  # the fake sound device
+sys.path.append(str(ROOT / "tests"))  # the fake sound device
 
 from bench import clips  # noqa: E402
 from engine.audio.capture import Capture, DeviceInfo  # noqa: E402

@@ -4,7 +4,6 @@ repository laid out like onnx-community/whisper-*: the json files at the top, th
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +18,7 @@ def tiny_whisper_pack(tmp_path_factory) -> Path:
     """Our pack of a tiny random Whisper (fp32, parley.json, merged decoder); a few seconds to export."""
     if "pack" not in _built or not _built["pack"].is_dir():
         require_module("torch")
-        sys.path.insert(0, str(Path(__file__).resolve().parent / "export"))
-        from tiny import TINY, save_hf
+        from tests.export.tiny import TINY, save_hf
 
         from export.pack import build_pack
         from export.whisper_model import new_model

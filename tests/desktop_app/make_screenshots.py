@@ -27,7 +27,7 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.append(str(Path(__file__).resolve().parents[1]))
 
 from desktop_app.app import create_main_window  # noqa: E402
 from desktop_app.settings import AppSettings  # noqa: E402

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from needs import require_module
-from stall_probe import StallProbe, assert_not_frozen
+from tests.desktop_app.stall_probe import StallProbe, assert_not_frozen
 
 pytestmark = pytest.mark.model
 

@@ -4,7 +4,6 @@ in a child process and installs the result."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -100,8 +99,7 @@ def test_improve_recognition_needs_a_model_and_enough_clips(make_window):
 def tiny_pack(tmp_path_factory):
     """A tiny random Whisper, built into a pack the way `python -m export whisper` does (its source recorded)."""
     torch = require_module("torch")
-    sys.path.insert(0, str(ROOT / "tests" / "export"))
-    from tiny import TINY, save_hf
+    from tests.export.tiny import TINY, save_hf
 
     from export.pack import build_pack
     from export.whisper_model import new_model

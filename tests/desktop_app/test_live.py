@@ -14,7 +14,7 @@ from conftest_pulse import pulse_server  # noqa: F401
 from engine.audio.capture import Capture, DeviceInfo, list_devices
 from engine.errors import AudioDeviceError
 from fake_audio import FakeInputStream
-from stall_probe import StallProbe, assert_not_frozen
+from tests.desktop_app.stall_probe import StallProbe, assert_not_frozen
 
 pytestmark = pytest.mark.model
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # after the root: tests/engine must not shadow engine
 from hub_fixtures import _Hub, hub  # noqa: E402,F401 - the fixture
 from whisper_fixtures import home, publish_optimum, tiny_pack  # noqa: E402,F401 - fixtures
 

@@ -15,7 +15,7 @@ from engine import cli
 from engine.audio.decode import resample
 from engine.logfile import detach_log_file
 from needs import require_command
-from test_audio import encode_with_ffmpeg
+from tests.engine.test_audio import encode_with_ffmpeg
 
 pytestmark = pytest.mark.model
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # after the root: tests/engine must not shadow engine
 from hub_fixtures import _Hub, hub  # noqa: E402,F401 - the fixture
 from whisper_fixtures import home, publish_optimum, tiny_pack, transcript_text  # noqa: E402,F401 - fixtures
 
@@ -111,8 +111,7 @@ def test_import_of_a_checkpoint_runs_the_exporter_and_explains_missing_torch(hom
 @pytest.mark.slow
 def test_import_of_a_hugging_face_checkpoint_converts_it(home, tmp_path):
     require_module("torch")
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "export"))
-    from tiny import TINY, save_hf
+    from tests.export.tiny import TINY, save_hf
 
     from export.whisper_model import new_model
 

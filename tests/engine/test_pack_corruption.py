@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # after the root: tests/engine must not shadow engine
 from needs import require_module  # noqa: E402
 from whisper_fixtures import tiny_whisper_pack  # noqa: E402
 

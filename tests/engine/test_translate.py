@@ -14,7 +14,7 @@ from needs import require_module  # noqa: E402
 
 require_module("transformers")  # the packs are built from transformers models in the test
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # after the root: tests/engine must not shadow engine
 from translate_fixtures import SENTENCES, built  # noqa: E402
 
 from engine.errors import LanguageError, PackError  # noqa: E402

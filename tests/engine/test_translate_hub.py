@@ -14,7 +14,7 @@ from needs import require_module  # noqa: E402
 
 require_module("transformers")
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # after the root: tests/engine must not shadow engine
 from hub_fixtures import _Hub, hub  # noqa: E402,F401 - the fixture
 from translate_fixtures import SENTENCES, built  # noqa: E402
 

@@ -12,7 +12,7 @@ from export.importers import ImportError_, load_any, load_ct2, load_hf, load_ope
 from export.vocab import read_source_vocab
 from export.whisper_model import ModelDims, log_mel_spectrogram, new_model
 
-from tiny import ALIGNMENT_HEADS, LANGS, TINY, save_ct2, save_hf, save_openai, token
+from tests.export.tiny import ALIGNMENT_HEADS, LANGS, TINY, save_ct2, save_hf, save_openai, token
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from export.parity import OnnxWhisper, check_parity
 from export.quantize import convert_fp16, quantize_int8
 from export.whisper_model import new_model
 
-from tiny import ALIGNMENT_HEADS, LANGS, TINY, save_hf, token
+from tests.export.tiny import ALIGNMENT_HEADS, LANGS, TINY, save_hf, token
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAPHS = (ENCODER_FILE, DECODER_FILE, DECODER_WITH_PAST_FILE)

@@ -16,7 +16,7 @@ from needs import require_module  # noqa: E402
 
 require_module("transformers")
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # after the root: tests/engine must not shadow engine
 from translate_fixtures import CORPUS, PAIRS, SENTENCES, built, hf_generate  # noqa: E402
 
 from engine.translate.translator import TranslateOptions, Translator  # noqa: E402

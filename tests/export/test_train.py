@@ -29,7 +29,7 @@ from export.train.loss import Regulariser, fisher_weights, reconstruction_loss, 
 from export.train.options import TrainOptions
 from export.whisper_model import new_model
 
-from tiny import TINY, save_hf
+from tests.export.tiny import TINY, save_hf
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = TrainOptions(alpha=1.0, lr=3e-3, epochs=4, batch_size=2, held_out=0.0, progress=False)

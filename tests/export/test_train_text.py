@@ -21,7 +21,7 @@ from export.train.text import (TextTrainOptions, measure_shared_space, pairs_fro
                                text_states, train_text_encoder)
 from export.whisper_model import new_model
 
-from tiny import TINY, save_hf
+from tests.export.tiny import TINY, save_hf
 
 
 def transcript(i: int) -> str:
