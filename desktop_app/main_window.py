@@ -1,4 +1,8 @@
-"""The main window: controls, the two panes, file progress, status; owns the engine worker's thread."""
+"""The main window: controls, the two panes, file progress, status; owns the engine worker's thread.
+
+A little over 400 lines: it wires the menus, the worker's signals, the live state machine and the file job to
+the widgets; what it drives lives elsewhere (live_events.py draws events, training.py the training side,
+exporting.py the formats, states.py the states)."""
 
 from __future__ import annotations
 

@@ -227,11 +227,7 @@ class BergamotTranslator(Translator):
                              length_penalty=float(options.length_penalty or 1.0))
 
     def generate_ids(self, batch: list[list[int]], search: SearchOptions) -> list[list[int]]:
-        width = max(len(ids) for ids in batch)
-        input_ids = np.full((len(batch), width), self.pack.pad, np.int64)
-        mask = np.zeros((len(batch), width), np.int64)
-        for row, ids in enumerate(batch):
-            input_ids[row, : len(ids)], mask[row, : len(ids)] = ids, 1
+        input_ids, mask = self.padded(batch)
         decoder = self.model.bind(batch, input_ids, mask)  # type: ignore[attr-defined]
         if search.beam_size == 1:
             return decoder.greedy(search.max_length, self.pack.eos)

@@ -120,13 +120,19 @@ class Translator:
                              min_length=int(g.get("min_length") or 0), banned_tokens=banned, forced_bos=forced_bos,
                              forced_eos=g.get("forced_eos_token_id"))
 
-    def generate_ids(self, batch: list[list[int]], search: SearchOptions) -> list[list[int]]:
-        """Token search for a batch of encoder inputs: each result without the start token, with eos."""
+    def padded(self, batch: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """Encoder inputs of different lengths as one batch: ids [rows, longest] padded with the pack's pad
+        token, and the attention mask (1 on real tokens)."""
         width = max(len(ids) for ids in batch)
         input_ids = np.full((len(batch), width), self.pack.pad, np.int64)
         mask = np.zeros((len(batch), width), np.int64)
         for row, ids in enumerate(batch):
             input_ids[row, : len(ids)], mask[row, : len(ids)] = ids, 1
+        return input_ids, mask
+
+    def generate_ids(self, batch: list[list[int]], search: SearchOptions) -> list[list[int]]:
+        """Token search for a batch of encoder inputs: each result without the start token, with eos."""
+        input_ids, mask = self.padded(batch)
         encoded = self.model.encode(input_ids, mask)
         if search.beam_size == 1:
             return greedy(self.model, encoded, mask, self.pack.decoder_start, self.pack.eos, search)
