@@ -19,6 +19,7 @@ DECODER_WITH_PAST = "decoder_with_past_model.onnx"
 DECODER_MERGED = "decoder_model_merged.onnx"
 TOKENIZER = "tokenizer.json"
 STAMP = ".verified"
+ORIGIN_FILE = ".parley-origin.json"  # where a pack without parley.json came from (import, download), its files
 
 log = logging.getLogger(__name__)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from engine.errors import PackError
 from engine.packs.catalogue import KNOWN_MODELS, PRECISIONS, default_precision, split_model_name
+from engine.packs.files import ORIGIN_FILE
 from engine.packs.paths import _STAGING_SUFFIXES, RESERVED, pack_dir, packs_root
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,6 @@ class InstalledPack:
     problem: str | None = None  # why the pack cannot be used (a missing, truncated or altered file), when checked
 
 
-ORIGIN_FILE = ".parley-origin.json"  # where a pack without parley.json came from (import, download)
 
 
 def is_pack_dir(path: Path) -> bool:

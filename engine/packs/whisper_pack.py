@@ -16,7 +16,8 @@ from pathlib import Path
 
 from engine.errors import PackError
 from engine.packs.catalogue import KNOWN_MODELS
-from engine.packs.files import STAMP, TOKENIZER, check_files, graph_files, verify_checksums  # noqa: F401 - STAMP
+from engine.packs.files import (ORIGIN_FILE, STAMP, TOKENIZER, check_files, graph_files,  # noqa: F401 - STAMP
+                                 verify_checksums)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,7 +135,8 @@ def _from_parley_json(path: Path, meta_path: Path) -> WhisperPack:
 
 
 def _from_hub(path: Path) -> WhisperPack:
-    """Derive what parley.json would say from a Hugging Face Optimum export."""
+    """Derive what parley.json would say from a Hugging Face Optimum export (and its files' sizes and sha256 from
+    the origin file an import or download wrote)."""
     name = path.name
     config = _read_json(path / "config.json", name)
     gen = _read_json(path / "generation_config.json", name)
@@ -175,9 +177,14 @@ def _from_hub(path: Path) -> WhisperPack:
         raise PackError(f"{path}: config.json/generation_config.json lack a Whisper field ({e}); "
                         "not a Whisper pack in the Optimum layout") from e
     is_multilingual = bool(gen.get("is_multilingual", len(languages) > 1))
+    try:  # what an import or download recorded of each file (see engine.packs.install._write_origin)
+        listed = json.loads((path / ORIGIN_FILE).read_text(encoding="utf-8")).get("files", {})
+        checksums = {str(k): (v.get("sha256"), v.get("bytes")) for k, v in listed.items()}
+    except (OSError, ValueError, AttributeError):
+        checksums = {}
     return WhisperPack(
         path=path, name=name, precision="unknown", dynamic_frames=False, dims=dims, tokens=tokens,
         languages=languages, suppress_tokens=tuple(int(t) for t in gen.get("suppress_tokens") or ()),
         begin_suppress_tokens=tuple(int(t) for t in gen.get("begin_suppress_tokens") or ()),
         alignment_heads=tuple((int(a), int(b)) for a, b in heads), is_multilingual=is_multilingual,
-        files=graph_files(path), checksums={})
+        files=graph_files(path), checksums=checksums)
