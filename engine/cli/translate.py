@@ -114,13 +114,16 @@ def run(args: argparse.Namespace) -> int:
                 print(build_known(pair, root, args.precision, args.force))
             return 0
         if args.download:
+            from engine.packs.files import write_origin
             from engine.packs.paths import install_staged
             from engine.translate.pack import TranslationPack
 
             def fetch(stage: Path) -> None:  # downloaded and opened in a hidden stage, then swapped in
                 download_pack(args.download, stage, variant=args.variant, base_url=args.hub_url or HUB_URL,
                               progress=_progress)
-                TranslationPack.load(stage)
+                pack = TranslationPack.load(stage)
+                if not (stage / "parley.json").exists():  # each file's size and sha256, checked on every load
+                    write_origin(stage, f"downloaded from {args.download}", pack.precision)
 
             name = args.download.strip().strip("/").split("/")[-1]
             print(install_staged(root, name, fetch, force=args.force, what="translation pack"))

@@ -66,6 +66,25 @@ def check_files(path: Path, files: dict[str, Path], checksums: dict[str, tuple[s
                             f"corrupt or incomplete; {hint}")
 
 
+def write_origin(folder: Path, origin: str, precision: str) -> None:
+    """For a pack without parley.json (a hub export, imported or downloaded): where it came from and each of its
+    files' size and sha256 as installed, so a file damaged later is named on load as in Parley's own packs."""
+    files = {str(f.relative_to(folder)): {"sha256": sha256_file(f), "bytes": f.stat().st_size}
+             for f in sorted(folder.rglob("*")) if f.is_file() and f.suffix in (".onnx", ".json", ".data", ".spm")
+             and f.name != ORIGIN_FILE}
+    (folder / ORIGIN_FILE).write_text(json.dumps({"origin": origin, "precision": precision, "files": files},
+                                                 indent=1) + "\n")
+
+
+def origin_checksums(folder: Path) -> dict[str, tuple[str | None, int | None]]:
+    """File name → (sha256, bytes) as :func:`write_origin` recorded them; empty when it did not."""
+    try:
+        listed = json.loads((folder / ORIGIN_FILE).read_text(encoding="utf-8")).get("files", {})
+        return {str(k): (v.get("sha256"), v.get("bytes")) for k, v in listed.items()}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
 def verify_checksums(path: Path, checksums: dict[str, tuple[str | None, int | None]], what: str, hint: str) -> None:
     """PackError naming the first file of the `what` at `path` whose sha256 differs from the pack's listed one
     (same size, other bytes: a damaged copy, a disk error, an edited file), ending with `hint`. Files already

@@ -22,7 +22,7 @@ from typing import Callable, NoReturn
 from engine.errors import CancelledError, PackError
 from engine.packs import hub
 from engine.packs.catalogue import DEFAULT_MODEL, KNOWN_MODELS, check_precision, default_precision, split_model_name
-from engine.packs.files import sha256_file
+from engine.packs.files import write_origin
 from engine.packs.installed import ORIGIN_FILE, is_pack_dir, resolve_pack
 from engine.packs.paths import (check_pack_name, install_staged, installed_pack_folder, pack_destination, pack_dir,
                                  packs_root)
@@ -128,13 +128,9 @@ def _check_whisper_pack(folder: Path, label: str) -> None:
 
 
 def _write_origin(folder: Path, origin: str, precision: str) -> None:
-    """Where a pack without parley.json came from, and each of its files' size and sha256 as checked here, so
-    that a file damaged later (truncated, altered) is named on load as in our own packs."""
+    """Where a pack without parley.json came from, and each of its files' size and sha256 as checked here."""
     if not (folder / "parley.json").exists():
-        files = {str(f.relative_to(folder)): {"sha256": sha256_file(f), "bytes": f.stat().st_size}
-                 for f in sorted(folder.rglob("*")) if f.is_file() and f.suffix in (".onnx", ".json", ".data")}
-        (folder / ORIGIN_FILE).write_text(json.dumps({"origin": origin, "precision": precision, "files": files},
-                                                     indent=1) + "\n")
+        write_origin(folder, origin, precision)
 
 
 def import_pack(src: str | Path, name: str | None = None, precision: str = "int8",

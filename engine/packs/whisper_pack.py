@@ -16,8 +16,8 @@ from pathlib import Path
 
 from engine.errors import PackError
 from engine.packs.catalogue import KNOWN_MODELS
-from engine.packs.files import (ORIGIN_FILE, STAMP, TOKENIZER, check_files, graph_files,  # noqa: F401 - STAMP
-                                 verify_checksums)
+from engine.packs.files import (STAMP, TOKENIZER, check_files, graph_files,  # noqa: F401 - STAMP
+                                 origin_checksums, verify_checksums)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,11 +177,7 @@ def _from_hub(path: Path) -> WhisperPack:
         raise PackError(f"{path}: config.json/generation_config.json lack a Whisper field ({e}); "
                         "not a Whisper pack in the Optimum layout") from e
     is_multilingual = bool(gen.get("is_multilingual", len(languages) > 1))
-    try:  # what an import or download recorded of each file (see engine.packs.install._write_origin)
-        listed = json.loads((path / ORIGIN_FILE).read_text(encoding="utf-8")).get("files", {})
-        checksums = {str(k): (v.get("sha256"), v.get("bytes")) for k, v in listed.items()}
-    except (OSError, ValueError, AttributeError):
-        checksums = {}
+    checksums = origin_checksums(path)  # what an import or download recorded of each file
     return WhisperPack(
         path=path, name=name, precision="unknown", dynamic_frames=False, dims=dims, tokens=tokens,
         languages=languages, suppress_tokens=tuple(int(t) for t in gen.get("suppress_tokens") or ()),

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 from engine.errors import PackError
-from engine.packs.files import TOKENIZER, check_files, graph_files, verify_checksums
+from engine.packs.files import TOKENIZER, check_files, graph_files, origin_checksums, verify_checksums
 from engine.translate.languages import canonical
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ def _from_hub(path: Path) -> dict:
             decoder_start=int(gen.get("decoder_start_token_id", config["decoder_start_token_id"])),
             generation={k: v for k, v in {**config, **gen}.items() if k in (
                 "num_beams", "max_length", "length_penalty", "early_stopping", "bad_words_ids",
-                "forced_eos_token_id", "min_length")}, checksums={})
+                "forced_eos_token_id", "min_length")}, checksums=origin_checksums(path))
     except (KeyError, TypeError, ValueError) as e:
         raise PackError(f"{path / 'config.json'}: lacks a translation-model field ({e}); not a Marian/NLLB/M2M100 "
                         "pack in the Optimum layout") from e

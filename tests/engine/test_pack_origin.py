@@ -13,6 +13,8 @@ import pytest
 import soundfile as sf
 
 sys.path.append(str(Path(__file__).resolve().parents[1]))  # after the root: tests/engine must not shadow engine
+from hub_fixtures import hub  # noqa: E402,F401 - the fixture
+from needs import require_module  # noqa: E402
 from whisper_fixtures import publish_optimum, tiny_whisper_pack  # noqa: E402
 
 from engine import cli  # noqa: E402
@@ -33,6 +35,16 @@ def hub_pack(home, tmp_path_factory, tmp_path, capsys) -> Path:
     assert cli.main(["models", "import", str(repo)]) == 0
     capsys.readouterr()
     return home / "packs" / "whisper-tiny-hub"
+
+
+def publish_translation(pack: Path, repo: Path) -> None:
+    """As Xenova/opus-mt-* repositories hold a pack: the json files at the top, the graphs in onnx/."""
+    (repo / "onnx").mkdir(parents=True)
+    for f in pack.iterdir():
+        if f.suffix == ".onnx":
+            (repo / "onnx" / f.name).write_bytes(f.read_bytes())
+        elif f.name in ("config.json", "generation_config.json", "tokenizer.json"):
+            (repo / f.name).write_bytes(f.read_bytes())
 
 
 def one_error(argv: list[str], capsys) -> str:
@@ -71,3 +83,25 @@ def test_a_file_damaged_after_the_import_is_named_on_load_and_by_models_list(hub
     assert str(graph) in line and words in line and "--name whisper-tiny-hub --force" in line, line
     line = one_error(["models", "list"], capsys)
     assert f"whisper-tiny-hub: {graph}" in line and words in line, line
+
+
+def test_a_downloaded_translation_pack_altered_after_install_is_named_instead_of_translating(home, tmp_path_factory,
+                                                                                          hub, capsys):
+    """`parley translate --download` of an Optimum repo (no parley.json): translates; then one byte of a graph
+    changes (same size) and the next translation names the file and its sha256."""
+    require_module("transformers")
+    from translate_fixtures import built
+
+    root, url = hub
+    publish_translation(built(tmp_path_factory, "marian")[1], root / "Xenova" / "opus-mt-en-de")
+    assert cli.main(["translate", "--download", "Xenova/opus-mt-en-de", "--hub-url", url]) == 0
+    pack = home / "packs" / "translation" / "opus-mt-en-de"
+    capsys.readouterr()
+    argv = ["translate", "The cat sat on the mat.", "--from", "en", "--to", "de", "--beam", "1"]
+    assert cli.main(argv) == 0 and capsys.readouterr().out.strip()
+    graph = pack / "onnx" / "decoder_model.onnx"
+    data = bytearray(graph.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    graph.write_bytes(bytes(data))
+    line = one_error(argv, capsys)
+    assert str(graph) in line and "sha256" in line and "corrupt" in line, line
