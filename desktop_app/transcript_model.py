@@ -28,7 +28,7 @@ class SegmentRow:
     end_s: float
     text: str
     translation: str = ""
-    translation_note: str = ""  # why there is no translation (no pack for the pair, a damaged pack): shown, not exported
+    translation_note: str = ""  # why there is no translation (no pack for the pair, a damaged pack): shown only
     committed: bool = True
     translation_draft: bool = False
     words: tuple = ()

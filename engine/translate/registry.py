@@ -126,8 +126,8 @@ class PairRegistry:
         legs = {(src, tgt), (src, PIVOT), (PIVOT, tgt)}
         for folder, error in self.unusable.items():
             if _claimed_pairs(folder) & legs:
-                raise MissingPairError(f"{src} → {tgt} needs the translation pack {folder.name}, which cannot be used: {error}") \
-                    from error
+                raise MissingPairError(f"{src} → {tgt} needs the translation pack {folder.name}, which cannot be "
+                                       f"used: {error}") from error
         raise MissingPairError(
             f"no translation pack for {src} → {tgt} in {where} (nor via {PIVOT}); installed pairs: {available}; "
             + HOW_TO_ADD.format(src=src, tgt=tgt, root=where))
