@@ -1,23 +1,23 @@
 """Model manager: installed packs (size, precision, source), build the default pack, import a local
 pack or checkpoint, download a pack from the Hugging Face hub, delete a pack.
 
-Building, importing and downloading run as a PackJob (a worker QObject on its own QThread) that
-reports progress through signals; a download can be cancelled. The file, folder and repository
+Building, importing and downloading run as a BackgroundJob (desktop_app/background.py: a worker on its own
+QThread) that reports progress through signals; a download can be cancelled. The file, folder and repository
 choosers are injectable so tests need no real dialogs.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 from typing import Callable
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QDialog, QFileDialog, QHBoxLayout, QHeaderView, QInputDialog, QLabel,
                                QMenu, QMessageBox, QProgressBar, QPushButton, QTableWidget, QTableWidgetItem,
                                QVBoxLayout)
 
+from desktop_app.background import BackgroundJob, JobFn
 from desktop_app.errors import describe_error
 
 log = logging.getLogger(__name__)
@@ -33,38 +33,6 @@ def human_size(n: int) -> str:
 
 # The hub variants offered by Download…: (label, variant)
 HUB_VARIANTS = (("quantized (int8, smallest, CPU)", "quantized"), ("default (fp32)", ""), ("fp16 (GPU)", "fp16"))
-
-JobFn = Callable[[Callable[[str, float], None], threading.Event], Path]
-
-
-class PackJob(QObject):
-    """Runs one model-manager job, ``work(progress, cancel) -> Path``, on the thread it lives on."""
-
-    progress = Signal(str, float)
-    done = Signal(str)
-    failed = Signal(str)
-    cancelled = Signal(str)
-
-    def __init__(self, work: JobFn, doing: str):
-        super().__init__()
-        self.work = work
-        self.doing = doing  # for error sentences: "importing /path", "downloading REPO"
-        self.cancel = threading.Event()
-
-    @Slot()
-    def run(self) -> None:
-        from engine.errors import CancelledError
-
-        try:
-            path = self.work(lambda stage, frac: self.progress.emit(stage, frac), self.cancel)
-        except CancelledError:
-            self.cancelled.emit(f"{self.doing[0].upper()}{self.doing[1:]} was cancelled; nothing was installed.")
-            return
-        except Exception as e:  # noqa: BLE001 - every failure becomes a sentence in the dialog
-            self.failed.emit(describe_error(e, self.doing))
-            return
-        self.done.emit(str(path))
-
 
 def _ask_repo(parent) -> tuple[str, str] | None:
     repo, ok = QInputDialog.getText(parent, "Download a model pack",
@@ -84,7 +52,6 @@ class ModelManagerDialog(QDialog):
     variant) or None; confirm answers a yes/no question. Each defaults to a real dialog."""
 
     packs_changed = Signal()
-    _run_requested = Signal()
 
     def __init__(self, parent=None, confirm: Callable[[str], bool] | None = None,
                  choose_folder: Callable[[], str | None] | None = None,
@@ -155,8 +122,7 @@ class ModelManagerDialog(QDialog):
         layout.addWidget(self.progress)
         layout.addWidget(self.message)
 
-        self._thread: QThread | None = None
-        self._job: PackJob | None = None
+        self._job: BackgroundJob | None = None
         self._done_verb = "Installed"
         self._fill_static()
         self.refresh()
@@ -187,7 +153,7 @@ class ModelManagerDialog(QDialog):
 
     def building(self) -> bool:
         """A build, import or download is running."""
-        return self._thread is not None
+        return self._job is not None
 
     # -- jobs -------------------------------------------------------------------------------------
 
@@ -197,16 +163,11 @@ class ModelManagerDialog(QDialog):
         if self.building():
             self.message.setText("Wait for the running job to finish first.")
             return
-        self._thread = QThread(self)
-        self._job = PackJob(work, doing)
-        self._job.moveToThread(self._thread)
-        self._run_requested.connect(self._job.run)
+        self._job = BackgroundJob(work, doing, self)
         self._job.progress.connect(self._on_progress)
         self._job.done.connect(self._on_done)
         self._job.failed.connect(self._end_job)
         self._job.cancelled.connect(self._end_job)
-        self._thread.finished.connect(self._job.deleteLater)
-        self._thread.start()
         for button in (self.build_button, self.import_button, self.download_button, self.delete_button,
                        self.close_button):
             button.setEnabled(False)
@@ -217,7 +178,7 @@ class ModelManagerDialog(QDialog):
         self.progress.show()
         self.message.setText(message)
         self._done_verb = done
-        self._run_requested.emit()
+        self._job.start()
 
     def _on_build(self) -> None:
         from engine.packs.catalogue import DEFAULT_MODEL
@@ -264,7 +225,7 @@ class ModelManagerDialog(QDialog):
 
     def cancel_job(self) -> None:
         if self._job is not None:
-            self._job.cancel.set()
+            self._job.cancel()
             self.cancel_button.setEnabled(False)
             self.message.setText("Cancelling…")
 
@@ -272,7 +233,7 @@ class ModelManagerDialog(QDialog):
         self.progress.setValue(int(max(0.0, min(1.0, fraction)) * 1000))
         self.progress.setFormat(f"{stage} %p%")
 
-    def _on_done(self, path: str) -> None:
+    def _on_done(self, path) -> None:
         self._end_job(f"{self._done_verb} {path}.")
         self.packs_changed.emit()
 
@@ -287,11 +248,9 @@ class ModelManagerDialog(QDialog):
 
     def wait_for_build(self) -> None:
         """Stop the worker thread (after its job has ended)."""
-        if self._thread is not None:
-            self._run_requested.disconnect()
-            self._thread.quit()
-            self._thread.wait()
-            self._thread = None
+        if self._job is not None:
+            self._job.stop()
+            self._job.deleteLater()
             self._job = None
 
     def _selected_path(self) -> str | None:

@@ -4,14 +4,14 @@ background), and the fine-tune dialog that learns from them."""
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QWidget
 
+from desktop_app.background import BackgroundJob
 from desktop_app.errors import describe_error
 from desktop_app.settings import AppSettings
 from desktop_app.status_bar import StatusBar
@@ -23,8 +23,6 @@ log = logging.getLogger(__name__)
 class TrainingController(QObject):
     """Owns ``audio`` (the file the shown transcript was heard from; None when it was not kept), whether a save
     is running (``saving``) and the fine-tune dialog. The window gives it what it draws on and asks it."""
-
-    corrections_saved = Signal(object)  # (rows, SaveReport, anchors SaveReport), from the saving thread
 
     def __init__(self, parent: QWidget, settings: AppSettings, transcript: TranscriptModel, status: StatusBar,
                  show_error: Callable[[str], None], live_idle: Callable[[], bool],
@@ -41,9 +39,9 @@ class TrainingController(QObject):
         self.save_action: QAction | None = None  # Training → Save corrections; the window's menu sets it
         self.audio: str | None = None
         self.saving = False
+        self._job: BackgroundJob | None = None  # saving corrections
         self.dialog = None  # desktop_app.improve.ImproveDialog, kept while it may run
         transcript.corrected.connect(self._on_corrected)
-        self.corrections_saved.connect(self._on_corrections_saved, Qt.ConnectionType.QueuedConnection)
 
     def _enable_save(self, on: bool) -> None:
         if self.save_action is not None:
@@ -103,7 +101,7 @@ class TrainingController(QObject):
         self._enable_save(False)
         self.status.showMessage(f"Saving {len(items)} corrected line(s)…")
 
-        def work() -> None:
+        def work(_progress, _cancel) -> tuple:
             from engine.corrections import SaveReport, anchors_root, save_corrections
 
             anchor_dir = anchor_folder or anchors_root()
@@ -112,14 +110,29 @@ class TrainingController(QObject):
                 anchors = save_corrections(kept, anchor_dir) if kept else SaveReport()
             except Exception as e:  # noqa: BLE001 - a sentence in the window, never a dead thread
                 report, anchors = SaveReport(skipped=[describe_error(e, "saving corrections")]), SaveReport()
-            self.corrections_saved.emit((rows, report, anchors))
+            return rows, report, anchors
 
-        threading.Thread(target=work, name="parley-save-corrections", daemon=True).start()
+        self._job = BackgroundJob(work, "saving corrections", self)
+        self._job.done.connect(self._on_corrections_saved)
+        self._job.failed.connect(self._on_save_failed)
+        self._job.start()
         return True
+
+    def _end_job(self) -> None:
+        self.saving = False
+        if self._job is not None:
+            self._job.stop()
+            self._job.deleteLater()
+            self._job = None
+
+    def _on_save_failed(self, message: str) -> None:  # only a bug gets here: work() reports its own errors
+        self._end_job()
+        self._enable_save(bool(self.transcript.corrections()))
+        self.show_error(message)
 
     def _on_corrections_saved(self, payload) -> None:
         rows, report, anchors = payload
-        self.saving = False
+        self._end_job()
         self.transcript.mark_saved([rows[i] for i in report.saved_indices])
         self._enable_save(bool(self.transcript.corrections()))
         if report.skipped:
@@ -150,5 +163,7 @@ class TrainingController(QObject):
         self.status.showMessage(f"Now using the improved model {Path(path).name}.", 8000)
 
     def shutdown(self) -> None:
+        if self._job is not None:  # a save in progress finishes writing its clips first
+            self._job.stop()
         if self.dialog is not None:  # a fine-tune still running is cancelled, not orphaned
             self.dialog.cancel()
