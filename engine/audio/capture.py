@@ -113,7 +113,8 @@ def pulse_source_names(run: Callable[..., subprocess.CompletedProcess] = subproc
     if shutil.which("pactl") is None:
         return None
     try:
-        proc = run(["pactl", "list", "short", "sources"], capture_output=True, text=True, timeout=5)
+        # (asked from the engine thread while it records: a hung sound server must not hold it up for long)
+        proc = run(["pactl", "list", "short", "sources"], capture_output=True, text=True, timeout=2)
     except (OSError, subprocess.SubprocessError) as e:
         log.info("pactl could not list sources: %s", e)
         return None
