@@ -48,6 +48,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--compute", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs")
     p.add_argument("--threads", type=THREADS, default=None, help="CPU threads for onnxruntime (default: all cores)")
     p.add_argument("--beam-size", type=BEAM_SIZE, default=1)
+    p.add_argument("--final-beam", type=BEAM_SIZE, default=LiveOptions.final_beam_size, metavar="N",
+                   help="beam of the decode that finishes an utterance at a pause (default %(default)s; "
+                        "1: greedy, a little sooner and less accurate)")
     p.add_argument("--step", type=seconds_in(0, 10), default=LiveOptions.min_step_s, metavar="S",
                    help="seconds of new audio per decode, at least (default %(default)s; 0.5: tentative text twice "
                         "as often, for twice the CPU and, with --agree-gap 1, a few more mistakes)")
@@ -273,7 +276,7 @@ def cmd_live(args) -> int:
                           min_step_s=args.step, first_step_s=args.first_step,
                           first_draft_s=first_draft,
                           finalize_pause_s=None if args.no_pause_final else args.pause,
-                          hold_commits_s=args.hold,
+                          hold_commits_s=args.hold, final_beam_size=args.final_beam,
                           encoder_frames=args.encoder, vad=not args.no_vad,
                           translate_to=args.translate_to or None,
                           policy=dataclasses.replace(LiveOptions.policy, agree_gap_s=args.agree_gap))

@@ -9,10 +9,11 @@
 Inside ``feed``: the gate (Silero VAD, or a level threshold) says speech or not for each 0.1 s piece;
 the policy (engine.live.policy) counts the audio; then at most one decode of the buffered audio:
 
-- the speaker paused ``finalize_pause_s``: decode once and commit everything up to the pause;
+- the speaker paused ``finalize_pause_s``: decode once (with ``final_beam_size``) and commit everything up
+  to the pause;
 - else once ``min_step_s`` of new audio is in (``first_step_s`` for an utterance's first decode, and
   more after a slow step so no backlog builds): decode and let LocalAgreement commit what two
-  hypotheses agree on;
+  hypotheses agree on — once the buffer holds ``hold_commits_s`` (shorter utterances wait for their pause);
 - else, once per utterance after ``first_draft_s`` of speech (before its first step): a draft decode
   whose words are only shown (a ``Partial``), never committed.
 
@@ -22,7 +23,7 @@ front-ends and ``FinalSentence`` for the translation stage. A ``FinalSentence`` 
 output of the decode that finalised it when that decode held this sentence and nothing else, so the
 translation into English needs no second encoder pass.
 
-The recogniser itself is any callable ``(audio, prompt, language) -> Hypothesis``: ``WhisperRecognise``
+The recogniser itself is any callable ``(audio, prompt, language, beam_size=None) -> Hypothesis``: ``WhisperRecognise``
 for a real model, a scripted one in tests.
 """
 
@@ -67,7 +68,8 @@ class Hypothesis:
 
 
 class Recognise(Protocol):
-    def __call__(self, audio: np.ndarray, prompt: str, language: str | None) -> Hypothesis: ...
+    def __call__(self, audio: np.ndarray, prompt: str, language: str | None,
+                 beam_size: int | None = None) -> Hypothesis: ...  # beam_size None: the recogniser's own
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,12 +93,13 @@ class WhisperRecognise:
         self.model = model
         self.options = options
 
-    def __call__(self, audio: np.ndarray, prompt: str, language: str | None) -> Hypothesis:
+    def __call__(self, audio: np.ndarray, prompt: str, language: str | None,
+                 beam_size: int | None = None) -> Hypothesis:
         opts = self.options
         encoded = encode_audio(self.model, audio, None if opts.encoder_frames == "full" else opts.encoder_pad_s)
         if encoded is None:
             return Hypothesis(())
-        decode = DecodeOptions(task=opts.task, language=language, beam_size=opts.beam_size,
+        decode = DecodeOptions(task=opts.task, language=language, beam_size=beam_size or opts.beam_size,
                                max_fallbacks=opts.max_fallbacks, word_timestamps=True,
                                no_speech_threshold=opts.no_speech_threshold,
                                log_prob_threshold=opts.log_prob_threshold,
@@ -332,7 +335,7 @@ class StreamingRecognizer:
     def _decode_step(self, out: list, finalize: bool) -> None:
         started = self.timer()
         offset = self.policy.buffer_start_s
-        hypothesis = self._recognise() if self._audio.size >= HOP_LENGTH else Hypothesis(())
+        hypothesis = self._recognise(finalize) if self._audio.size >= HOP_LENGTH else Hypothesis(())
         words = trim_collapsed(hypothesis.words)
         decoded = _Decoded(hypothesis, [_shift(w, offset) for w in words], offset, self.received_s, words)
         speech_end = self.received_s - float(self.gate.silence_s)
@@ -374,8 +377,12 @@ class StreamingRecognizer:
             return final
         return previous if previous.hypothesis.avg_logprob > final.hypothesis.avg_logprob else final
 
-    def _recognise(self) -> Hypothesis:
-        hypothesis = self.recognise(self._audio, self.policy.prompt(), self.language)
+    def _recognise(self, finalize: bool = False) -> Hypothesis:
+        beam = self.options.final_beam_size
+        if finalize and beam is not None and beam != self.options.beam_size:
+            hypothesis = self.recognise(self._audio, self.policy.prompt(), self.language, beam_size=beam)
+        else:
+            hypothesis = self.recognise(self._audio, self.policy.prompt(), self.language)
         if self.language is None and hypothesis.words and hypothesis.language and self.policy.buffered_s >= 2.0:
             self.language = hypothesis.language
             self._detected = Status(f"detected language: {self.language}", emitted_at=self.clock())

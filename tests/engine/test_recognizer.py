@@ -33,11 +33,14 @@ class ScriptedRecognise:
         self.words = words
         self.calls: list[tuple[float, float]] = []  # (start_s, end_s) of each decoded buffer
         self.prompts: list[str] = []
+        self.beams: list[int | None] = []  # the beam each decode asked for (None: the options' beam_size)
 
-    def __call__(self, audio: np.ndarray, prompt: str, language: str | None) -> Hypothesis:
+    def __call__(self, audio: np.ndarray, prompt: str, language: str | None,
+                 beam_size: int | None = None) -> Hypothesis:
         start, end = float(audio[0]) / SR, (float(audio[-1]) + 1) / SR
         self.calls.append((start, end))
         self.prompts.append(prompt)
+        self.beams.append(beam_size)
         heard = [dataclasses.replace(w, start_s=w.start_s - start, end_s=w.end_s - start)
                  for w in self.words if w.start_s >= start - 0.05 and w.end_s <= end - 0.05]
         return Hypothesis(tuple(heard), (), "en", encoded=("encoder output", start, end))
@@ -241,8 +244,8 @@ class ShortSightedRecognise(ScriptedRecognise):
     """Hears an utterance's first word wrong ("Price") until the decoded buffer holds 2.5 s of it, as
     whisper-base does with "Prices for" or "Thousands of" heard from a second of audio."""
 
-    def __call__(self, audio, prompt, language):
-        hypothesis = super().__call__(audio, prompt, language)
+    def __call__(self, audio, prompt, language, beam_size=None):
+        hypothesis = super().__call__(audio, prompt, language, beam_size)
         start, end = self.calls[-1]
         if hypothesis.words and hypothesis.words[0].text == " Prices" and end - start < 2.5:
             first = dataclasses.replace(hypothesis.words[0], text=" Price")
@@ -279,3 +282,12 @@ def test_the_hold_needs_pause_finalisation_and_stays_below_the_trim():
     rec = StreamingRecognizer(ScriptedRecognise(words), LiveOptions(language="en", finalize_pause_s=None),
                               ScriptedGate(words), realtime=False, timer=lambda: 0.0, clock=lambda: 0.0)
     assert rec.policy.options.commit_min_buffer_s == 0.0  # without pauses to finalise, agreement commits
+
+
+def test_only_the_finalising_decode_searches_with_the_wider_beam():
+    words = script((0.5, "The quick brown fox jumps."), (4.0, "It ran away."))
+    rec, out, recognise = run(words, 6.0)
+    assert rec.finalized == 2 and recognise.beams.count(5) == 2  # one per utterance, at its pause
+    assert set(recognise.beams) == {None, 5}  # drafts and steps: the options' beam (greedy)
+    _, _, greedy = run(words, 6.0, final_beam_size=None)
+    assert set(greedy.beams) == {None}
