@@ -140,6 +140,7 @@ class StreamingPolicy:
     def __init__(self, options: PolicyOptions | None = None):
         self.options = options or PolicyOptions()
         self._buffer_start_s = 0.0
+        self._utterance_start_s = 0.0  # where the utterance being heard began (the hold counts from here)
         self._buffer_end_s = 0.0
         self._history: collections.deque[TimedWord] = collections.deque(maxlen=_HISTORY_WORDS)
         self._last_committed_end_s = float("-inf")
@@ -213,6 +214,7 @@ class StreamingPolicy:
         self._recent.clear()
         self._speech_since_reset = False
         trim = self._trim(self._buffer_end_s - opts.pause_keep_s)
+        self._utterance_start_s = self._buffer_start_s
         return self._result(committed, trim)
 
     def process(self, hypothesis: Sequence[TimedWord], buffer_offset_s: float | None = None,
@@ -232,7 +234,7 @@ class StreamingPolicy:
         while (agreed < min(len(new), len(reference))
                and normalise(new[agreed].text) == normalise(reference[agreed].text)):
             agreed += 1
-        if self.buffered_s < self.options.commit_min_buffer_s:
+        if self._buffer_end_s - self._utterance_start_s < self.options.commit_min_buffer_s:
             agreed = 0  # the utterance is still short: its pause will commit it
         if self.options.edge_guard_s > 0:
             edge = self._buffer_end_s - self.options.edge_guard_s
@@ -249,11 +251,13 @@ class StreamingPolicy:
         return self._result(committed + forced, trim)
 
     def finalize(self, hypothesis: Sequence[TimedWord], buffer_offset_s: float | None = None,
-                 speech_end_s: float | None = None) -> StepResult:
-        """The speaker paused: commit every word of ``hypothesis`` (decoded over the whole buffer, which
-        ends in the pause) that is not committed yet, forget the agreement state, and start the buffer
-        again after the last word. Words starting after ``speech_end_s`` (absolute; where the VAD heard
-        the speech stop) are hallucinated from the pause and dropped."""
+                 speech_end_s: float | None = None, end_s: float | None = None) -> StepResult:
+        """The speaker paused: commit every word of ``hypothesis`` (decoded over the buffer up to ``end_s``,
+        absolute, default its end, which lies in the pause) that is not committed yet, forget the agreement
+        state, and start the buffer again after the last word. Words starting after ``speech_end_s``
+        (absolute; where the VAD heard the speech stop) are hallucinated from the pause and dropped. With an
+        ``end_s`` before the buffer's end (the pause was noticed late and the speaker went on), what follows
+        it stays in the buffer as the next utterance (give ``end_s`` only then)."""
         offset = self._buffer_start_s if buffer_offset_s is None else buffer_offset_s
         committed: list[TimedWord] = []
         if self._speech_since_reset:
@@ -264,13 +268,16 @@ class StreamingPolicy:
             committed = self._commit(self._drop_boundary_overlap(new))
         self._previous = []
         self._recent.clear()
-        self._speech_since_reset = False
+        end = self._buffer_end_s if end_s is None else min(end_s, self._buffer_end_s)
+        self._speech_since_reset = end_s is not None  # (the speaker went on after end_s: the next utterance)
         # Cut after the last word (the pause stays as the next utterance's lead-in), and never keep more
         # of the pause than pause_keep_s: it holds nothing to decode again.
-        cut = self._buffer_end_s - self.options.pause_keep_s
+        cut = end - self.options.pause_keep_s
         if self.last_committed_end_s is not None:
-            cut = max(cut, min(self._last_committed_end_s, self._buffer_end_s))
-        return self._result(committed, self._trim(cut))
+            cut = max(cut, min(self._last_committed_end_s, end))
+        trim = self._trim(cut)
+        self._utterance_start_s = self._buffer_start_s
+        return self._result(committed, trim)
 
     def finish(self) -> list[TimedWord]:
         """Commit the tentative tail (stopping never throws recognised speech away) and empty the buffer."""
@@ -280,6 +287,7 @@ class StreamingPolicy:
         self._speech_since_reset = False
         self._silence_run_s = 0.0
         self._trim(self._buffer_end_s)
+        self._utterance_start_s = self._buffer_start_s
         return committed
 
     # --- internals -----------------------------------------------------------------------------------

@@ -194,6 +194,10 @@ class StreamingRecognizer:
         self._was_speech = False
         self._speech_ended = False  # (pause finalisation off) the gate closed: decode now
         self._unfinalized = False  # speech since the last finalisation
+        # (received_s, speech end) when the gate last heard a pause of finalize_pause_s not finalised yet: kept
+        # so that a pause heard while a decode ran still finalises after it, though the speaker went on.
+        self._pause: tuple[float, float] | None = None
+        self._spoke_after_pause = False
         self._speech_s_at_final = 0.0  # the gate's speech_s at the last finalisation
         self._decoded_utterance = False  # the current utterance has been decoded at least once
         self._drafted_utterance = False  # ... or had its draft decode
@@ -214,9 +218,11 @@ class StreamingRecognizer:
             self._ingest(chunk, out)
         if self._pause_due():
             if self._blip():  # nothing to finalise, and nothing worth a decode: the buffer starts again
-                self._unfinalized = False
+                end_s = self._pause[0] if self._spoke_after_pause else None
+                self._unfinalized = self._spoke_after_pause
+                self._pause, self._spoke_after_pause = None, False
                 self._decoded_utterance = self._drafted_utterance = False
-                self._apply(self.policy.finalize(()), out)
+                self._apply(self.policy.finalize((), end_s=end_s), out)
             else:
                 self._decode_step(out, finalize=True)
         elif self._step_due():
@@ -228,8 +234,9 @@ class StreamingRecognizer:
     def flush(self) -> list:
         """The stream ended: decode what is left, commit the tentative tail, finish the open sentence."""
         out: list = []
-        if self._since_decode and self.policy.has_speech:
-            self._decode_step(out, finalize=self.options.finalize_pause_s is not None)
+        for _ in range(2):  # (a second time for what follows a pause heard during the last decode)
+            if self._since_decode and self.policy.has_speech:
+                self._decode_step(out, finalize=self.options.finalize_pause_s is not None)
         self._publish(self.policy.finish(), [], out)
         self._close_sentence(out)
         return out
@@ -259,22 +266,32 @@ class StreamingRecognizer:
             self._since_decode += part.size
             if speech:
                 self._unfinalized = True
+                self._spoke_after_pause = self._pause is not None
             elif self._was_speech:
                 self._speech_ended = True
             self._was_speech = speech
+            self._note_pause()
             if self.history is not None:
                 self.history.append(part)
             result = self.policy.insert_audio(part.size, speech)
             if result.committed or result.trim_to_s is not None:  # a pause of policy.pause_reset_s
                 self._decoded_utterance = self._drafted_utterance = False
                 self._unfinalized = False
+                self._pause, self._spoke_after_pause = None, False
                 self._apply(result, out)
                 self._close_sentence(out)
 
-    def _pause_due(self) -> bool:
+    def _note_pause(self) -> None:
         pause = self.options.finalize_pause_s
-        return (pause is not None and self._unfinalized and self.policy.has_speech
-                and self.gate.silence_s >= pause)
+        if (self._pause is None and pause is not None and self._unfinalized and self.policy.has_speech
+                and self.gate.silence_s >= pause):
+            self._pause = (self.received_s, self.received_s - float(self.gate.silence_s))
+
+    def _pause_due(self) -> bool:
+        """A pause was heard since the last finalisation: now, or while the last decode ran (on a busy CPU a
+        decode takes longer than a short pause, which was otherwise missed, and the utterance ran on into the
+        next one until the hold let agreement commit it)."""
+        return self._pause is not None
 
     def _speech_since_final(self) -> float:
         return float(getattr(self.gate, "speech_s", float("inf"))) - self._speech_s_at_final
@@ -335,17 +352,23 @@ class StreamingRecognizer:
     def _decode_step(self, out: list, finalize: bool) -> None:
         started = self.timer()
         offset = self.policy.buffer_start_s
-        hypothesis = self._recognise(finalize) if self._audio.size >= HOP_LENGTH else Hypothesis(())
+        end_s, speech_end = self.received_s, self.received_s - float(self.gate.silence_s)
+        audio, late = self._audio, finalize and self._pause is not None and self._spoke_after_pause
+        if late:  # the pause was heard during the last decode and the speaker has gone on: up to the pause
+            end_s, speech_end = self._pause
+            audio = self._audio[:max(0, round((end_s - offset) * SAMPLE_RATE))]
+        hypothesis = self._recognise(finalize, audio) if audio.size >= HOP_LENGTH else Hypothesis(())
         words = trim_collapsed(hypothesis.words)
-        decoded = _Decoded(hypothesis, [_shift(w, offset) for w in words], offset, self.received_s, words)
-        speech_end = self.received_s - float(self.gate.silence_s)
+        decoded = _Decoded(hypothesis, [_shift(w, offset) for w in words], offset, end_s, words)
         if finalize:
             decoded = self._surer(decoded, speech_end)
             words = decoded.words
         self._last_decoded = decoded
         if finalize:
-            step = self.policy.finalize(words, buffer_offset_s=offset, speech_end_s=speech_end + 0.2)
-            self._unfinalized = False
+            step = self.policy.finalize(words, buffer_offset_s=offset, speech_end_s=speech_end + 0.2,
+                                        end_s=end_s if late else None)
+            self._unfinalized = self._spoke_after_pause
+            self._pause, self._spoke_after_pause = None, False
             self._decoded_utterance = self._drafted_utterance = False
             self.finalized += 1
         else:
@@ -353,7 +376,8 @@ class StreamingRecognizer:
                                        segment_ends_s=list(hypothesis.segment_ends_s))
             self._decoded_utterance = True
         covered_s = self._since_decode / SAMPLE_RATE
-        self._since_decode = 0
+        # (after a late finalisation, the audio since the pause is the next utterance's, not decoded yet)
+        self._since_decode = max(0, round((self.received_s - end_s) * SAMPLE_RATE))
         self._speech_ended = False
         self._last_step_s = self.timer() - started
         self.steps += 1
@@ -377,12 +401,12 @@ class StreamingRecognizer:
             return final
         return previous if previous.hypothesis.avg_logprob > final.hypothesis.avg_logprob else final
 
-    def _recognise(self, finalize: bool = False) -> Hypothesis:
+    def _recognise(self, finalize: bool, audio: np.ndarray) -> Hypothesis:
         beam = self.options.final_beam_size
         if finalize and beam is not None and beam != self.options.beam_size:
-            hypothesis = self.recognise(self._audio, self.policy.prompt(), self.language, beam_size=beam)
+            hypothesis = self.recognise(audio, self.policy.prompt(), self.language, beam_size=beam)
         else:
-            hypothesis = self.recognise(self._audio, self.policy.prompt(), self.language)
+            hypothesis = self.recognise(audio, self.policy.prompt(), self.language)
         if self.language is None and hypothesis.words and hypothesis.language and self.policy.buffered_s >= 2.0:
             self.language = hypothesis.language
             self._detected = Status(f"detected language: {self.language}", emitted_at=self.clock())

@@ -291,3 +291,28 @@ def test_only_the_finalising_decode_searches_with_the_wider_beam():
     assert set(recognise.beams) == {None, 5}  # drafts and steps: the options' beam (greedy)
     _, _, greedy = run(words, 6.0, final_beam_size=None)
     assert set(greedy.beams) == {None}
+
+
+def test_a_pause_heard_while_a_decode_ran_still_finalises_the_utterance_up_to_the_pause():
+    # Audio arriving 1.5 s at a time is what a busy CPU does: the 0.6 s pause between the sentences is over
+    # by the time the recogniser looks, and was missed (the utterance ran on until the hold let agreement in).
+    words = script((0.5, "I went to the store."), (2.6, "Then I bought some milk and bread."))
+    rec, out, recognise = run(words, 6.0, chunk_s=1.5)
+    finals = [(t, e) for t, e in out if isinstance(e, FinalSentence)]
+    assert [e.text for _, e in finals] == ["I went to the store.", "Then I bought some milk and bread."]
+    assert finals[0][0] <= 3.0 + 1e-6  # in the first chunk after the pause, not at the end
+    assert rec.finalized == 2
+    first_final_decode = next((s, e) for (s, e), beam in zip(recognise.calls, recognise.beams) if beam == 5)
+    assert first_final_decode[1] <= words[4].end_s + 0.7  # it heard up to the pause, not into the next words
+
+
+def test_speech_without_pauses_keeps_committing_once_past_the_hold():
+    # 24 s of sentences with no pause between them: once the utterance is 6 s long, agreement commits, and
+    # the buffer's trims at sentence ends do not start the hold again.
+    text = " ".join(f"w{i}{'.' if i % 6 == 5 else ''}" for i in range(80))
+    words = script((0.2, text))
+    rec, out, _ = run(words, 25.0)
+    assert committed_text(out).split() == text.split()
+    times = [t for t, e in out if isinstance(e, Committed) and t < 24.0]
+    assert times and times[0] <= 7.5
+    assert max(b - a for a, b in zip(times, times[1:])) <= 2.5, times
