@@ -5,7 +5,7 @@
     .venv/bin/python bench/speech_translation.py --precisions fp32 int8 --beams 1 --no-fallback \
         --out docs/results/speech_translation_no_fallback.json
 
-The corpus is engine/clips.py's German, French, Spanish, Chinese and Japanese sentences spoken by
+The corpus is bench/clips.py's German, French, Spanish, Chinese and Japanese sentences spoken by
 espeak-ng, each with an English reference. Both engines get identical 16 kHz arrays, the clip's
 language (no detection), task "translate", the same beam size and their (shared) defaults otherwise:
 temperature fallback 0 → 1 (``--no-fallback``: temperature 0 only, deterministic), no VAD filter,

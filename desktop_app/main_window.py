@@ -30,6 +30,9 @@ from desktop_app.transcript_model import TranscriptModel
 from desktop_app.transcript_view import TranscriptView
 from desktop_app.worker import EngineWorker, FileRequest, FileResult, LiveRequest, ModelInfo
 from engine.events import SessionEnded
+from engine.translate.installed import InstalledTextTranslator
+from engine.translate.languages import canonical
+from engine.translate.registry import MissingPairError
 
 log = logging.getLogger(__name__)
 
@@ -309,17 +312,31 @@ class MainWindow(QMainWindow):
     def start_live(self) -> None:
         if self._live_state is not LiveState.IDLE or self._file_request is not None:
             return
+        target = self.controls.target_language()
+        if not self._live_pair_servable(self.controls.source_language(), target):
+            return  # (said in the banner; the transcript on screen and its corrections stay)
         self.banner.clear()
         self.transcript.clear()
         self.status.clear_stats()
         self.controls.show_detected(None)
-        target = self.controls.target_language()
         self.view.set_translation_visible(bool(target))
         device = self.controls.devices.current_device()
         self._set_live_state(LiveState.STARTING)
         self.training.new_transcript(self.training.new_recording())
         self._live_start_requested.emit(LiveRequest(device, self.controls.source_language(), target,
                                                     self.training.audio))
+
+    def _live_pair_servable(self, source: str | None, target: str | None) -> bool:
+        """A fixed spoken language that no installed pack (nor Whisper's English) takes into the target is
+        refused here, before Start clears the transcript; the worker checks again as the session starts."""
+        if not target or canonical(target) == "en":
+            return True
+        try:
+            InstalledTextTranslator.into(target, "cpu", 1, source=source)
+        except MissingPairError as e:
+            self.show_error(f"Cannot start: {e}")
+            return False
+        return True
 
     def stop_live(self) -> None:
         if self._live_state in (LiveState.STARTING, LiveState.RUNNING):
@@ -339,7 +356,8 @@ class MainWindow(QMainWindow):
     def _on_live_event(self, event) -> None:
         apply_live_event(self, event)
         # The session ended by itself (device lost, file over): finish it so Start works again.
-        if isinstance(event, SessionEnded) and self._live_state is LiveState.RUNNING:
+        # (It can arrive before live_started, from another thread: a session that ended at once.)
+        if isinstance(event, SessionEnded) and self._live_state in (LiveState.STARTING, LiveState.RUNNING):
             self.stop_live()
 
     def _on_live_finished(self) -> None:

@@ -228,6 +228,7 @@ class Capture:
         self._last_block_at = 0.0
         self._source_names = source_names
         self._source_checked_at = 0.0
+        self._source_removed = False
         self.last_level = Level(float("-inf"), 0.0)
 
     # --- lifecycle -----------------------------------------------------------------------------------
@@ -257,6 +258,7 @@ class Capture:
         self._resampler = Resampler(self.sample_rate, SAMPLE_RATE)
         self._stopping = False
         self._failed = None
+        self._source_removed = False
         self._last_block_at = self._source_checked_at = time.monotonic()
         try:
             self._stream.start()
@@ -329,9 +331,11 @@ class Capture:
         if self._resampler is None:
             raise RuntimeError("Capture.read() before start()")
         live = self._stream is not None
+        if self._source_removed:  # what came after it is another source's (PulseAudio moved the stream)
+            self._check_health(live)
         blocks = self.ring.get_all(timeout if live else 0)
         if live:
-            self._check_source()
+            self._check_source()  # (the blocks just taken are returned first; the next read raises)
         if not blocks:
             self._check_health(live)
             return np.zeros(0, np.float32)
@@ -362,7 +366,7 @@ class Capture:
         if names is not None and self.device.pulse_source not in names:
             self._failed = (f"({self.device.pulse_source}) was removed (unplugged, or its sound card or output "
                             "went away)")
-            self._check_health(True)
+            self._source_removed = True
 
     def _check_health(self, live: bool) -> None:
         if self._failed is None and live and self.stall_timeout_s is not None:

@@ -48,9 +48,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--compute", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs")
     p.add_argument("--threads", type=THREADS, default=None, help="CPU threads for onnxruntime (default: all cores)")
     p.add_argument("--beam-size", type=BEAM_SIZE, default=1)
-    p.add_argument("--final-beam", type=BEAM_SIZE, default=LiveOptions.final_beam_size, metavar="N",
-                   help="beam of the decode that finishes an utterance at a pause (default %(default)s; "
-                        "1: greedy, a little sooner and less accurate)")
+    p.add_argument("--final-beam", type=BEAM_SIZE, default=None, metavar="N",
+                   help="beam of the decode that finishes an utterance at a pause (default: --beam-size; 5 is "
+                        "more accurate and, on a CPU, about a second later)")
     p.add_argument("--step", type=seconds_in(0, 10), default=LiveOptions.min_step_s, metavar="S",
                    help="seconds of new audio per decode, at least (default %(default)s; 0.5: tentative text twice "
                         "as often, for twice the CPU and, with --agree-gap 1, a few more mistakes)")

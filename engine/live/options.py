@@ -39,10 +39,13 @@ class LiveOptions:
     # Measured on bench/live_lag.py's English (213 s, fast-forwarded through the recogniser, offline greedy
     # 3.29 %): 0 → 5.13 %, 6 s → 4.72 %. Longer speech without a pause commits by agreement as before.
     hold_commits_s: float = 6.0
-    # The decode that finalises an utterance at a pause searches with this beam (None: beam_size): once per
-    # utterance, so it costs a little lag, not a backlog. English of bench/live_lag.py fast-forwarded with the
-    # machine's step timing: greedy 4.72 %, beam 5 3.90 % (offline greedy 3.29 %, beam 5 2.87 %).
-    final_beam_size: int | None = 5
+    # The decode that finalises an utterance at a pause searches with this beam (None: beam_size, greedy). Beam
+    # 5 is more accurate where the audio is fed without a clock (bench/live_lag.py's English through the
+    # recogniser: 4.72 → 3.90 %; the same audio as captured through PulseAudio: 7.39 → 4.72 %). In real time
+    # on two cores its longer decode lands on the sentence's lag: +0.12 s p50 in the one clean side-by-side run
+    # (WER 5.95 % both); the later runs that showed ~0.8 s were late by a fault of the bench (see
+    # docs/results/live_lag_experiments.md). Greedy until a clean run decides.
+    final_beam_size: int | None = None
     encoder_frames: str = "audio"  # "audio": encode the buffered audio only; "full": pad to 30 s
     # "audio" mode appends this much silence (zero log-mel frames) after the buffered audio before
     # encoding: without it the decoder, seeing speech run to the very last frame, does not end and loops

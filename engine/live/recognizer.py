@@ -23,6 +23,9 @@ front-ends and ``FinalSentence`` for the translation stage. A ``FinalSentence`` 
 output of the decode that finalised it when that decode held this sentence and nothing else, so the
 translation into English needs no second encoder pass.
 
+(Over 400 lines: the decode scheduling — pause, step, draft — and the sentence assembly share one buffer
+and one utterance state; split apart, each half would reach into the other's.)
+
 The recogniser itself is any callable ``(audio, prompt, language, beam_size=None) -> Hypothesis``: ``WhisperRecognise``
 for a real model, a scripted one in tests.
 """
@@ -55,6 +58,9 @@ _MIN_UTTERANCE_SPEECH_S = 0.2
 # Once the silence reaches this share of finalize_pause_s, a regular step waits: if the pause goes on, the
 # finalising decode comes within a few tenths of a second and would otherwise wait for that step to end.
 _HOLD_FOR_PAUSE = 0.4
+# Speech heard after a pause that a decode kept the recogniser from finalising at once: this much means the
+# speaker went on (the pause is finalised up to where it was heard), less is a breath or a click.
+_MIN_RESUME_S = 0.1
 HISTORY_S = 28.0  # audio kept for speech translation (a sentence longer than this is cut to its end)
 
 
@@ -197,6 +203,7 @@ class StreamingRecognizer:
         # (received_s, speech end) when the gate last heard a pause of finalize_pause_s not finalised yet: kept
         # so that a pause heard while a decode ran still finalises after it, though the speaker went on.
         self._pause: tuple[float, float] | None = None
+        self._speech_s_at_pause = 0.0  # the gate's speech_s then
         self._spoke_after_pause = False
         self._speech_s_at_final = 0.0  # the gate's speech_s at the last finalisation
         self._decoded_utterance = False  # the current utterance has been decoded at least once
@@ -266,7 +273,9 @@ class StreamingRecognizer:
             self._since_decode += part.size
             if speech:
                 self._unfinalized = True
-                self._spoke_after_pause = self._pause is not None
+                # (the gate stays open for its hangover after the speech: what counts is speech it heard)
+                self._spoke_after_pause = self._spoke_after_pause or (
+                    self._pause is not None and self._speech_s() - self._speech_s_at_pause >= _MIN_RESUME_S)
             elif self._was_speech:
                 self._speech_ended = True
             self._was_speech = speech
@@ -286,6 +295,7 @@ class StreamingRecognizer:
         if (self._pause is None and pause is not None and self._unfinalized and self.policy.has_speech
                 and self.gate.silence_s >= pause):
             self._pause = (self.received_s, self.received_s - float(self.gate.silence_s))
+            self._speech_s_at_pause = self._speech_s()
 
     def _pause_due(self) -> bool:
         """A pause was heard since the last finalisation: now, or while the last decode ran (on a busy CPU a
@@ -293,8 +303,11 @@ class StreamingRecognizer:
         next one until the hold let agreement commit it)."""
         return self._pause is not None
 
+    def _speech_s(self) -> float:
+        return float(getattr(self.gate, "speech_s", float("inf")))
+
     def _speech_since_final(self) -> float:
-        return float(getattr(self.gate, "speech_s", float("inf"))) - self._speech_s_at_final
+        return self._speech_s() - self._speech_s_at_final
 
     def _blip(self) -> bool:
         """Was the speech since the last finalisation too short to be an utterance?"""

@@ -70,7 +70,7 @@ def write_origin(folder: Path, origin: str, precision: str) -> None:
     """For a pack without parley.json (a hub export, imported or downloaded): where it came from and each of its
     files' size and sha256 as installed, so a file damaged later is named on load as in Parley's own packs."""
     files = {str(f.relative_to(folder)): {"sha256": sha256_file(f), "bytes": f.stat().st_size}
-             for f in sorted(folder.rglob("*")) if f.is_file() and f.suffix in (".onnx", ".json", ".data", ".spm")
+             for f in sorted(folder.rglob("*")) if f.is_file() and f.suffix in (".onnx", ".onnx_data", ".json", ".data", ".spm")
              and f.name != ORIGIN_FILE}
     (folder / ORIGIN_FILE).write_text(json.dumps({"origin": origin, "precision": precision, "files": files},
                                                  indent=1) + "\n")

@@ -9,6 +9,7 @@ import dataclasses
 import logging
 import threading
 
+from engine.errors import PackError
 from engine.translate.registry import PairRegistry, Route
 from engine.translate.translator import TranslateOptions, Translator
 
@@ -29,13 +30,22 @@ class RouteTranslator:
     def __init__(self, registry: PairRegistry, device: str = "auto", threads: int | None = None):
         self.registry, self.device, self.threads = registry, device, threads
         self._loaded: dict[str, Translator] = {}
+        # A pack that failed to load fails the same way until it is fixed: said again without re-reading it
+        # (verifying a damaged pack hashes its files; a live session asks once per sentence).
+        self._failed: dict[str, PackError] = {}
         self._lock = threading.Lock()
 
     def translator_for(self, pack) -> Translator:
         key = str(pack.path)
         with self._lock:
+            if key in self._failed:
+                raise self._failed[key]
             if key not in self._loaded:
-                self._loaded[key] = Translator.load(pack, self.device, self.threads)
+                try:
+                    self._loaded[key] = Translator.load(pack, self.device, self.threads)
+                except PackError as e:
+                    self._failed[key] = e
+                    raise
             return self._loaded[key]
 
     def translate(self, texts: list[str], source: str, target: str, beam_size: int | None = None,

@@ -75,17 +75,24 @@ def test_a_sentence_whose_pair_has_no_pack_says_why_on_its_own_row_and_the_other
     assert [e.message for e in events if isinstance(e, Status)] == ["translation failed: no fr→de pack; installed: en→de"]
 
 
-def test_every_sentence_through_a_damaged_pack_names_its_file(home, tiny_marian):
+def test_every_sentence_through_a_damaged_pack_names_its_file(home, tiny_marian, monkeypatch):
+    from engine.packs import files
+
     pack = install(home, tiny_marian, "en", "de")
     decoder = pack / "decoder_model.onnx"
     data = bytearray(decoder.read_bytes())
     data[len(data) // 2] ^= 0xFF
     decoder.write_bytes(bytes(data))
-    events = translate_live("de", [sentence(1, "The cat sat.", "en"), sentence(2, "Where is the station?", "en")])
+    hashed: list[Path] = []
+    real = files.sha256_file
+    monkeypatch.setattr(files, "sha256_file", lambda path: hashed.append(Path(path)) or real(path))
+    events = translate_live("de", [sentence(1, "The cat sat.", "en"), sentence(2, "Where is the station?", "en"),
+                                   sentence(3, "It is late.", "en")])
     rows = [e for e in events if isinstance(e, Translated)]
-    assert [r.segment_id for r in rows] == [1, 2]
+    assert [r.segment_id for r in rows] == [1, 2, 3]
     for row in rows:
         assert row.text == "" and str(decoder) in row.error and "sha256" in row.error
+    assert hashed.count(decoder) == 1  # the pack's failure is remembered, not re-read for every sentence
 
 
 def test_the_command_line_prints_the_reason_under_the_sentence_and_keeps_it_out_of_the_subtitles(capsys):

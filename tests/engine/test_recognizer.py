@@ -286,10 +286,10 @@ def test_the_hold_needs_pause_finalisation_and_stays_below_the_trim():
 
 def test_only_the_finalising_decode_searches_with_the_wider_beam():
     words = script((0.5, "The quick brown fox jumps."), (4.0, "It ran away."))
-    rec, out, recognise = run(words, 6.0)
+    rec, out, recognise = run(words, 6.0, final_beam_size=5)
     assert rec.finalized == 2 and recognise.beams.count(5) == 2  # one per utterance, at its pause
     assert set(recognise.beams) == {None, 5}  # drafts and steps: the options' beam (greedy)
-    _, _, greedy = run(words, 6.0, final_beam_size=None)
+    _, _, greedy = run(words, 6.0)  # the default: every decode with the options' beam
     assert set(greedy.beams) == {None}
 
 
@@ -297,7 +297,7 @@ def test_a_pause_heard_while_a_decode_ran_still_finalises_the_utterance_up_to_th
     # Audio arriving 1.5 s at a time is what a busy CPU does: the 0.6 s pause between the sentences is over
     # by the time the recogniser looks, and was missed (the utterance ran on until the hold let agreement in).
     words = script((0.5, "I went to the store."), (2.6, "Then I bought some milk and bread."))
-    rec, out, recognise = run(words, 6.0, chunk_s=1.5)
+    rec, out, recognise = run(words, 6.0, chunk_s=1.5, final_beam_size=5)  # (beam 5 marks the final decodes)
     finals = [(t, e) for t, e in out if isinstance(e, FinalSentence)]
     assert [e.text for _, e in finals] == ["I went to the store.", "Then I bought some milk and bread."]
     assert finals[0][0] <= 3.0 + 1e-6  # in the first chunk after the pause, not at the end
