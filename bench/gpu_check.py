@@ -56,8 +56,9 @@ def environment() -> dict:
             "cuda_usable": runtime.CUDA in providers, "cuda_reason": reason, "nvidia_smi": smi}
 
 
-def decode_step_ms(model, mel: np.ndarray, batch: int, steps: int, io_binding: bool) -> float:
-    """Median ms per decoder step over `steps` steps of `batch` rows after the prompt."""
+def _timed_steps(model, mel: np.ndarray, batch: int, steps: int, io_binding: bool, reorder: bool) -> float:
+    """Median ms per decoder step (or, with ``reorder``, per beam reorder of the self-attention K/V after each
+    step: the cache grows by one position a step, as in beam search) over `steps` steps of `batch` rows."""
     decoder = model.decoder
     saved = decoder.io_binding
     decoder.io_binding = io_binding
@@ -67,38 +68,29 @@ def decode_step_ms(model, mel: np.ndarray, batch: int, steps: int, io_binding: b
         _, cache = decoder.prefill(audio, prompt)  # K/V as device values with binding, numpy without
         cache = decoder.tile(cache, batch)
         token = np.full(batch, model.tokenizer.encode(" the")[0], dtype=np.int64)
+        source = np.roll(np.arange(batch), 1)  # never the identity, which reorder skips
         times = []
         for _ in range(steps):
             t0 = time.perf_counter()
             decoder.step(cache, token)
+            if reorder:
+                t0 = time.perf_counter()
+                decoder.reorder(cache, source)
             times.append(time.perf_counter() - t0)
         return 1000 * statistics.median(times[5:] or times)
     finally:
         decoder.io_binding = saved
+
+
+def decode_step_ms(model, mel: np.ndarray, batch: int, steps: int, io_binding: bool) -> float:
+    """Median ms per decoder step over `steps` steps of `batch` rows after the prompt."""
+    return _timed_steps(model, mel, batch, steps, io_binding, reorder=False)
 
 
 def reorder_ms(model, mel: np.ndarray, batch: int, steps: int, io_binding: bool) -> float:
     """Median ms per beam reorder of the self-attention K/V over `steps` decoder steps of `batch` rows
-    (the cache grows by one position a step, as in beam search; only the reorder is timed)."""
-    decoder = model.decoder
-    saved = decoder.io_binding
-    decoder.io_binding = io_binding
-    try:
-        audio = model.encode(mel)
-        prompt = model.tokenizer.sot_sequence("en", "transcribe") + [model.tokenizer.special.no_timestamps]
-        _, cache = decoder.prefill(audio, prompt)
-        cache = decoder.tile(cache, batch)
-        token = np.full(batch, model.tokenizer.encode(" the")[0], dtype=np.int64)
-        source = np.roll(np.arange(batch), 1)  # never the identity, which reorder skips
-        times = []
-        for _ in range(steps):
-            decoder.step(cache, token)
-            t0 = time.perf_counter()
-            decoder.reorder(cache, source)
-            times.append(time.perf_counter() - t0)
-        return 1000 * statistics.median(times[5:] or times)
-    finally:
-        decoder.io_binding = saved
+    (only the reorder is timed)."""
+    return _timed_steps(model, mel, batch, steps, io_binding, reorder=True)
 
 
 def main() -> int:
