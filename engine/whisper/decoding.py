@@ -43,6 +43,10 @@ class DecodeOptions:
     word_timestamps: bool = False  # per-word times from cross-attention (DTW)
     sample_len: int | None = None  # max tokens per window; None: half the decoder context (224)
     seed: int = 0  # for sampling at temperature > 0 (reproducible)
+    # Words the decoder is pushed toward (a glossary's terms): each token that continues one of them gets
+    # bias_logit added to its logit (TermBias). () : no bias, and no cost.
+    bias_terms: tuple[str, ...] = ()
+    bias_logit: float = 2.0
 
     def __post_init__(self) -> None:
         if self.task not in ("transcribe", "translate"):
@@ -61,6 +65,10 @@ class DecodeOptions:
             raise ValueError(f"time_budget_s must be None or > 0, got {self.time_budget_s}")
         if self.sample_len is not None and self.sample_len < 1:
             raise ValueError(f"sample_len must be None or ≥ 1, got {self.sample_len}")
+        if not np.isfinite(self.bias_logit) or self.bias_logit < 0:
+            raise ValueError(f"bias_logit must be a finite number ≥ 0, got {self.bias_logit}")
+        if isinstance(self.bias_terms, str) or not all(isinstance(t, str) and t.strip() for t in self.bias_terms):
+            raise ValueError(f"bias_terms must be a tuple of non-empty words, got {self.bias_terms!r}")
 
 
 class Inference(Protocol):
@@ -150,6 +158,36 @@ class TimestampRules:
         ts_mass = _logsumexp(logits[:, ts:])
         text_max = np.max(logits[:, :ts], axis=-1)
         logits[ts_mass > text_max, :ts] = NEG_INF
+
+
+class TermBias:
+    """Contextual biasing by shallow fusion over a prefix trie of the terms' token sequences.
+
+    Each row's sampled tokens are matched against the trie: for every suffix of them that is a proper prefix of
+    a term's tokens (the empty suffix included: a term can start at any word), the token that continues the
+    term gets ``bonus`` added to its logit — once per row and token, however many terms it continues. The
+    state is the row's own tokens, so beams that are reordered, dropped or duplicated keep their own matches.
+    A step costs one dict lookup per suffix length (the longest term's token count)."""
+
+    def __init__(self, sequences: Sequence[Sequence[int]], bonus: float):
+        following: dict[tuple[int, ...], set[int]] = {}
+        for seq in sequences:
+            for k in range(len(seq)):
+                following.setdefault(tuple(seq[:k]), set()).add(int(seq[k]))
+        self.next_tokens = {prefix: np.array(sorted(t), dtype=np.int64) for prefix, t in following.items()}
+        self.max_prefix = max((len(s) for s in sequences), default=1) - 1
+        self.bonus = float(bonus)
+
+    def boosted(self, seq: Sequence[int]) -> np.ndarray:
+        """The tokens that continue a term after ``seq``."""
+        found = [self.next_tokens[p] for k in range(min(self.max_prefix, len(seq)) + 1)
+                 if (p := tuple(seq[len(seq) - k:])) in self.next_tokens]
+        return np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
+
+    def apply(self, logits: np.ndarray, sampled: Sequence[Sequence[int]]) -> None:
+        for row, seq in enumerate(sampled):
+            tokens = self.boosted(seq)
+            logits[row, tokens] += self.bonus
 
 
 def apply_filters(filters: Sequence[LogitFilter], logits: np.ndarray, sampled: Sequence[Sequence[int]]) -> None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from engine.errors import CancelledError
+from engine.glossary import Glossary
 from engine.features import HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPLE_RATE, log_mel_spectrogram
 from engine.whisper.decoding import DecodeOptions
 from engine.whisper.results import Segment, Transcript
@@ -50,6 +51,12 @@ class TranscribeOptions:
     condition_on_previous_text: bool = True  # prompt each window with the text so far
     prompt_reset_on_temperature: float = 0.5  # a window decoded hotter than this does not prompt the next
     initial_prompt: str | None = None  # text (names, spellings) to prompt the first window with
+    # The user's words (engine.glossary): with glossary_prompt every window is primed with the list of terms
+    # (before the text so far); glossary_bias is the logit bonus on each token that continues a term
+    # (DecodeOptions.bias_terms; 0: none). Measured in docs/results/glossary.md.
+    glossary: Glossary | None = None
+    glossary_prompt: bool = True
+    glossary_bias: float = 2.0
     prefix: str | None = None  # text the first window's output must start with
     word_timestamps: bool = False
     without_timestamps: bool = False
@@ -68,6 +75,8 @@ class TranscribeOptions:
             raise ValueError(f"encoder_frames must be 'full' or 'audio', got {self.encoder_frames!r}")
         if self.initial_prompt is not None and not isinstance(self.initial_prompt, str):
             raise ValueError("initial_prompt must be text or None")
+        if self.glossary is not None and not isinstance(self.glossary, Glossary):
+            raise ValueError(f"glossary must be an engine.glossary.Glossary or None, got {type(self.glossary)}")
         self.decode_options(self.language)  # DecodeOptions validates the shared fields
 
     def decode_options(self, language: str | None, prefix: str | None = None) -> DecodeOptions:
@@ -79,7 +88,22 @@ class TranscribeOptions:
             max_fallbacks=self.max_fallbacks, time_budget_s=self.window_time_budget_s, prefix=prefix,
             suppress_tokens=tuple(self.suppress_tokens), suppress_blank=self.suppress_blank,
             without_timestamps=self.without_timestamps, max_initial_timestamp=self.max_initial_timestamp,
-            word_timestamps=self.word_timestamps)
+            word_timestamps=self.word_timestamps, bias_terms=self.glossary.words if self.glossary else (),
+            bias_logit=self.glossary_bias)
+
+
+def glossary_prompt_tokens(model: WhisperModel, glossary: Glossary | None, max_tokens: int) -> list[int]:
+    """The glossary's prompt, as many whole terms as fit in ``max_tokens`` (the rest are still biased)."""
+    if not glossary:
+        return []
+    for n in range(len(glossary.terms), 0, -1):
+        tokens = model.encode_text(Glossary(glossary.terms[:n]).prompt())
+        if len(tokens) <= max_tokens:
+            if n < len(glossary.terms):
+                log.warning("the glossary's prompt holds its first %d of %d terms (a prompt is at most %d tokens)",
+                            n, len(glossary.terms), max_tokens)
+            return tokens
+    return []
 
 
 class AudioWindows:
@@ -144,6 +168,10 @@ def transcribe(model: WhisperModel, audio: np.ndarray | str | Path, options: Tra
     n_mels = model.pack.dims.n_mels
     tokenizer = model.tokenizer
 
+    # The glossary takes at most a quarter of the decoder's context, the text so far the rest of the prompt.
+    prompt_budget = model.pack.dims.n_text_ctx // 2 - 1
+    glossary_tokens = glossary_prompt_tokens(model, options.glossary if options.glossary_prompt else None,
+                                             model.pack.dims.n_text_ctx // 4)
     all_tokens: list[int] = []
     if options.initial_prompt:
         all_tokens.extend(model.encode_text(options.initial_prompt))
@@ -181,7 +209,9 @@ def transcribe(model: WhisperModel, audio: np.ndarray | str | Path, options: Tra
         time_offset = seek * HOP_LENGTH / SAMPLE_RATE
         decode_options = options.decode_options(language, options.prefix if first else None)
         try:  # (a cancel stops the search at its next token)
-            result = model.decode_window(states, decode_options, all_tokens[prompt_reset_since:],
+            history = all_tokens[prompt_reset_since:]
+            history = history[max(0, len(history) - (prompt_budget - len(glossary_tokens))):]
+            result = model.decode_window(states, decode_options, glossary_tokens + history,
                                          num_frames=segment_frames, time_offset_s=time_offset,
                                          last_speech_s=last_speech_s, cancel=cancel)
         except CancelledError as e:

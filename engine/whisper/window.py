@@ -65,6 +65,17 @@ def suppressed_tokens(options: dec.DecodeOptions, tokenizer: WhisperTokenizer, p
     return sorted(set(tokens))
 
 
+def term_sequences(tokenizer: WhisperTokenizer, terms: Sequence[str]) -> list[list[int]]:
+    """The token sequences a term is written with inside a transcript: after a space, as Whisper writes a word
+    (at a window's start too), as given and, for a term in lower case, capitalised (a sentence's first word)."""
+    sequences = []
+    for term in terms:
+        term = " ".join(term.split())
+        for variant in dict.fromkeys((term, term[:1].upper() + term[1:])):
+            sequences.append(tokenizer.encode(" " + variant))
+    return sequences
+
+
 def build_prompt(tokenizer: WhisperTokenizer, sot_sequence: list[int], previous: Sequence[int],
                  options: dec.DecodeOptions, n_text_ctx: int) -> tuple[list[int], int, list[int]]:
     """[<|startofprev|> previous…] sot_sequence [<|notimestamps|>] [<|0.00|> prefix…] →
@@ -152,6 +163,8 @@ def decode_window(decoder: Decoder, tokenizer: WhisperTokenizer, pack_suppress: 
     sample_len = min(options.sample_len or n_text_ctx // 2, n_text_ctx - len(prompt))
 
     filters: list[dec.LogitFilter] = []
+    if options.bias_terms and options.bias_logit > 0:  # first: the filters after it veto what it favours
+        filters.append(dec.TermBias(term_sequences(tokenizer, options.bias_terms), options.bias_logit))
     if options.suppress_blank:
         filters.append(dec.SuppressBlank(tokenizer.blank_tokens))
     filters.append(dec.SuppressTokens(suppressed_tokens(options, tokenizer, pack_suppress)))
