@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 from engine.features import N_FRAMES
+from engine.glossary import Glossary
 from engine.live.policy import PolicyOptions
 
 
@@ -69,6 +70,7 @@ class LiveOptions:
     # vs 1.97 s, WER no better), so it is off by default. The policy's own defaults are 0 (pure LA-2).
     policy: PolicyOptions = PolicyOptions(edge_guard_s=0.6)
     initial_prompt: str | None = None  # names and spellings to prime the recogniser with
+    glossary: Glossary | None = None  # the user's words: each decode is primed with them and biased toward them
     # Translate finished sentences into this language ("en": Whisper's own speech translation; others
     # need a text-translation pack). None: no translation.
     translate_to: str | None = None

@@ -111,8 +111,9 @@ class WhisperRecognise:
                                log_prob_threshold=opts.log_prob_threshold,
                                compression_ratio_threshold=opts.compression_ratio_threshold,
                                # Real speech is < 8 tokens/s; a short buffer that starts to loop stops here.
-                               sample_len=min(224, 16 + int(encoded.frames * _TOKENS_PER_FRAME)))
-        prompt_text = " ".join(filter(None, [opts.initial_prompt, prompt]))
+                               sample_len=min(224, 16 + int(encoded.frames * _TOKENS_PER_FRAME)),
+                               bias_terms=opts.glossary.words if opts.glossary else ())
+        prompt_text = " ".join(filter(None, [opts.glossary and opts.glossary.prompt(), opts.initial_prompt, prompt]))
         result = self.model.decode_window(encoded.states, decode, self.model.encode_text(prompt_text),
                                           num_frames=encoded.frames)
         if result.skipped:
