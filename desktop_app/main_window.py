@@ -30,8 +30,7 @@ from desktop_app.transcript_model import TranscriptModel
 from desktop_app.transcript_view import TranscriptView
 from desktop_app.worker import EngineWorker, FileRequest, FileResult, LiveRequest, ModelInfo
 from engine.events import SessionEnded
-from engine.translate.installed import InstalledTextTranslator
-from engine.translate.languages import canonical
+from engine.jobs import translator_into
 from engine.translate.registry import MissingPairError
 
 log = logging.getLogger(__name__)
@@ -329,10 +328,8 @@ class MainWindow(QMainWindow):
     def _live_pair_servable(self, source: str | None, target: str | None) -> bool:
         """A fixed spoken language that no installed pack (nor Whisper's English) takes into the target is
         refused here, before Start clears the transcript; the worker checks again as the session starts."""
-        if not target or canonical(target) == "en":
-            return True
         try:
-            InstalledTextTranslator.into(target, "cpu", 1, source=source)
+            translator_into(target, source, "cpu", 1)
         except MissingPairError as e:
             self.show_error(f"Cannot start: {e}")
             return False

@@ -65,9 +65,9 @@ class FileResult:
 
 
 def default_model_loader(pack_path: str, device: str):
-    from engine.whisper import WhisperModel
+    from engine.jobs import open_model
 
-    return WhisperModel.load(pack_path, device=device)
+    return open_model(pack_path, device=device)
 
 
 def _cuda_fallback_note(device_reason: str) -> str:
@@ -103,7 +103,7 @@ class EngineWorker(QObject):
         self._loader = model_loader or default_model_loader
         self._source_factory = audio_source_factory
         self._model = None
-        self._session = None
+        self._live_job = None
         self._last_level = 0.0
         self._last_progress = 0.0
 
@@ -186,20 +186,14 @@ class EngineWorker(QObject):
             self.live_failed.emit("Cannot start: no model is loaded. Choose or build a model first.")
             return
         try:
-            from engine.live.session import LiveOptions, LiveSession
+            from engine.jobs import plan_live_job, start_live_job
 
-            fields = {f.name for f in dataclasses.fields(LiveOptions)}
-            kwargs = {"language": request.language, "device": request.device, "record_path": request.record_path}
-            if request.translate_to and "translate_to" in fields:
-                kwargs["translate_to"] = request.translate_to
-            elif request.translate_to and "translate" in fields:
-                kwargs["translate"] = True
-            options = LiveOptions(**{k: v for k, v in kwargs.items() if k in fields})
+            options = plan_live_job(request.language, translate_to=request.translate_to, device=request.device,
+                                    record_path=request.record_path)
             source = self._source_factory(request.device) if self._source_factory else None
-            self._session = LiveSession(self._model, options, on_event=self._on_live_event, source=source)
-            self._session.start()
+            self._live_job = start_live_job(self._model, options, self._on_live_event, source=source)
         except Exception as e:  # noqa: BLE001
-            self._session = None
+            self._live_job = None
             self.live_failed.emit(describe_error(e, "starting live transcription"))
             return
         self.live_started.emit()
@@ -207,13 +201,12 @@ class EngineWorker(QObject):
     @Slot()
     def stop_live(self) -> None:
         """Stop capture, then drain: everything already recorded is still transcribed."""
-        session, self._session = self._session, None
-        if session is None:
+        job, self._live_job = self._live_job, None
+        if job is None:
             self.live_finished.emit()
             return
         try:
-            session.stop()
-            session.finish()
+            job.finish()  # stops the capture first
         except Exception as e:  # noqa: BLE001
             self.live_failed.emit(describe_error(e, "finishing live transcription"))
         self.live_finished.emit()

@@ -1,9 +1,13 @@
 """The jobs both front-ends run: the command line (engine/cli/) and the app's worker (desktop_app/worker.py)
 parse, show and write; what is done, and by which rules, is here.
 
-    open_model      a model by name or pack folder, the pack's precision following the device that will run it
-    plan_file_job   what a file job does: Whisper's task, and the target its segments are translated into
-    run_file_job    one file: transcribe → translate → FileJobResult, with progress and cancel
+    open_model       a model by name or pack folder, the pack's precision following the device that will run it
+    translator_into  the installed text packs' translator into a language (refused early where none serves)
+    plan_file_job    what a file job does: Whisper's task, and the target its segments are translated into
+    run_file_job     one file: transcribe → translate → FileJobResult, with progress and cancel
+    plan_live_job    LiveOptions for what was asked, by the same task rules
+    start_live_job   one live session: its translation stage, events out, stop (finish what was heard) or cancel
+    run_live_job     the same, until its source runs out, a stop, or a duration → LiveJobResult
 
 A translation that fails after transcription (its pair is known only once the language is detected) does not
 lose the transcript: the result keeps it and says why the translation is missing.
@@ -19,12 +23,18 @@ from pathlib import Path
 
 from engine import file_translation
 from engine.errors import CancelledError, ParleyError
+from engine.events import Committed, Stats, Translated
+from engine.live.cues import Sentence, sentences, with_translations
+from engine.live.options import LiveOptions
+from engine.live.session import LiveSession
 from engine.packs.install import ensure_pack
 from engine.packs.sources import ProgressFn
+from engine.translate.languages import canonical
 from engine.whisper import TranscribeOptions, Transcript, WhisperModel
 
 log = logging.getLogger(__name__)
 
+TextTranslator = Callable[[str, str | None, str], str]  # (text, source language, target) → translation
 # (stage, done, total): "transcribing" counts seconds of audio, "translating" a fraction of the segments (total 1)
 JobProgress = Callable[[str, float, float], None]
 
@@ -62,20 +72,32 @@ def plan_file_job(language: str | None = None, task: str = "transcribe", transla
     target = translate_to or None
     if bilingual and not target:
         raise ParleyError("--bilingual needs --translate-to LANG")
-    if target and task == "translate":
-        raise ParleyError("give --task translate (English text only) or --translate-to LANG, not both")
+    _one_way_into_english(task, target)
     if target == "en" and not bilingual:
         task, target = "translate", None  # English only: Whisper translates the whole file directly
     return FileJob(TranscribeOptions(language=language or None, task=task, **whisper), target)
 
 
-def open_translator(job: FileJob, model: WhisperModel) -> Callable[[str, str | None, str], str] | None:
-    """The installed text packs' translator the job needs (None when it needs none: no target, or English,
-    which Whisper translates from the audio). A missing pair fails here, before the long part."""
-    if job.translate_to and job.translate_to != "en":
-        return file_translation.text_translator(job.translate_to, model.device, model.threads,
-                                                job.options.language)
-    return None
+def _one_way_into_english(task: str, target: str | None) -> None:
+    if target and task == "translate":
+        raise ParleyError("give --task translate (English text only) or --translate-to LANG (transcript and "
+                          "translation), not both")
+
+
+def translator_into(target: str | None, language: str | None = None, device: str = "cpu",
+                    threads: int | None = None) -> TextTranslator | None:
+    """The installed text packs' translator into ``target`` (None for no target, or English, which Whisper
+    translates from the speech). MissingPairError here, naming the installed pairs, when no pack translates
+    into ``target`` or, for a fixed spoken ``language``, none serves it (nor Whisper's English then a pack)."""
+    if not target or canonical(target) == "en":
+        return None
+    return file_translation.text_translator(target, device, threads, language)
+
+
+def open_translator(job: FileJob, model: WhisperModel) -> TextTranslator | None:
+    """The translator the file job needs, on the model's device. A missing pair fails here, before the long
+    part."""
+    return translator_into(job.translate_to, job.options.language, model.device, model.threads)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,3 +165,107 @@ def run_file_job(model: WhisperModel, path: str | Path, job: FileJob, *,
         log.info("%s: transcribed, not translated into %s: %s", path, job.translate_to, e)
         return dataclasses.replace(result, translation_error=e)
     return dataclasses.replace(result, translated=done)
+
+
+# --- live ----------------------------------------------------------------------------------------------------
+
+def plan_live_job(language: str | None = None, task: str = "transcribe", translate_to: str | None = None,
+                  **live) -> LiveOptions:
+    """The live session for what was asked: ``language`` "auto" (or None, "") is detected; the same task rule as
+    a file's. ``live`` goes to LiveOptions (device, beam_size, record_path, ...). ParleyError for what cannot
+    be done."""
+    target = translate_to or None
+    _one_way_into_english(task, target)
+    try:
+        return LiveOptions(language=None if language in (None, "", "auto") else language, task=task,
+                           translate_to=target, **live)
+    except ValueError as e:
+        raise ParleyError(f"live options: {e}") from e
+
+
+@dataclasses.dataclass(frozen=True)
+class LiveJobResult:
+    committed: list[Committed]  # every committed fragment, in order
+    translated: list[Translated]  # the final translations (no drafts, none that failed), in order
+    failed: str | None  # why the session ended early (the device went away, a failure); None: it did not
+    steps: int  # decodes run
+    dropped_blocks: int  # audio blocks the capture ring dropped: the machine did not keep up
+
+    @property
+    def text(self) -> str:
+        return "".join(" " + c.text for c in self.committed).strip()
+
+    def cues(self, bilingual: bool = False) -> list[Sentence]:
+        """What a subtitle or text file holds: the committed words as sentences, each with its translation
+        when ``bilingual``."""
+        cues = sentences(self.committed)
+        return with_translations(cues, self.committed, self.translated) if bilingual else cues
+
+
+class LiveJob:
+    """One live session, started: events go to ``on_event`` from the session's threads (recognition and
+    translation) until its last, ``SessionEnded``. ``stop`` ends the capture and what was heard is still
+    transcribed and translated (``finish`` waits for it); ``cancel`` drops what is still buffered."""
+
+    def __init__(self, model, options: LiveOptions, on_event: Callable[[object], None] | None = None, *,
+                 source=None, text_translator: TextTranslator | None = None):
+        self._on_event = on_event or (lambda event: None)
+        self._lock = threading.Lock()
+        self._translated: list[Translated] = []
+        self._dropped = 0
+        if text_translator is None:  # refused here, before the device opens, when no pack serves the pair
+            text_translator = translator_into(options.translate_to, options.language, model.device, model.threads)
+        self.session = LiveSession(model, options, on_event=self._event, source=source,
+                                   text_translator=text_translator)
+        self.session.start()
+
+    def _event(self, event) -> None:
+        with self._lock:
+            if isinstance(event, Translated) and not event.draft and event.error is None:
+                self._translated.append(event)
+            elif isinstance(event, Stats):
+                self._dropped = max(self._dropped, event.dropped_blocks)
+        self._on_event(event)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """True once the session ended (its source ran out, it was stopped, or it failed)."""
+        return self.session.wait(timeout)
+
+    def stop(self) -> None:
+        self.session.stop()
+
+    def cancel(self) -> None:
+        self.session.abort()
+
+    def finish(self, timeout: float | None = None) -> LiveJobResult:
+        """Stop, transcribe and translate what was heard, and return everything committed."""
+        committed = self.session.finish(timeout)
+        with self._lock:
+            dropped = max(self._dropped, int(getattr(self.session.source, "dropped_blocks", 0)))
+            return LiveJobResult(committed, list(self._translated), self.session.failed, self.session.steps,
+                                 dropped)
+
+    def run(self, stop: threading.Event | None = None, duration_s: float | None = None) -> LiveJobResult:
+        """Wait until the source runs out, ``stop`` is set or ``duration_s`` of listening passed, then finish."""
+        waited = 0.0
+        while not self.wait(0.2):
+            waited += 0.2
+            if (stop is not None and stop.is_set()) or (duration_s is not None and waited >= duration_s):
+                break
+        return self.finish()
+
+
+def start_live_job(model, options: LiveOptions, on_event: Callable[[object], None] | None = None, *,
+                   source=None, text_translator: TextTranslator | None = None) -> LiveJob:
+    """Start a live session over ``source`` (None: the capture device ``options.device``) with its translation
+    stage: ``text_translator`` or the installed packs into ``options.translate_to``. Raises before anything
+    runs when the device cannot open (AudioDeviceError) or no pack serves a fixed language (MissingPairError)."""
+    return LiveJob(model, options, on_event, source=source, text_translator=text_translator)
+
+
+def run_live_job(model, options: LiveOptions, on_event: Callable[[object], None] | None = None, *,
+                 source=None, text_translator: TextTranslator | None = None, stop: threading.Event | None = None,
+                 duration_s: float | None = None) -> LiveJobResult:
+    """:func:`start_live_job`, run until its source runs out, ``stop`` is set or ``duration_s`` passed."""
+    return start_live_job(model, options, on_event, source=source, text_translator=text_translator).run(
+        stop, duration_s)

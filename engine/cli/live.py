@@ -18,9 +18,8 @@ from pathlib import Path
 
 from engine.cli.args import BEAM_SIZE, THREADS, output_path, seconds_in
 from engine.errors import ParleyError
-from engine.events import Committed, Error, Partial, SentenceEnd, Stats, Status, Translated, Word
+from engine.events import Committed, Error, Partial, SentenceEnd, Stats, Status, Translated
 from engine.live.options import LiveOptions
-from engine.live.policy import SENTENCE_END
 from engine.packs.catalogue import DEFAULT_MODEL, PRECISIONS
 
 log = logging.getLogger("parley")
@@ -102,56 +101,6 @@ def cmd_devices(args) -> int:
     return 0
 
 
-@dataclasses.dataclass
-class Sentence:
-    """Committed fragments joined into a sentence (what subtitles and TXT lines are made of)."""
-
-    start_s: float
-    end_s: float
-    text: str
-    words: tuple[Word, ...]
-    translation: str | None = None
-
-
-def with_translations(cues: list[Sentence], committed: list[Committed], translated: list[Translated]) -> list[Sentence]:
-    """Attach each final translation to the sentence holding the last word of the segment it carries."""
-    by_segment = {c.segment_id: c for c in committed}
-    owner = {id(w): i for i, s in enumerate(cues) for w in s.words}
-    texts: dict[int, list[str]] = {}
-    for t in translated:
-        c = by_segment.get(t.segment_id)
-        if t.draft or c is None or not c.words or id(c.words[-1]) not in owner:
-            continue
-        texts.setdefault(owner[id(c.words[-1])], []).append(t.text.strip())
-    return [dataclasses.replace(s, translation=" ".join(texts[i])) if i in texts else s for i, s in enumerate(cues)]
-
-
-def sentences(committed: list[Committed], max_chars: int = 84, max_gap_s: float = 1.5) -> list[Sentence]:
-    """Committed words regrouped into sentences: a new one after a sentence end, a pause longer than
-    ``max_gap_s``, or ``max_chars``; cue times never overlap."""
-    out: list[Sentence] = []
-    current: list[Word] = []
-
-    def close() -> None:
-        if current:
-            start = max(current[0].start_s, out[-1].end_s if out else 0.0)
-            out.append(Sentence(start, max(current[-1].end_s, start), "".join(w.text for w in current).strip(),
-                                tuple(current)))
-            current.clear()
-
-    for c in committed:
-        words = c.words or (Word(c.start_s, c.end_s, " " + c.text.strip()),)
-        for w in words:
-            if current and (w.start_s - current[-1].end_s > max_gap_s
-                            or sum(len(x.text) for x in current) + len(w.text) > max_chars):
-                close()
-            current.append(w)
-            if w.text.rstrip().endswith(SENTENCE_END):
-                close()
-    close()
-    return out
-
-
 def _joined(fragments: list[Committed]) -> str:
     """Fragments' words as written (Whisper's leading spaces: CJK text joins without them)."""
     words = "".join(w.text for c in fragments for w in c.words)
@@ -175,7 +124,6 @@ class _Printer:
         self._tail = ""
         self._lock = threading.Lock()
         self.errors: list[str] = []
-        self.translated: list[Translated] = []
         self.dropped = 0  # audio blocks the capture ring dropped, as the last Stats said
 
     def __call__(self, event) -> None:
@@ -202,7 +150,6 @@ class _Printer:
                         self._tail = f"{self._tail}  → {event.text}"
                         self._redraw()
                     return
-                self.translated.append(event)
                 self._clear()
                 print(f"    → {event.text}", flush=True)
             elif isinstance(event, Error):
@@ -244,13 +191,8 @@ class _Printer:
 
 def cmd_live(args) -> int:
     from engine import subtitles
-    from engine.jobs import open_model
-    from engine.live.session import LiveSession
+    from engine.jobs import open_model, plan_live_job, start_live_job
 
-    task = args.task
-    if args.translate_to and task == "translate":
-        raise ParleyError("give --task translate (English text only) or --translate-to LANG (transcript and "
-                          "translation), not both")
     if args.realtime and args.input is None:
         raise ParleyError("--realtime applies to --input FILE")
     if args.input is not None and not args.input.exists():
@@ -269,51 +211,39 @@ def cmd_live(args) -> int:
     fmt = args.format or (args.output.suffix.lstrip(".").lower() if args.output else None)
     if args.output is not None and fmt not in FORMATS:
         raise ParleyError(f"-o {args.output}: give --format ({', '.join(FORMATS)}) or a file ending in one")
+    options = plan_live_job(args.language, args.task, args.translate_to, device=_device_arg(args.device),
+                            beam_size=args.beam_size, min_step_s=args.step, first_step_s=args.first_step,
+                            first_draft_s=first_draft, finalize_pause_s=None if args.no_pause_final else args.pause,
+                            hold_commits_s=args.hold, final_beam_size=args.final_beam, encoder_frames=args.encoder,
+                            vad=not args.no_vad,
+                            policy=dataclasses.replace(LiveOptions.policy, agree_gap_s=args.agree_gap))
 
     model = open_model(args.model, args.precision, args.compute, args.threads)
-    language = None if args.language in (None, "", "auto") else args.language
-    options = LiveOptions(device=_device_arg(args.device), language=language, task=task, beam_size=args.beam_size,
-                          min_step_s=args.step, first_step_s=args.first_step,
-                          first_draft_s=first_draft,
-                          finalize_pause_s=None if args.no_pause_final else args.pause,
-                          hold_commits_s=args.hold, final_beam_size=args.final_beam,
-                          encoder_frames=args.encoder, vad=not args.no_vad,
-                          translate_to=args.translate_to or None,
-                          policy=dataclasses.replace(LiveOptions.policy, agree_gap_s=args.agree_gap))
     source = None
     if args.input is not None:
         from engine.audio.file_source import FileSource
 
         source = FileSource(args.input, realtime=args.realtime)
     printer = _Printer(args.quiet, args.partials)
-    session = LiveSession(model, options, on_event=printer, source=source)
-    session.start()
+    job = start_live_job(model, options, printer, source=source)
     if not args.quiet and args.input is None:
         print("[listening; Ctrl-C stops and finishes what was heard]", file=sys.stderr)
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set()) if threading.current_thread() is threading.main_thread() else None
     try:
-        waited = 0.0
-        while not session.wait(0.2):
-            waited += 0.2
-            if stop.is_set() or (args.duration is not None and waited >= args.duration):
-                break
+        result = job.run(stop, args.duration)
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
-    committed = session.finish()
     printer.finish()
     if not args.quiet:
-        dropped = max(printer.dropped, int(getattr(session.source, "dropped_blocks", 0)))
-        print(f"[stopped: {session.steps} decodes, {dropped} audio blocks dropped]", file=sys.stderr)
+        print(f"[stopped: {result.steps} decodes, {result.dropped_blocks} audio blocks dropped]", file=sys.stderr)
     if args.output is not None:
-        cues = sentences(committed)
-        if args.translate_to:
-            cues = with_translations(cues, committed, printer.translated)
-        subtitles.write(cues, args.output, fmt, bilingual=bool(args.translate_to))
+        subtitles.write(result.cues(bilingual=bool(options.translate_to)), args.output, fmt,
+                        bilingual=bool(options.translate_to))
         if not args.quiet:
             print(f"wrote {args.output}", file=sys.stderr)
-    return 1 if session.failed else 0
+    return 1 if result.failed else 0
 
 
 def _device_arg(device: str | None):

@@ -9,7 +9,8 @@
 One way through: source → (recording) → ``StreamingRecognizer.feed`` → events. ``Committed``,
 ``Partial``, ``SentenceEnd``, ``Stats``, ``Status`` go to ``on_event``; each ``FinalSentence`` goes to the
 translation stage (engine.live.translation, its own thread), whose ``Translated`` events go to
-``on_event`` too. The session owns no recognition logic: the recogniser is tested without it.
+``on_event`` too. The session owns no recognition logic: the recogniser is tested without it. Both
+front-ends start it through engine.jobs (``start_live_job``), which opens the text packs' translator for it.
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ class LiveSession:
         self.options = options or LiveOptions()
         self.on_event = on_event or (lambda event: None)
         self.model.check_language(self.options.language)  # LanguageError now, not in the thread
+        target = self.options.translate_to
+        if target and target != "en" and text_translator is None:
+            raise ValueError(f"translating live into {target!r} needs a text_translator (engine.jobs."
+                             "start_live_job opens the installed packs' one)")
         if source is None:
             from engine.audio.capture import Capture
 
@@ -76,11 +81,6 @@ class LiveSession:
 
             gate = VadGate(self._vad or SileroVad(threshold=opts.vad_threshold))
         target = opts.translate_to
-        if target and target != "en" and self._text_translator is None:
-            from engine.translate.installed import InstalledTextTranslator
-
-            self._text_translator = InstalledTextTranslator.into(target, self.model.device, self.model.threads,
-                                                                 opts.language)
         self.recognizer = StreamingRecognizer(WhisperRecognise(self.model, opts), opts, gate,
                                               realtime=getattr(self.source, "realtime", True),
                                               keep_history=bool(target))

@@ -16,7 +16,7 @@ from bergamot_fixtures import installed_pack
 from conftest_pulse import pulse_server  # noqa: F401  (fixture)
 from engine.audio.capture import list_devices
 from engine.events import Error, SentenceEnd, Translated
-from engine.live.session import LiveOptions, LiveSession
+from engine.jobs import plan_live_job, start_live_job
 
 pytestmark = [pytest.mark.model, pytest.mark.pulse]
 
@@ -42,9 +42,8 @@ def test_english_speech_gives_portuguese_sentences(pack_int8, pulse_server, tmp_
     monitors = [d for d in list_devices() if d.pulse_source == pulse_server.monitor]
     assert monitors, f"PortAudio lists no input for {pulse_server.monitor}"
     events = []
-    session = LiveSession(WhisperModel.load(pack_int8, threads=2),
-                          LiveOptions(language="en", device=monitors[0], translate_to="pt"), on_event=events.append)
-    session.start()
+    job = start_live_job(WhisperModel.load(pack_int8, threads=2),
+                         plan_live_job("en", translate_to="pt", device=monitors[0]), events.append)
     try:
         time.sleep(1.0)  # a monitor stream delivers its first block after a moment
         subprocess.run(["paplay", f"--device={pulse_server.sink}", str(wav)], check=True, timeout=60,
@@ -53,7 +52,7 @@ def test_english_speech_gives_portuguese_sentences(pack_int8, pulse_server, tmp_
         while len([e for e in events if isinstance(e, SentenceEnd)]) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
     finally:
-        session.finish()
+        job.finish()
     assert not [e for e in events if isinstance(e, Error)]
     final = [t for t in events if isinstance(t, Translated) and not t.draft]
     assert final and all(t.language == "pt" for t in final)

@@ -20,7 +20,7 @@ from engine.audio.capture import Capture, DeviceInfo, list_devices
 from engine.audio.file_source import FileSource
 from engine.errors import AudioFileError
 from engine.events import Committed, Error, Partial, Stats
-from engine.cli.live import sentences
+from engine.live.cues import sentences
 from engine.live.session import LiveOptions, LiveSession
 from fake_audio import FakeInputStream
 from needs import require_command, require_module
@@ -208,7 +208,10 @@ def test_live_translation_into_other_languages_goes_through_an_installed_text_pa
     monkeypatch.setenv("PARLEY_HOME", str(tmp_path / "home"))
     shutil.copytree(pack, tmp_path / "home" / "packs" / "translation" / pack.name)
 
-    session, rec = run_session(model, FileSource(fox_wav, realtime=False), translate_to="de")
+    from engine.jobs import plan_live_job, run_live_job, start_live_job
+
+    rec = Recorder()  # through the live job, which opens the installed packs' translator for the session
+    run_live_job(model, plan_live_job("en", translate_to="de"), rec, source=FileSource(fox_wav, realtime=False))
     translated = [t for t in rec.of(Translated) if not t.draft]  # drafts of the tentative tail aside
     committed_ids = {c.segment_id for c in rec.of(Committed)}
     assert translated, "no translation came out"
@@ -218,8 +221,9 @@ def test_live_translation_into_other_languages_goes_through_an_installed_text_pa
     assert max(ids) == max(committed_ids)  # stopping translated the last sentence too
 
     with pytest.raises(MissingPairError, match="en→de"):
-        LiveSession(model, LiveOptions(language="en", translate_to="fr"),
-                    source=FileSource(fox_wav, realtime=False)).start()
+        start_live_job(model, plan_live_job("en", translate_to="fr"), source=FileSource(fox_wav, realtime=False))
+    with pytest.raises(ValueError, match="needs a text_translator"):  # a session alone opens no pack
+        LiveSession(model, LiveOptions(language="en", translate_to="de"), source=FileSource(fox_wav))
 
 
 def test_a_speech_translation_that_starts_over_or_repeats_keeps_one_copy():
