@@ -59,6 +59,20 @@ THREADS = int_in(1, 256)
 BEAM_SIZE = int_in(1, 32, " (wider beams only cost time)")
 
 
+def glossary_file(text: str):
+    """A ``type=`` for ``--glossary``: the glossary file read and checked before any model loads; a bad line is
+    one error naming the file and the line (engine.glossary)."""
+    from engine.glossary import GlossaryError, load_glossary
+
+    try:
+        glossary = load_glossary(Path(text).expanduser())
+    except GlossaryError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+    if not glossary:
+        raise argparse.ArgumentTypeError(f"{text}: the glossary has no terms; write one term per line")
+    return glossary
+
+
 def output_path(text: str) -> Path:
     """A ``type=`` for ``-o``: a file whose folder exists and is writable, or a folder that can be made.
 

@@ -16,7 +16,7 @@ import sys
 import threading
 from pathlib import Path
 
-from engine.cli.args import BEAM_SIZE, THREADS, output_path, seconds_in
+from engine.cli.args import BEAM_SIZE, THREADS, glossary_file, output_path, seconds_in
 from engine.errors import ParleyError
 from engine.events import Committed, Error, Partial, SentenceEnd, Stats, Status, Translated
 from engine.live.options import LiveOptions
@@ -77,6 +77,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--encoder", choices=("audio", "full"), default="audio",
                    help="audio: encode only the buffered audio (fast); full: pad to 30 s as Whisper does")
     p.add_argument("--no-vad", action="store_true", help="decode without the voice-activity gate")
+    p.add_argument("--glossary", type=glossary_file, default=None, metavar="FILE",
+                   help="your words (names, jargon), one per line: recognition is primed with them and biased "
+                        "toward them (see docs/training.md)")
     p.add_argument("--duration", type=seconds_in(0, 86400, why=" (24 h; leave it out to listen until Ctrl-C)"),
                    default=None, metavar="S", help="stop after this many seconds")
     p.add_argument("--format", choices=FORMATS, default=None, help="format of -o (default: from its extension)")
@@ -215,7 +218,7 @@ def cmd_live(args) -> int:
                             beam_size=args.beam_size, min_step_s=args.step, first_step_s=args.first_step,
                             first_draft_s=first_draft, finalize_pause_s=None if args.no_pause_final else args.pause,
                             hold_commits_s=args.hold, final_beam_size=args.final_beam, encoder_frames=args.encoder,
-                            vad=not args.no_vad,
+                            vad=not args.no_vad, glossary=args.glossary,
                             policy=dataclasses.replace(LiveOptions.policy, agree_gap_s=args.agree_gap))
 
     model = open_model(args.model, args.precision, args.compute, args.threads)

@@ -4,10 +4,11 @@ as TXT, SRT, VTT or JSON to stdout, a file, or a folder (one file per input and 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
-from engine.cli.args import BEAM_SIZE, THREADS, output_path
+from engine.cli.args import BEAM_SIZE, THREADS, glossary_file, output_path
 from engine.cli.progress import ProgressBar
 from engine.errors import OutputError, ParleyError
 from engine.packs.catalogue import DEFAULT_MODEL, PRECISIONS
@@ -38,6 +39,9 @@ def add_parser(subparsers) -> None:
                    help="with --translate-to: each cue holds the transcript line and its translation")
     t.add_argument("--beam-size", type=BEAM_SIZE, default=5, help="1 = greedy (default: %(default)s)")
     t.add_argument("--word-timestamps", action="store_true")
+    t.add_argument("--glossary", type=glossary_file, default=None, metavar="FILE",
+                   help="your words (names, jargon), one per line: recognition is primed with them and biased "
+                        "toward them (see docs/training.md)")
     t.add_argument("--format", choices=(*FORMATS, "all"), default=None,
                    help="output format (default: from the -o extension, else txt)")
     t.add_argument("-o", "--output", type=output_path, default=None,
@@ -78,6 +82,8 @@ def run(args) -> int:
     job = plan_file_job(None if args.language in (None, "", "auto") else args.language, args.task,
                         args.translate_to, args.bilingual, beam_size=args.beam_size,
                         word_timestamps=args.word_timestamps)
+    if args.glossary:
+        job = dataclasses.replace(job, options=dataclasses.replace(job.options, glossary=args.glossary))
     missing = [f for f in args.files if not f.exists()]
     if missing:  # said before the model loads, every one of them, and nothing is transcribed
         raise ParleyError(f"{', '.join(map(str, missing))}: no such file" + ("s" if len(missing) > 1 else "")
