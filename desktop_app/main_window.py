@@ -154,6 +154,7 @@ class MainWindow(QMainWindow):
         self.save_corrections_action.setEnabled(False)
         self.training.save_action = self.save_corrections_action
         self.improve_action = training_menu.addAction("&Improve recognition…", self.open_improve_dialog)
+        self.glossary_action = training_menu.addAction("&Glossary…", self.training.open_glossary_dialog)
         training_menu.addSeparator()
         self.record_live_action = training_menu.addAction("&Record live sessions (to correct their lines)")
         self.record_live_action.setCheckable(True)
@@ -250,7 +251,8 @@ class MainWindow(QMainWindow):
             return False
         self.banner.clear()
         self.settings.last_dir = str(Path(path).parent)
-        self._file_request = FileRequest(path, self.controls.source_language(), self.controls.target_language())
+        self._file_request = FileRequest(path, self.controls.source_language(), self.controls.target_language(),
+                                         glossary=self.training.glossary())
         self.controls.start_button.setEnabled(False)
         self.open_action.setEnabled(False)
         self.progress.begin(Path(path).name, "transcribing")
@@ -323,7 +325,7 @@ class MainWindow(QMainWindow):
         self._set_live_state(LiveState.STARTING)
         self.training.new_transcript(self.training.new_recording())
         self._live_start_requested.emit(LiveRequest(device, self.controls.source_language(), target,
-                                                    self.training.audio))
+                                                    self.training.audio, glossary=self.training.glossary()))
 
     def _live_pair_servable(self, source: str | None, target: str | None) -> bool:
         """A fixed spoken language that no installed pack (nor Whisper's English) takes into the target is

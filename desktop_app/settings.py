@@ -172,3 +172,8 @@ class AppSettings:
     @last_dir.setter
     def last_dir(self, value: str) -> None:
         self._set("files/last_dir", value)
+
+    @property
+    def glossary_path(self) -> Path:
+        """The user's glossary (Training → Glossary…): ``glossary.txt`` next to the settings file."""
+        return Path(self.q.fileName()).parent / "glossary.txt"

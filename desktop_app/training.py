@@ -158,6 +158,29 @@ class TrainingController(QObject):
         dialog.show()
         return dialog
 
+    def glossary(self):
+        """The saved glossary (engine.glossary.Glossary) for the next job, or None: no file, no words, or a file
+        edited by hand into one that does not read (said in the status bar; the job runs unbiased)."""
+        from engine.glossary import GlossaryError, load_glossary
+
+        path = self.settings.glossary_path
+        if not path.exists():
+            return None
+        try:
+            return load_glossary(path) or None
+        except GlossaryError as e:
+            self.status.showMessage(f"The glossary is not used: {e}. Fix it in Training → Glossary….", 8000)
+            return None
+
+    def open_glossary_dialog(self):
+        from desktop_app.glossary_dialog import GlossaryDialog
+
+        dialog = GlossaryDialog(self.settings.glossary_path, self._parent)
+        dialog.accepted.connect(lambda: self.status.showMessage(
+            f"Glossary saved: {len(dialog.glossary.terms)} words, used from the next file or live session.", 8000))
+        dialog.open()
+        return dialog
+
     def _on_improved_pack(self, path: str) -> None:
         self.use_pack(path)
         self.status.showMessage(f"Now using the improved model {Path(path).name}.", 8000)

@@ -32,6 +32,7 @@ class FileRequest:
     path: str
     language: str | None  # None: detect
     translate_to: str | None  # None: no translation; 'en': Whisper's speech translation
+    glossary: object = None  # engine.glossary.Glossary: the user's words bias recognition; None: none
     # Set from the GUI thread to cancel; one per request, so a cancel sent before the job starts counts.
     cancel: threading.Event = dataclasses.field(default_factory=threading.Event, compare=False)
 
@@ -42,6 +43,7 @@ class LiveRequest:
     language: str | None
     translate_to: str | None
     record_path: str | None = None  # the session's audio is written here (corrections become training data)
+    glossary: object = None  # engine.glossary.Glossary: the user's words bias recognition; None: none
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,6 +145,8 @@ class EngineWorker(QObject):
             # English by Whisper from the segment's own audio, other targets by the text packs).
             job = plan_file_job(request.language, translate_to=request.translate_to,
                                 bilingual=bool(request.translate_to))
+            if request.glossary:
+                job = dataclasses.replace(job, options=dataclasses.replace(job.options, glossary=request.glossary))
             share = 0.5 if job.translate_to else 1.0
             stages = {"transcribing": self._progress_fn(0.0, share, "transcribing"),
                       "translating": self._progress_fn(0.5, 0.5, "translating")}
@@ -189,7 +193,7 @@ class EngineWorker(QObject):
             from engine.jobs import plan_live_job, start_live_job
 
             options = plan_live_job(request.language, translate_to=request.translate_to, device=request.device,
-                                    record_path=request.record_path)
+                                    record_path=request.record_path, glossary=request.glossary)
             source = self._source_factory(request.device) if self._source_factory else None
             self._live_job = start_live_job(self._model, options, self._on_live_event, source=source)
         except Exception as e:  # noqa: BLE001
