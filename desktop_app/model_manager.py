@@ -1,6 +1,14 @@
 """Model manager: installed packs (size, precision, source), build the default pack, import a local
 pack or checkpoint, download a pack from the Hugging Face hub, delete a pack.
 
+Every listing is followed by a check of each pack's files (their sizes and sha256, as loading the pack checks
+them; hashed once per file version): a damaged pack's row says "damaged", and the line under the table names
+the file and what to do, so a user sees it here instead of when the model fails to load. Folders in the packs
+folder that are not packs are named there too. The check runs on a plain thread, not a BackgroundJob, because a
+cold check of a large pack takes seconds and may outlive its dialog (one dropped without being closed): a
+QThread destroyed while running aborts the app, a thread that holds no Qt object does not. The dialog polls
+for the result, so nothing on that thread touches a widget.
+
 Building, importing and downloading run as a BackgroundJob (desktop_app/background.py: a worker on its own
 QThread) that reports progress through signals; a download can be cancelled. The file, folder and repository
 choosers are injectable so tests need no real dialogs.
@@ -9,10 +17,12 @@ choosers are injectable so tests need no real dialogs.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (QComboBox, QDialog, QFileDialog, QHBoxLayout, QHeaderView, QInputDialog, QLabel,
                                QMenu, QMessageBox, QProgressBar, QPushButton, QTableWidget, QTableWidgetItem,
                                QVBoxLayout)
@@ -21,6 +31,14 @@ from desktop_app.background import BackgroundJob, JobFn
 from desktop_app.errors import describe_error
 
 log = logging.getLogger(__name__)
+
+_CHECKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parley-pack-check")
+
+
+def _check_packs() -> tuple[list, list[tuple[Path, str]]]:
+    from engine.packs.installed import foreign_folders, installed_packs
+
+    return installed_packs(check=True), foreign_folders()
 
 
 def human_size(n: int) -> str:
@@ -52,6 +70,7 @@ class ModelManagerDialog(QDialog):
     variant) or None; confirm answers a yes/no question. Each defaults to a real dialog."""
 
     packs_changed = Signal()
+    checked = Signal()  # the packs' files were checked and the table and problems line show the result
 
     def __init__(self, parent=None, confirm: Callable[[str], bool] | None = None,
                  choose_folder: Callable[[], str | None] | None = None,
@@ -69,8 +88,8 @@ class ModelManagerDialog(QDialog):
             or None)
         self._choose_repo = choose_repo or (lambda: _ask_repo(self))
         layout = QVBoxLayout(self)
-        self.table = QTableWidget(0, 5, self)
-        self.table.setHorizontalHeaderLabels(["Pack", "Precision", "Size", "Source", "Folder"])
+        self.table = QTableWidget(0, 6, self)
+        self.table.setHorizontalHeaderLabels(["Pack", "Precision", "Size", "Source", "Folder", "Files"])
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().hide()
@@ -81,6 +100,13 @@ class ModelManagerDialog(QDialog):
                                   "one you have, or download one from the Hugging Face hub.", self)
         self.empty_label.setWordWrap(True)
         layout.addWidget(self.empty_label)
+        self.problems_label = QLabel(self)
+        self.problems_label.setObjectName("packProblems")
+        self.problems_label.setWordWrap(True)
+        self.problems_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.problems_label.setStyleSheet("color: #b3261e;")
+        self.problems_label.hide()
+        layout.addWidget(self.problems_label)
 
         row = QHBoxLayout()
         self.precision_combo = QComboBox(self)
@@ -123,6 +149,11 @@ class ModelManagerDialog(QDialog):
         layout.addWidget(self.message)
 
         self._job: BackgroundJob | None = None
+        self._check: Future | None = None
+        self._check_again = False  # the packs changed while a check ran
+        self._check_timer = QTimer(self)
+        self._check_timer.setInterval(50)
+        self._check_timer.timeout.connect(self._poll_check)
         self._done_verb = "Installed"
         self._fill_static()
         self.refresh()
@@ -136,20 +167,68 @@ class ModelManagerDialog(QDialog):
         self.build_button.setText(f"Build {DEFAULT_MODEL}")
 
     def refresh(self) -> None:
+        """List the packs at once ("checking…"), then check their files in the background."""
         from engine.packs.installed import installed_packs
 
-        packs = installed_packs()
+        self._fill(installed_packs(), None)
+        self._start_check()
+
+    def _fill(self, packs, foreign: list[tuple[Path, str]] | None) -> None:
+        """The table from `packs` (InstalledPack); `foreign` is None while their files are being checked."""
+        selected = self._selected_path()
         self.table.setRowCount(len(packs))
+        damaged = QBrush(QColor("#b3261e"))
         for i, pack in enumerate(packs):
+            checking = foreign is None
+            status = "checking…" if checking else ("damaged" if pack.problem else "ok")
             for j, text in enumerate((pack.name, pack.precision, human_size(pack.size_bytes), pack.source,
-                                      str(pack.path))):
+                                      str(pack.path), status)):
                 item = QTableWidgetItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, str(pack.path))
-                item.setToolTip(text)
+                item.setToolTip(pack.problem or text)
+                if pack.problem:
+                    item.setForeground(damaged)
                 self.table.setItem(i, j, item)
+                if str(pack.path) == selected:
+                    item.setSelected(True)
         self.table.resizeColumnsToContents()
         self.empty_label.setVisible(not packs)
         self.delete_button.setEnabled(bool(packs) and not self.building())
+        lines = [f"{p.path.name} is damaged and cannot be used: {p.problem}" for p in packs if p.problem]
+        lines += [reason for _, reason in foreign or ()]
+        if any(p.problem for p in packs):
+            lines.append("Delete a damaged pack and build, import or download it again.")
+        self.problems_label.setText("\n".join(lines))
+        self.problems_label.setVisible(bool(lines))
+
+    def checking(self) -> bool:
+        """The packs' files are being checked."""
+        return self._check is not None
+
+    def _start_check(self) -> None:
+        if self.checking():
+            self._check_again = True
+            return
+        self._check = _CHECKER.submit(_check_packs)
+        self._check_timer.start()
+
+    def _poll_check(self) -> None:
+        if self._check is None or not self._check.done():
+            return
+        self._check_timer.stop()
+        check, self._check = self._check, None
+        if self._check_again:  # the packs changed meanwhile: this result is stale
+            self._check_again = False
+            self.refresh()
+            return
+        try:
+            packs, foreign = check.result()
+        except Exception as e:  # noqa: BLE001 - a sentence in the window, the traceback in the log
+            self.problems_label.setText(describe_error(e, "checking the installed packs"))
+            self.problems_label.show()
+        else:
+            self._fill(packs, foreign)
+        self.checked.emit()
 
     def building(self) -> bool:
         """A build, import or download is running."""
