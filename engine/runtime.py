@@ -117,28 +117,53 @@ def create_session(path: str | os.PathLike, device: str = "auto", threads: int |
     missing or onnxruntime cannot load it.
     """
     path = Path(path)
-    key = (str(path.resolve()), device, threads)
+    return _session((str(path.resolve()), device, threads), path, device, threads)
+
+
+def graph_session(model: bytes, name: str, device: str = "auto", threads: int | None = 1) -> ort.InferenceSession:
+    """The session for a graph the engine writes itself (serialised ONNX ``model``, e.g. the beam reorder's
+    one-node Gather), opened as the pack files are; cached by ``name`` (one name, one graph), device and
+    threads."""
+    return _session((f"<graph {name}>", device, threads), model, device, threads, name)
+
+
+def _session(key: tuple[str, str, int | None], source: Path | bytes, device: str, threads: int | None,
+             name: str | None = None) -> ort.InferenceSession:
     with _lock:
         if key in _sessions:
             return _sessions[key]
         providers, reason = resolve_device(device)
-        if not path.is_file():
-            raise PackError(f"{path}: model file missing; rebuild the pack with `parley models build <name>`")
+        if isinstance(source, Path):
+            name = source.name
+            if not source.is_file():
+                raise PackError(f"{source}: model file missing; rebuild the pack with `parley models build <name>`")
+        model = str(source) if isinstance(source, Path) else source
         try:
-            session = ort.InferenceSession(str(path), sess_options=_options(threads), providers=providers)
+            session = ort.InferenceSession(model, sess_options=_options(threads), providers=providers)
         except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph/RuntimeException types
             if CUDA in providers and "CUDA" in str(e):
-                log.warning("CUDA session for %s failed (%s); running on the CPU instead", path.name, e)
-                session = ort.InferenceSession(str(path), sess_options=_options(threads), providers=[CPU])
-            else:
-                raise PackError(f"{path}: onnxruntime cannot load this model ({_first_line(e)}); the file is "
+                log.warning("CUDA session for %s failed (%s); running on the CPU instead", name, e)
+                session = ort.InferenceSession(model, sess_options=_options(threads), providers=[CPU])
+            elif isinstance(source, Path):
+                raise PackError(f"{source}: onnxruntime cannot load this model ({_first_line(e)}); the file is "
                                 "corrupt or incomplete: rebuild the pack with `parley models build <name>`") from e
+            else:
+                raise
         actual = provider_of(session)
         if device == "cuda" and actual != CUDA:
-            log.warning("%s runs on %s, not CUDA (%s)", path.name, actual, reason)
-        log.info("%s: %s, %s intra-op threads", path.name, actual, threads or default_threads())
+            log.warning("%s runs on %s, not CUDA (%s)", name, actual, reason)
+        log.info("%s: %s, %s intra-op threads", name, actual, threads or default_threads())
         _sessions[key] = session
         return session
+
+
+def check_loadable(path: str | os.PathLike) -> None:
+    """Open one ONNX file in onnxruntime on the CPU and let it go (no session is kept): PackError naming the
+    file when it cannot be loaded. A pack's install check runs it on every graph before the pack is moved in."""
+    try:
+        ort.InferenceSession(str(path), sess_options=_options(1), providers=[CPU])
+    except Exception as e:  # onnxruntime's own Fail/InvalidGraph types
+        raise PackError(f"{path}: onnxruntime cannot load this graph ({_first_line(e)})") from e
 
 
 def provider_of(session: ort.InferenceSession) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
+import functools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -116,24 +116,12 @@ class CachedDecoder:
 _ONNX_TYPES = {np.dtype(np.float32): 1, np.dtype(np.float16): 10, np.dtype(np.int64): 7,
                np.dtype(np.int32): 6, np.dtype(np.bool_): 9}
 _ORT_TYPES = {"tensor(float)": 1, "tensor(float16)": 10, "tensor(int64)": 7, "tensor(int32)": 6, "tensor(bool)": 9}
-_gathers: dict[tuple[str, int, int], ort.InferenceSession] = {}
-_gathers_lock = threading.Lock()
 
 
 def device_gather(device_type: str, values: Sequence[ort.OrtValue], rows: np.ndarray) -> list[ort.OrtValue]:
     """Gather(values[i], rows, axis=0) for every value in one run of a bound graph, on device_type."""
     elem = _ORT_TYPES[values[0].data_type()]
-    key = (device_type, elem, len(values))
-    with _gathers_lock:
-        session = _gathers.get(key)
-        if session is None:
-            providers = [runtime.CUDA, runtime.CPU] if device_type == "cuda" else [runtime.CPU]
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = 1
-            options.log_severity_level = 3
-            session = ort.InferenceSession(gather_model(elem, len(values)), sess_options=options,
-                                           providers=providers)
-            _gathers[key] = session
+    session = runtime.graph_session(gather_model(elem, len(values)), f"gather-{elem}x{len(values)}", device_type, 1)
     binding = session.io_binding()
     binding.bind_cpu_input("rows", np.ascontiguousarray(rows, dtype=np.int64))
     for i, value in enumerate(values):
@@ -143,6 +131,7 @@ def device_gather(device_type: str, values: Sequence[ort.OrtValue], rows: np.nda
     return list(binding.get_outputs())
 
 
+@functools.lru_cache(maxsize=None)
 def gather_model(elem_type: int, count: int) -> bytes:
     """A serialised ONNX model (opset 13): inputs x0..x{count-1} (elem_type, any shape) and rows (int64
     [n]); outputs y_i = Gather(x_i, rows, axis=0). Written as protobuf bytes here, so the engine needs no

@@ -117,3 +117,51 @@ def test_no_import_cycles_between_files():
         if m not in state:
             visit(m, [m])
     assert cycles == [], "import cycles: " + "; ".join(" → ".join(c) for c in cycles)
+
+
+# Each room of engine/ on a level: a file imports (at module level or inside a function) only from its own room
+# and from rooms on lower levels, so the arrows of docs/architecture.md's picture point one way. A new room (or
+# flat module) gets its level here.
+LEVELS = {
+    "engine.errors": 0,
+    "engine.events": 1, "engine.features": 1, "engine.metrics": 1, "engine.runtime": 1, "engine.subtitles": 1,
+    "engine.packs": 2, "engine.seq2seq": 2, "engine.glossary": 2,
+    "engine.audio": 3,
+    "engine.whisper": 4, "engine.translate": 4,
+    "engine.live": 5, "engine.file_translation": 5, "engine.corrections": 5, "engine.logfile": 5,
+    "engine.jobs": 6,
+    "engine.cli": 7, "engine.__main__": 8,
+}
+
+
+def _room(module: str) -> str:
+    parts = module.split(".")
+    return ".".join(parts[:2]) if len(parts) > 1 else module
+
+
+def test_rooms_import_only_rooms_below_them():
+    engine = {m: p for m, p in _app_modules().items() if m.startswith("engine.")}
+    unplaced = sorted({_room(m) for m in engine} - set(LEVELS))
+    assert unplaced == [], f"rooms without a level in LEVELS: {', '.join(unplaced)}"
+    upward = []
+    for m, path in sorted(engine.items()):
+        mine = _room(m)
+        for name in _imports(path, top_level_only=False):
+            other = _room(name)
+            if name.startswith("engine.") and other in LEVELS and other != mine and LEVELS[other] >= LEVELS[mine]:
+                upward.append(f"{m} → {name}")
+    assert upward == [], "imports up or sideways between rooms: " + "; ".join(sorted(set(upward)))
+
+
+def test_every_onnxruntime_session_comes_from_the_one_factory():
+    """engine/runtime.py opens every session (providers, threads, the provider that runs logged); nothing else
+    in engine/ constructs an onnxruntime.InferenceSession."""
+    others = []
+    for path in sorted((ROOT / "engine").rglob("*.py")):
+        if path == ROOT / "engine" / "runtime.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if isinstance(node, ast.Call) and (getattr(node.func, "attr", None) or getattr(node.func, "id", None)) \
+                    == "InferenceSession":
+                others.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert others == [], f"onnxruntime sessions opened outside engine/runtime.py: {', '.join(others)}"

@@ -128,16 +128,12 @@ class SileroVad:
         if not path.is_file():
             raise PackError(f"{path}: Silero VAD model not found; run `python scripts/fetch_vad.py` "
                             "(or engine.audio.vad.fetch_model()) to download it")
-        import onnxruntime as ort
+        from engine import runtime
 
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = self.options.threads
-        so.inter_op_num_threads = 1
-        so.log_severity_level = 3
-        try:
-            self._session = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own exception types for corrupt files
-            raise PackError(f"{path}: not a loadable ONNX model ({e}); delete it and run "
+        try:  # one session per file and thread count, shared by the streams (their state is an input)
+            self._session = runtime.create_session(path, "cpu", self.options.threads)
+        except PackError as e:
+            raise PackError(f"{path}: not a loadable ONNX model ({e.__cause__ or e}); delete it and run "
                             "`python scripts/fetch_vad.py`") from e
         inputs = {i.name: i for i in self._session.get_inputs()}
         if set(inputs) != {"input", "state", "sr"}:

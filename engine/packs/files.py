@@ -2,7 +2,7 @@
 names, where the graphs sit (at the top or in ``onnx/``), one sha256 helper, the check run on every load
 (graphs and tokenizer present, each listed file at its listed size), and the sha256 check run before a pack's
 graphs are opened, remembered in a ``.verified`` stamp keyed by each file's mtime and size so that a pack is
-hashed once, not on every start."""
+hashed once, not on every start; and the one loader of a pack's tokenizer.json."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import hashlib
 import json
 import logging
 from pathlib import Path
+
+from tokenizers import Tokenizer
 
 from engine.errors import PackError
 
@@ -31,6 +33,15 @@ def sha256_file(path: Path) -> str:
         while block := f.read(1 << 22):
             digest.update(block)
     return digest.hexdigest()
+
+
+def load_tokenizer(path: Path, hint: str = "rebuild the pack with `parley models build <name>`") -> Tokenizer:
+    """A pack's tokenizer.json in Hugging Face ``tokenizers``; PackError naming the file, then ``hint``, when it
+    cannot be read (the Whisper tokenizer, the text packs' and a pack's install check all load it here)."""
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as e:  # tokenizers raises a bare Exception for unreadable json
+        raise PackError(f"{path}: unreadable tokenizer ({e}); {hint}") from e
 
 
 def onnx_folder(path: Path) -> Path:

@@ -22,7 +22,7 @@ from typing import Callable, NoReturn
 from engine.errors import CancelledError, PackError
 from engine.packs import hub
 from engine.packs.catalogue import DEFAULT_MODEL, KNOWN_MODELS, check_precision, default_precision, split_model_name
-from engine.packs.files import write_origin
+from engine.packs.files import load_tokenizer, write_origin
 from engine.packs.installed import ORIGIN_FILE, is_pack_dir, resolve_pack
 from engine.packs.paths import (check_pack_name, install_staged, installed_pack_folder, pack_destination, pack_dir,
                                  packs_root)
@@ -105,23 +105,16 @@ def _free_dest(dest: Path, force: bool) -> None:
 def _check_whisper_pack(folder: Path, label: str) -> None:
     """Open `folder` as the engine will (files, sizes, sha256, tokenizer, every graph in onnxruntime)
     without keeping sessions; errors name `label` instead of the temporary folder."""
-    import onnxruntime as ort
-
     from engine.packs.whisper_pack import WhisperPack
-    from engine.whisper.tokenizer import WhisperTokenizer
+    from engine.runtime import check_loadable
 
     try:
-        pack = WhisperPack.load(folder)
+        pack = WhisperPack.load(folder)  # (its special tokens are read from the pack's own json here)
         pack.verify(full=True)
-        WhisperTokenizer.from_pack(pack)
-        graphs = [pack.files[r] for r in ("encoder", "decoder", "decoder_with_past", "decoder_merged")
-                  if pack.files[r].is_file()]
-        for graph in graphs:
-            try:
-                ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
-            except Exception as e:  # onnxruntime's own Fail/InvalidGraph types
-                first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
-                raise PackError(f"{graph}: onnxruntime cannot load this graph ({first})") from e
+        load_tokenizer(pack.files["tokenizer"])
+        for role in ("encoder", "decoder", "decoder_with_past", "decoder_merged"):
+            if pack.files[role].is_file():
+                check_loadable(pack.files[role])
     except PackError as e:
         detail = re.sub(r";? ?(rebuild it|rebuild the pack) with `parley models build [^`]*`", "", str(e))
         raise PackError(f"{label} is not a usable Whisper pack: {detail}".replace(str(folder), label)) from e

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
-from engine.errors import LanguageError, PackError
+from engine.errors import LanguageError
+from engine.packs.files import load_tokenizer
 from engine.translate.decoding import SearchOptions, beam_search, greedy
 from engine.translate.languages import canonical, joiner
 from engine.translate.model import Seq2SeqModel
@@ -61,11 +62,7 @@ class Translator:
              ) -> Translator:
         pack = pack_dir if isinstance(pack_dir, TranslationPack) else TranslationPack.load(pack_dir)
         pack.verify()
-        try:
-            tokenizer = Tokenizer.from_file(str(pack.files["tokenizer"]))
-        except Exception as e:  # tokenizers raises a plain Exception on malformed JSON
-            raise PackError(f"{pack.files['tokenizer']}: unreadable tokenizer ({e}); rebuild or download the "
-                            "pack again") from e
+        tokenizer = load_tokenizer(pack.files["tokenizer"], "rebuild or download the pack again")
         if pack.architecture == "bergamot":  # SSRU decoder + lexical shortlist: its own model runner
             from engine.translate.bergamot import BergamotTranslator
 

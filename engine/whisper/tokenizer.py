@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
-from engine.errors import PackError
+from engine.packs.files import load_tokenizer
 from engine.packs.whisper_pack import SpecialTokens, WhisperPack
 
 # Languages written without spaces between words: words are split on unicode characters instead.
@@ -36,12 +36,7 @@ class WhisperTokenizer:
     @classmethod
     def from_file(cls, path: str | Path, tokens: SpecialTokens, languages: dict[str, int],
                   multilingual: bool = True) -> WhisperTokenizer:
-        try:
-            tok = Tokenizer.from_file(str(path))
-        except Exception as e:  # tokenizers raises a bare Exception for unreadable json
-            raise PackError(f"{path}: unreadable tokenizer ({e}); rebuild the pack with "
-                            "`parley models build <name>`") from e
-        return cls(tok, tokens, languages, multilingual)
+        return cls(load_tokenizer(Path(path)), tokens, languages, multilingual)
 
     # -- text ↔ tokens ----------------------------------------------------------------------------
 

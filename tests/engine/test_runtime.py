@@ -43,6 +43,26 @@ def test_one_session_per_file_device_and_threads(tiny_model):
     assert runtime.create_session(tiny_model, device="cpu", threads=2) is not a
 
 
+def test_a_graph_the_engine_writes_opens_through_the_same_factory_once_per_name(tiny_model):
+    from engine.seq2seq import gather_model
+
+    graph = gather_model(1, 2)  # the beam reorder's Gather of two float tensors
+    s = runtime.graph_session(graph, "gather-test", "cpu", 1)
+    assert runtime.graph_session(graph, "gather-test", "cpu", 1) is s and runtime.provider_of(s) == runtime.CPU
+    x = np.arange(6, dtype=np.float32).reshape(3, 2)
+    y0, y1 = s.run(None, {"x0": x, "x1": -x, "rows": np.array([2, 0], np.int64)})
+    np.testing.assert_array_equal(y0, x[[2, 0]])
+    np.testing.assert_array_equal(y1, -x[[2, 0]])
+
+
+def test_an_unloadable_graph_is_named_by_the_install_check(tmp_path, tiny_model):
+    runtime.check_loadable(tiny_model)
+    junk = tmp_path / "encoder_model.onnx"
+    junk.write_bytes(b"not a graph")
+    with pytest.raises(PackError, match="encoder_model.onnx: onnxruntime cannot load this graph"):
+        runtime.check_loadable(junk)
+
+
 def test_missing_model_file_is_named(tmp_path):
     with pytest.raises(PackError, match="nothere.onnx.*parley models build"):
         runtime.create_session(tmp_path / "nothere.onnx", device="cpu")

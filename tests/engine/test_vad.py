@@ -140,3 +140,10 @@ def test_fetch_model_stores_the_pinned_file(vad_model, tmp_path):
 def test_a_missing_model_file_is_named(tmp_path):
     with pytest.raises(PackError, match="nowhere.onnx.*fetch_vad"):
         SileroVad(tmp_path / "nowhere.onnx")
+
+
+def test_a_damaged_model_file_is_named_with_what_to_do(tmp_path):
+    junk = tmp_path / "silero_vad.onnx"
+    junk.write_bytes(b"\x00" * 64)
+    with pytest.raises(PackError, match="silero_vad.onnx: not a loadable ONNX model.*fetch_vad"):
+        SileroVad(junk)
