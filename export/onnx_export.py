@@ -6,23 +6,18 @@ exporter froze sequence lengths into the graph. Names and shapes are those of do
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
-import onnx
 import torch
 from torch import Tensor, nn
 from torch.export import Dim
 
+from export.graph_io import export_graph, kv_names, logits_and_present, split_past
 from export.whisper_model import Whisper
 
-log = logging.getLogger(__name__)
-
-OPSET = 18
 ENCODER_FILE = "encoder_model.onnx"
 DECODER_FILE = "decoder_model.onnx"
 DECODER_WITH_PAST_FILE = "decoder_with_past_model.onnx"
-_TWO_GB = 2**31 - 1
 
 
 class EncoderGraph(nn.Module):
@@ -63,48 +58,9 @@ class DecoderWithPastGraph(nn.Module):
         self.embedding_t = nn.Parameter(model.decoder.token_embedding.weight.detach().T.contiguous())
 
     def forward(self, input_ids: Tensor, *past_key_values: Tensor) -> tuple[Tensor, ...]:
-        n = len(self.decoder.blocks)
-        assert len(past_key_values) == 4 * n
-        past = [(past_key_values[4 * i], past_key_values[4 * i + 1]) for i in range(n)]
-        cross = [(past_key_values[4 * i + 2], past_key_values[4 * i + 3]) for i in range(n)]
+        past, cross = split_past(past_key_values, len(self.decoder.blocks))
         logits, present, _ = self.decoder.step(input_ids, past, cross, self.embedding_t)
-        outputs: list[Tensor] = [logits]
-        for k, v in present:
-            outputs += [k, v]
-        return tuple(outputs)
-
-
-def _kv_names(prefix: str, n_layer: int, with_encoder: bool = True) -> list[str]:
-    names = []
-    for i in range(n_layer):
-        names += [f"{prefix}.{i}.decoder.key", f"{prefix}.{i}.decoder.value"]
-        if with_encoder:
-            names += [f"{prefix}.{i}.encoder.key", f"{prefix}.{i}.encoder.value"]
-    return names
-
-
-def _save(program: torch.onnx.ONNXProgram, path: Path) -> None:
-    """One self-contained .onnx per graph below 2 GB; external data (path + '.data') only above."""
-    size = sum(t.numel() * t.element_size() for t in program.exported_program.state_dict.values())
-    size += sum(t.numel() * t.element_size() for t in program.exported_program.constants.values()
-                if isinstance(t, Tensor))
-    program.save(str(path), external_data=size >= _TWO_GB)
-    if size < _TWO_GB:
-        proto = onnx.load(str(path), load_external_data=False)
-        external = [t.name for t in proto.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
-        assert not external, f"{path}: {len(external)} initializers were written as external data"
-    log.info("wrote %s (%.1f MB)", path.name, path.stat().st_size / 1e6)
-
-
-def _export(module: nn.Module, args: tuple, path: Path, input_names: list[str], output_names: list[str],
-            dynamic_shapes) -> None:
-    log.info("exporting %s", path.name)
-    with torch.no_grad():
-        program = torch.onnx.export(module.eval(), args, dynamo=True, dynamic_shapes=dynamic_shapes,
-                                    input_names=input_names, output_names=output_names, opset_version=OPSET,
-                                    optimize=True, verbose=False)
-    assert program is not None
-    _save(program, path)
+        return logits_and_present(logits, present)
 
 
 def export_encoder(model: Whisper, path: Path) -> None:
@@ -112,7 +68,7 @@ def export_encoder(model: Whisper, path: Path) -> None:
     batch = Dim("batch", min=1, max=64)
     half = Dim("frames_half", min=1, max=d.n_audio_ctx)
     mel = torch.randn(2, d.n_mels, 20)
-    _export(EncoderGraph(model), (mel,), path, ["input_features"], ["last_hidden_state"],
+    export_graph(EncoderGraph(model), (mel,), path, ["input_features"], ["last_hidden_state"],
             {"input_features": {0: batch, 2: 2 * half}})
 
 
@@ -123,8 +79,8 @@ def export_decoder(model: Whisper, path: Path) -> None:
     enc = Dim("enc_seq", min=1, max=d.n_audio_ctx)
     ids = torch.randint(0, d.n_vocab, (2, 3))
     xa = torch.randn(2, 7, d.n_audio_state)
-    outputs = ["logits", *_kv_names("present", d.n_text_layer), "cross_attentions"]
-    _export(DecoderGraph(model), (ids, xa), path, ["input_ids", "encoder_hidden_states"], outputs,
+    outputs = ["logits", *kv_names("present", d.n_text_layer), "cross_attentions"]
+    export_graph(DecoderGraph(model), (ids, xa), path, ["input_ids", "encoder_hidden_states"], outputs,
             {"input_ids": {0: batch, 1: seq}, "encoder_hidden_states": {0: batch, 1: enc}})
 
 
@@ -142,9 +98,9 @@ def export_decoder_with_past(model: Whisper, path: Path) -> None:
         kv += [torch.randn(2, d.n_text_head, 5, head_dim) for _ in range(2)]
         kv += [torch.randn(2, d.n_text_head, 7, head_dim) for _ in range(2)]
         shapes += [{0: batch, 2: past}] * 2 + [{0: batch, 2: enc}] * 2
-    inputs = ["input_ids", *_kv_names("past_key_values", d.n_text_layer)]
-    outputs = ["logits", *_kv_names("present", d.n_text_layer, with_encoder=False)]
-    _export(DecoderWithPastGraph(model), (ids, *kv), path, inputs, outputs, ({0: batch, 1: seq}, tuple(shapes)))
+    inputs = ["input_ids", *kv_names("past_key_values", d.n_text_layer)]
+    outputs = ["logits", *kv_names("present", d.n_text_layer, with_encoder=False)]
+    export_graph(DecoderWithPastGraph(model), (ids, *kv), path, inputs, outputs, ({0: batch, 1: seq}, tuple(shapes)))
 
 
 def export_all(model: Whisper, out_dir: Path) -> list[Path]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import onnx
 import torch
 
 from engine.packs.files import sha256_file
-from export import onnx_export, quantize
+from export import graph_io, onnx_export, quantize
 from export.importers import load_any
 from export.vocab import WhisperVocab, read_source_vocab
 from export.whisper_model import CHUNK_LENGTH, HOP_LENGTH, N_FFT, N_FRAMES, N_SAMPLES, SAMPLE_RATE, Whisper
@@ -96,17 +95,8 @@ def build_pack(source: Path, out_dir: Path, precision: str = "fp32", name: str =
         raise ValueError(f"{vocab.tokenizer_path}: token ids exceed the model's vocabulary of {model.dims.n_vocab}")
     out_dir.mkdir(parents=True, exist_ok=True)
     graphs = [onnx_export.ENCODER_FILE, onnx_export.DECODER_FILE, onnx_export.DECODER_WITH_PAST_FILE]
-    if precision == "fp32":
-        onnx_export.export_all(model, out_dir)
-    else:
-        with tempfile.TemporaryDirectory(prefix="parley-fp32-", dir=out_dir.parent) as tmp:
-            onnx_export.export_all(model, Path(tmp))
-            for graph in graphs:
-                log.info("converting %s to %s", graph, precision)
-                if precision == "int8":
-                    quantize.quantize_int8(Path(tmp) / graph, out_dir / graph, int8)
-                else:
-                    quantize.convert_fp16(Path(tmp) / graph, out_dir / graph)
+    quantize.export_at_precision(lambda folder: onnx_export.export_all(model, folder), graphs, out_dir, precision,
+                                 int8)
     if merged_decoder:
         from export.merge_decoders import MERGED_FILE, merge_decoders
 
@@ -130,7 +120,7 @@ def build_pack(source: Path, out_dir: Path, precision: str = "fp32", name: str =
         "source": _source_info(source, kind, origin),
         "files": {f: {"sha256": sha256_file(out_dir / f), "bytes": (out_dir / f).stat().st_size} for f in files},
         "export": {"parley": PARLEY_VERSION, "torch": torch.__version__.split("+")[0], "onnx": onnx.__version__,
-                   "opset": onnx_export.OPSET, "merged_decoder": merged_decoder},
+                   "opset": graph_io.OPSET, "merged_decoder": merged_decoder},
     }
     if precision == "int8":
         meta["int8"] = {"per_channel": int8.per_channel, "weight_type": int8.weight_type,

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import onnx
@@ -127,3 +129,29 @@ def convert_fp16(src: Path, dst: Path) -> None:
     half = convert_float_to_float16(model, keep_io_types=True, op_block_list=blocked, disable_shape_infer=False)
     onnx.save(half, str(dst))
     log.info("converted %s to fp16 -> %s (%.1f MB)", src.name, dst, dst.stat().st_size / 1e6)
+
+
+def to_precision(src: Path, dst: Path, precision: str, int8: Int8Options = Int8Options(),
+                 fp16: Callable[[Path, Path], None] = convert_fp16) -> None:
+    """One float32 graph written at ``precision``: int8 (``int8``'s options) or fp16 (through ``fp16``: the text
+    packs' converter also drops the repeated Casts onnxruntime rejects)."""
+    if precision == "int8":
+        quantize_int8(src, dst, int8)
+    elif precision == "fp16":
+        fp16(src, dst)
+    else:
+        raise ValueError(f"convert to int8 or fp16, not {precision!r}")
+
+
+def export_at_precision(export_fp32: Callable[[Path], object], names: list[str], out_dir: Path, precision: str,
+                        int8: Int8Options = Int8Options(), fp16: Callable[[Path, Path], None] = convert_fp16) -> None:
+    """``export_fp32(folder)`` writes float32 graphs; at fp32 into ``out_dir``, else into a temporary folder beside
+    it, from which each of ``names`` is written into ``out_dir`` at ``precision``."""
+    if precision == "fp32":
+        export_fp32(out_dir)
+        return
+    with tempfile.TemporaryDirectory(prefix="parley-fp32-", dir=out_dir.parent) as tmp:
+        export_fp32(Path(tmp))
+        for graph in names:
+            log.info("converting %s to %s", graph, precision)
+            to_precision(Path(tmp) / graph, out_dir / graph, precision, int8, fp16)

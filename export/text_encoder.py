@@ -117,7 +117,7 @@ class _Graph(nn.Module):
 
 
 def export_text_encoder(encoder: TextEncoder, path: Path) -> Path:
-    from export.onnx_export import OPSET
+    from export.graph_io import OPSET
 
     encoder = encoder.float().cpu().eval()
     batch = Dim("batch", min=1, max=64)

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +24,7 @@ from torch import Tensor, nn
 from torch.export import Dim
 
 from export.bergamot.model import Bergamot
-from export.onnx_export import OPSET, _save
-
-log = logging.getLogger(__name__)
+from export.graph_io import export_graph
 
 ENCODER_FILE = "encoder_model.onnx"
 DECODER_FILE = "decoder_model_merged.onnx"
@@ -62,15 +59,6 @@ class DecoderGraph(nn.Module):
         return (logits, *cells)
 
 
-def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str], shapes) -> None:
-    log.info("exporting %s", path.name)
-    with torch.no_grad():
-        program = torch.onnx.export(module.eval(), args, dynamo=True, dynamic_shapes=shapes, input_names=inputs,
-                                    output_names=outputs, opset_version=OPSET, optimize=True, verbose=False)
-    assert program is not None
-    _save(program, path)
-
-
 def sample_inputs(model: Bergamot, rows: int = 2, src: int = 7, k: int = 48) -> dict[str, Tensor]:
     """Inputs that exercise padding (row 1 shorter), the start vector and a shortlist."""
     c = model.config
@@ -95,7 +83,7 @@ def export_graphs(model: Bergamot, out_dir: Path) -> list[Path]:
     batch, rows = Dim("batch", min=1, max=1024), Dim("rows", min=1, max=4096)
     src, k = Dim("src_seq", min=2, max=4096), Dim("shortlist", min=2, max=c.tgt_vocab)
     enc_path, dec_path = out_dir / ENCODER_FILE, out_dir / DECODER_FILE
-    _export(EncoderGraph(model), (x["input_ids"], x["attention_mask"]), enc_path, ["input_ids", "attention_mask"],
+    export_graph(EncoderGraph(model), (x["input_ids"], x["attention_mask"]), enc_path, ["input_ids", "attention_mask"],
             ["last_hidden_state", *cross_names(c.decoder_layers)],
             {"input_ids": {0: batch, 1: src}, "attention_mask": {0: batch, 1: src}})
     with torch.no_grad():
@@ -103,7 +91,7 @@ def export_graphs(model: Bergamot, out_dir: Path) -> list[Path]:
         out_w, out_b = model.output_rows(x["shortlist"])
     state = [*x["cells"], *[t for kv in cross for t in kv]]
     state_shapes = tuple([{0: rows}] * c.decoder_layers + [{0: rows, 2: src}] * (2 * c.decoder_layers))
-    _export(DecoderGraph(model), (model.target_rows(x["prev"]), x["step"], x["attention_mask"], out_w, out_b, *state),
+    export_graph(DecoderGraph(model), (model.target_rows(x["prev"]), x["step"], x["attention_mask"], out_w, out_b, *state),
             dec_path, ["inputs_embeds", "step", "encoder_attention_mask", "output_weight", "output_bias",
                        *[f"past_cell.{i}" for i in range(c.decoder_layers)], *cross_names(c.decoder_layers)],
             ["logits", *[f"present_cell.{i}" for i in range(c.decoder_layers)]],

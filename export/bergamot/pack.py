@@ -36,6 +36,7 @@ from onnx import helper, numpy_helper
 
 from engine.errors import PackError
 from engine.translate.shortlist import Shortlist
+from export import graph_io
 from export.bergamot import graphs
 from export.bergamot.marian_file import MarianFileError, read_marian
 from export.bergamot.model import Bergamot
@@ -248,7 +249,7 @@ def build_bergamot_pack(folder: Path, out_dir: Path, precision: str = "fp32", na
                        "frequent": shortlist.frequent if shortlist else None},
             "files": table_files,
             "export": {"parley": PARLEY_VERSION, "torch": torch.__version__.split("+")[0], "onnx": onnx.__version__,
-                       "opset": graphs.OPSET},
+                       "opset": graph_io.OPSET},
         }
         _write_json(pack / "parley.json", meta)
         if out_dir.exists():

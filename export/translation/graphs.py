@@ -13,16 +13,13 @@ Face model itself (``export.translation.parity``).
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 from torch.export import Dim
 
-from export.onnx_export import OPSET, _save
-
-log = logging.getLogger(__name__)
+from export.graph_io import export_graph, kv_names, logits_and_present, split_past
 
 ENCODER_FILE = "encoder_model.onnx"
 DECODER_FILE = "decoder_model.onnx"
@@ -203,32 +200,9 @@ class DecoderWithPastGraph(nn.Module):
 
     def forward(self, input_ids: Tensor, encoder_attention_mask: Tensor, *past_key_values: Tensor
                 ) -> tuple[Tensor, ...]:
-        n = len(self.core.decoder.layers)
-        past = [(past_key_values[4 * i], past_key_values[4 * i + 1]) for i in range(n)]
-        cross = [(past_key_values[4 * i + 2], past_key_values[4 * i + 3]) for i in range(n)]
+        past, cross = split_past(past_key_values, len(self.core.decoder.layers))
         logits, present = self.core.decode(input_ids, encoder_attention_mask, past, cross)
-        outputs: list[Tensor] = [logits]
-        for k, v in present:
-            outputs += [k, v]
-        return tuple(outputs)
-
-
-def kv_names(prefix: str, n_layer: int, with_encoder: bool = True) -> list[str]:
-    names = []
-    for i in range(n_layer):
-        names += [f"{prefix}.{i}.decoder.key", f"{prefix}.{i}.decoder.value"]
-        if with_encoder:
-            names += [f"{prefix}.{i}.encoder.key", f"{prefix}.{i}.encoder.value"]
-    return names
-
-
-def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str], shapes) -> None:
-    log.info("exporting %s", path.name)
-    with torch.no_grad():
-        program = torch.onnx.export(module.eval(), args, dynamo=True, dynamic_shapes=shapes, input_names=inputs,
-                                    output_names=outputs, opset_version=OPSET, optimize=True, verbose=False)
-    assert program is not None
-    _save(program, path)
+        return logits_and_present(logits, present)
 
 
 def export_all(model: nn.Module, out_dir: Path) -> list[Path]:
@@ -249,11 +223,11 @@ def export_all(model: nn.Module, out_dir: Path) -> list[Path]:
     mask = torch.ones(2, 5, dtype=torch.int64)
     mask[1, 3:] = 0
     paths = [out_dir / ENCODER_FILE, out_dir / DECODER_FILE, out_dir / DECODER_WITH_PAST_FILE]
-    _export(EncoderGraph(core), (ids, mask), paths[0], ["input_ids", "attention_mask"], ["last_hidden_state"],
+    export_graph(EncoderGraph(core), (ids, mask), paths[0], ["input_ids", "attention_mask"], ["last_hidden_state"],
             {"input_ids": {0: batch, 1: src}, "attention_mask": {0: batch, 1: src}})
     enc = torch.randn(2, 5, config.d_model)
     dec_ids = torch.randint(4, vocab, (2, 3))
-    _export(DecoderGraph(core), (dec_ids, mask, enc), paths[1],
+    export_graph(DecoderGraph(core), (dec_ids, mask, enc), paths[1],
             ["input_ids", "encoder_attention_mask", "encoder_hidden_states"], ["logits", *kv_names("present", n_layer)],
             {"input_ids": {0: batch, 1: tgt}, "encoder_attention_mask": {0: batch, 1: src},
              "encoder_hidden_states": {0: batch, 1: src}})
@@ -263,7 +237,7 @@ def export_all(model: nn.Module, out_dir: Path) -> list[Path]:
         kv += [torch.randn(2, heads, 4, head_dim) for _ in range(2)] + [torch.randn(2, heads, 5, head_dim)
                                                                        for _ in range(2)]
         kv_shapes += [{0: batch, 2: past}] * 2 + [{0: batch, 2: src}] * 2
-    _export(DecoderWithPastGraph(core), (dec_ids, mask, *kv), paths[2],
+    export_graph(DecoderWithPastGraph(core), (dec_ids, mask, *kv), paths[2],
             ["input_ids", "encoder_attention_mask", *kv_names("past_key_values", n_layer)],
             ["logits", *kv_names("present", n_layer, with_encoder=False)],
             ({0: batch, 1: tgt}, {0: batch, 1: src}, tuple(kv_shapes)))

@@ -9,14 +9,13 @@ import json
 import logging
 import re
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import onnx
 import torch
 
-from export import quantize
+from export import graph_io, quantize
 from export.pack import PACK_FORMAT, PARLEY_VERSION, PRECISIONS, sha256_file
 from export.translation import graphs
 from export.translation.tokenizer import build_tokenizer, language_tokens
@@ -161,10 +160,7 @@ def convert_pack(fp32_pack: Path, out_dir: Path, precision: str,
     out_dir.mkdir(parents=True, exist_ok=True)
     for f in fp32_pack.iterdir():
         if f.suffix == ".onnx":
-            if precision == "int8":
-                quantize.quantize_int8(f, out_dir / f.name, int8)
-            else:
-                _to_fp16(f, out_dir / f.name)
+            quantize.to_precision(f, out_dir / f.name, precision, int8, _to_fp16)
         elif f.is_file() and f.name not in ("parley.json", ".verified"):
             shutil.copyfile(f, out_dir / f.name)
     meta.update(precision=precision, files=_file_table(out_dir))
@@ -196,16 +192,8 @@ def build_translation_pack(source: Path, out_dir: Path, precision: str = "fp32",
                          f"more than the model's vocabulary of {model.config.vocab_size}")
     out_dir.mkdir(parents=True, exist_ok=True)
     names = [graphs.ENCODER_FILE, graphs.DECODER_FILE, graphs.DECODER_WITH_PAST_FILE]
-    if precision == "fp32":
-        graphs.export_all(model, out_dir)
-    else:
-        with tempfile.TemporaryDirectory(prefix="parley-fp32-", dir=out_dir.parent) as tmp:
-            graphs.export_all(model, Path(tmp))
-            for graph in names:
-                if precision == "int8":
-                    quantize.quantize_int8(Path(tmp) / graph, out_dir / graph, int8)
-                else:
-                    _to_fp16(Path(tmp) / graph, out_dir / graph)
+    quantize.export_at_precision(lambda folder: graphs.export_all(model, folder), names, out_dir, precision, int8,
+                                 _to_fp16)
     if merged:
         from export.merge_decoders import merge_decoders  # the one merger, Whisper's and these packs'
 
@@ -227,7 +215,7 @@ def build_translation_pack(source: Path, out_dir: Path, precision: str = "fp32",
         "source": {"kind": "huggingface", "origin": origin or str(source)},
         "files": _file_table(out_dir),
         "export": {"parley": PARLEY_VERSION, "torch": torch.__version__.split("+")[0], "onnx": onnx.__version__,
-                   "opset": graphs.OPSET},
+                   "opset": graph_io.OPSET},
     }
     _write_json(out_dir / "parley.json", meta)
     log.info("translation pack %s (%s) written to %s in %.1f s", name, precision, out_dir,
