@@ -10,11 +10,11 @@
 #   bench/reproduce.sh --skip live_lag     # e.g. where no PulseAudio server can be started
 #
 # Steps: reference file_speed speech_translation mt_speed bergamot_parity bergamot_speed live_lag soak
-# adaptation. Each step's wall time goes to docs/results/reproduce.md.
+# adaptation glossary. Each step's wall time goes to docs/results/reproduce.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
-STEPS=(reference file_speed speech_translation mt_speed bergamot_parity bergamot_speed live_lag soak adaptation)
+STEPS=(reference file_speed speech_translation mt_speed bergamot_parity bergamot_speed live_lag soak adaptation glossary)
 full=0
 only=()
 skip=()
@@ -92,6 +92,7 @@ if [ "$full" = 1 ]; then
     step adaptation "$PY" bench/adaptation.py --alphas --shared-epochs 20 --threads 2 \
         --out docs/results/adaptation_shared.json
 fi
+step glossary "$PY" bench/glossary.py --bias 2 4 --out docs/results/glossary.json
 
 total=$(( $(date +%s) - started ))
 {

@@ -313,3 +313,19 @@ def test_adaptation_engine_table_is_the_results_file():
         check(where, cells[2], [100 * pack["held"]["wer"]])
         general = 100 * pack["general"]["wer"]
         check(where, cells[3], [general] + ([general - 100 * before["general"]["wer"]] if "(" in cells[3] else []))
+
+
+def test_glossary_table_is_the_results_file():
+    table = find_table("docs/training.md", "| arm | term errors | WER, term sentences")
+    rows = {r["arm"]: r for r in the_file(table, "glossary")["rows"]}
+    for cells in table["rows"]:
+        arm = cells[0].strip("*")
+        bias = numbers(arm)
+        name = arm if not bias else f"{'both' if 'both' in arm else 'bias'} (+{bias[0][0]:g})"
+        row, where = rows[name], f"docs/training.md glossary table, {cells[0]}"
+        errors = row["term_occurrences"] - row["terms_written"]
+        check(where, cells[1], [row["term_error_pct"], errors, row["term_occurrences"]])
+        check(where, cells[2], [row["term_sentence_wer_pct"]])
+        check(where, cells[3], [row["general_wer_pct"]])
+        check(where, cells[4], [row["human_wer_pct"]])
+    assert len(table["rows"]) == len(rows)

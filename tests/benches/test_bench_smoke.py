@@ -151,3 +151,17 @@ def test_reproduce_runs_every_step_it_names():
         for line in lines:
             target = next(w for w in line.split()[2:] if w.startswith("bench/"))
             assert (ROOT / target).is_file(), line
+
+
+def test_glossary(pack_int8, tmp_path):
+    require_command("espeak-ng", "espeak-ng")
+    out = tmp_path / "glossary.json"
+    run_bench("bench/glossary.py", "--model", str(pack_int8), "--max-sentences", "2", "--general", "1", "--no-human",
+              "--voices", "en-us", "--beam-size", "1", "--work", str(tmp_path / "work"), "--out", str(out))
+    data = results(out, "bench/glossary.py")
+    rows = {r["arm"]: r for r in data["rows"]}
+    assert list(rows) == ["none", "prompt", "bias (+2)", "both (+2)"] and data["clips"]["term"] == 2
+    assert all(r["term_occurrences"] == 2 and r["general_wer_pct"] < 30 for r in rows.values()), rows
+    # the two sentences say "Kubernetes", which stock whisper-base misspells ("Cubernite's") and the glossary fixes
+    assert rows["none"]["term_error_pct"] == 100 and rows["both (+2)"]["term_error_pct"] == 0, data["texts"]
+    assert "| both (+2) |" in out.with_suffix(".md").read_text()
