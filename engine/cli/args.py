@@ -14,6 +14,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from engine.packs.catalogue import DEFAULT_MODEL, PRECISIONS
+
 
 class ParleyArgumentParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line (no usage block), naming the option and where help is.
@@ -95,3 +97,25 @@ def output_path(text: str) -> Path:
     if path.exists() and not path.is_dir() and not os.access(path, os.W_OK):
         raise argparse.ArgumentTypeError(f"{path}: the file exists and is read-only")
     return path
+
+
+def add_model_args(p: argparse.ArgumentParser, device_flag: str = "--device") -> None:
+    """The Whisper model a job opens (engine.jobs.open_model) and where it runs (``parley live`` calls the flag
+    --compute: its --device is the audio input)."""
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help="a model name (built on first use) or a pack folder (default: %(default)s)")
+    p.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="pack precision (default: int8 on CPU, fp16 on CUDA)")
+    p.add_argument(device_flag, choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs")
+    p.add_argument("--threads", type=THREADS, default=None, help="CPU threads for onnxruntime (default: all cores)")
+
+
+def add_language_args(p: argparse.ArgumentParser, translated: str) -> None:
+    """What is spoken and what comes out, by the jobs' one task rule (engine.jobs): ``translated`` says what
+    --translate-to translates ("each segment", "each sentence")."""
+    p.add_argument("--language", default="auto", help="spoken language code (en, de, ...) or auto")
+    p.add_argument("--task", choices=("transcribe", "translate"), default="transcribe",
+                   help="translate = speech to English text")
+    p.add_argument("--translate-to", default=None, metavar="LANG",
+                   help=f"also translate {translated}: 'en' with Whisper's own speech translation, other languages "
+                        "with an installed text-translation pack (see `parley translate`)")

@@ -16,11 +16,10 @@ import sys
 import threading
 from pathlib import Path
 
-from engine.cli.args import BEAM_SIZE, THREADS, glossary_file, output_path, seconds_in
+from engine.cli.args import BEAM_SIZE, add_language_args, add_model_args, glossary_file, output_path, seconds_in
 from engine.errors import ParleyError
 from engine.events import Committed, Error, Partial, SentenceEnd, Stats, Status, Translated
 from engine.live.options import LiveOptions
-from engine.packs.catalogue import DEFAULT_MODEL, PRECISIONS
 
 log = logging.getLogger("parley")
 
@@ -36,16 +35,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--input", type=Path, default=None, metavar="FILE",
                    help="feed a file through the live pipeline instead of a device")
     p.add_argument("--realtime", action="store_true", help="with --input: release the file at 1x speed")
-    p.add_argument("--language", default="auto", help="spoken language code (en, de, ...) or auto")
-    p.add_argument("--task", choices=("transcribe", "translate"), default="transcribe",
-                   help="translate = speech to English text")
-    p.add_argument("--translate-to", default=None, metavar="LANG",
-                   help="also translate each sentence: 'en' with Whisper's speech translation, other languages "
-                        "with an installed text-translation pack (see `parley translate`)")
-    p.add_argument("--model", default=DEFAULT_MODEL, help="model name or pack folder (default: %(default)s)")
-    p.add_argument("--precision", choices=PRECISIONS, default=None)
-    p.add_argument("--compute", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs")
-    p.add_argument("--threads", type=THREADS, default=None, help="CPU threads for onnxruntime (default: all cores)")
+    add_language_args(p, "each sentence")
+    add_model_args(p, device_flag="--compute")
     p.add_argument("--beam-size", type=BEAM_SIZE, default=1)
     p.add_argument("--final-beam", type=BEAM_SIZE, default=None, metavar="N",
                    help="beam of the decode that finishes an utterance at a pause (default: --beam-size; 5 is "

@@ -3,38 +3,22 @@ as TXT, SRT, VTT or JSON to stdout, a file, or a folder (one file per input and 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 from pathlib import Path
 
-from engine.cli.args import BEAM_SIZE, THREADS, glossary_file, output_path
+from engine.cli.args import BEAM_SIZE, add_language_args, add_model_args, glossary_file, output_path
 from engine.cli.progress import ProgressBar
 from engine.errors import OutputError, ParleyError
-from engine.packs.catalogue import DEFAULT_MODEL, PRECISIONS
 
 FORMATS = ("txt", "srt", "vtt", "json")
-
-
-def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=DEFAULT_MODEL,
-                   help="a model name (built on first use) or a pack folder (default: %(default)s)")
-    p.add_argument("--precision", choices=PRECISIONS, default=None,
-                   help="pack precision (default: int8 on CPU, fp16 on CUDA)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--threads", type=THREADS, default=None, help="CPU threads for onnxruntime (default: all cores)")
 
 
 def add_parser(subparsers) -> None:
     t = subparsers.add_parser("transcribe", help="transcribe (or translate to English) audio/video files")
     t.add_argument("files", nargs="+", type=Path)
-    _add_model_args(t)
-    t.add_argument("--language", default="auto", help="spoken language code (en, de, ...) or auto")
-    t.add_argument("--task", choices=("transcribe", "translate"), default="transcribe",
-                   help="translate = speech to English text")
-    t.add_argument("--translate-to", default=None, metavar="LANG",
-                   help="target language; 'en' uses Whisper's own speech translation, others an installed "
-                        "text-translation pack (see `parley translate`)")
+    add_model_args(t)
+    add_language_args(t, "each segment")
     t.add_argument("--bilingual", action="store_true",
                    help="with --translate-to: each cue holds the transcript line and its translation")
     t.add_argument("--beam-size", type=BEAM_SIZE, default=5, help="1 = greedy (default: %(default)s)")

@@ -5,10 +5,8 @@ stop (what was heard is still transcribed) and cancel."""
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -17,25 +15,15 @@ from engine.errors import ParleyError
 from engine.events import Committed, Error, SessionEnded, Translated
 from engine.jobs import open_model, plan_live_job, run_live_job, start_live_job
 from engine.translate.registry import MissingPairError
-from needs import require_command
 
 pytestmark = pytest.mark.model
 
-FOX = "The quick brown fox jumps over the lazy dog. She sells sea shells by the sea shore."
 WORDS = ("quick", "brown", "fox", "lazy", "dog", "shore")
 
 
 @pytest.fixture(scope="module")
 def model(pack_int8):
     return open_model(str(pack_int8), threads=2)
-
-
-@pytest.fixture(scope="module")
-def fox_wav(tmp_path_factory) -> Path:
-    require_command("espeak-ng", "espeak-ng")
-    out = tmp_path_factory.mktemp("live-job") / "fox.wav"
-    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(out), FOX], check=True)
-    return out
 
 
 def test_the_live_rules_are_the_file_jobs_and_options_are_checked_once():

@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,11 +22,10 @@ from engine.events import Committed, Error, Partial, Stats
 from engine.live.cues import sentences
 from engine.live.session import LiveOptions, LiveSession
 from fake_audio import FakeInputStream
-from needs import require_command, require_module
+from needs import require_module
 
 pytestmark = pytest.mark.model
 
-FOX = "The quick brown fox jumps over the lazy dog. She sells sea shells by the sea shore."
 WORDS = ("quick", "brown", "fox", "lazy", "dog", "shore")
 
 
@@ -36,14 +34,6 @@ def model(pack_int8):
     from engine.whisper import WhisperModel
 
     return WhisperModel.load(pack_int8, threads=2)
-
-
-@pytest.fixture(scope="module")
-def fox_wav(tmp_path_factory) -> Path:
-    require_command("espeak-ng", "espeak-ng")
-    out = tmp_path_factory.mktemp("live") / "fox.wav"
-    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(out), FOX], check=True)
-    return out
 
 
 def fake_device(rate: int, name: str = "Test Mic") -> DeviceInfo:
