@@ -182,6 +182,8 @@ class TermBias:
         """The tokens that continue a term after ``seq``."""
         found = [self.next_tokens[p] for k in range(min(self.max_prefix, len(seq)) + 1)
                  if (p := tuple(seq[len(seq) - k:])) in self.next_tokens]
+        if len(found) == 1:  # most steps: no term under way, only the terms' first tokens
+            return found[0]
         return np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
 
     def apply(self, logits: np.ndarray, sampled: Sequence[Sequence[int]]) -> None:
