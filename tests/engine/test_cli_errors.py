@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from engine import cli, subtitles
+from engine import subtitles
 from engine.cli.transcribe import output_stems
 from engine.errors import OutputError
 from engine.logfile import detach_log_file
+from cli_fixtures import assert_one_line_error, run_main
 from needs import require_command
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,24 +35,6 @@ def home(tmp_path, monkeypatch):
     monkeypatch.setenv("PARLEY_HOME", str(tmp_path / "home"))
     yield tmp_path / "home"
     detach_log_file()  # main() opened the log file of this temporary home
-
-
-def run_main(argv: list[str], capsys) -> tuple[int, str]:
-    """main(argv) in this process: (exit code, stderr)."""
-    try:
-        code = cli.main(argv)
-    except SystemExit as e:  # argparse
-        code = e.code
-    return code, capsys.readouterr().err
-
-
-def assert_one_line_error(code: int, err: str, *names: str) -> None:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert code not in (0, None), err
-    assert "Traceback" not in err
-    assert len(lines) == 1 and lines[0].startswith("parley: error: "), err
-    for name in names:
-        assert name in lines[0], (name, err)
 
 
 NUMERIC = [
@@ -76,22 +59,22 @@ NUMERIC = [
                          ids=[f"{c[0]}{o}={v}" for c, o, values in NUMERIC for v in values])
 def test_a_numeric_option_out_of_range_is_one_line_naming_it(command, option, value, wav, capsys):
     argv = [a.replace("{wav}", str(wav)) for a in command] + [f"{option}={value}"]
-    code, err = run_main(argv, capsys)
+    code, _, err = run_main(argv, capsys)
     assert code == 2
     assert_one_line_error(code, err, f"argument {option}", value if value not in ("two",) else "'two'")
 
 
 def test_a_draft_after_the_first_step_is_refused_naming_both(wav, capsys):
-    code, err = run_main(["live", "--input", str(wav), "--first-step", "0.4", "--first-draft", "0.6"], capsys)
+    code, _, err = run_main(["live", "--input", str(wav), "--first-step", "0.4", "--first-draft", "0.6"], capsys)
     assert_one_line_error(code, err, "--first-draft", "--first-step", "0.6", "0.4")
 
 
 def test_output_into_a_missing_folder_fails_before_any_work_naming_it(wav, tmp_path, capsys):
     out = tmp_path / "missing" / "dir" / "out.srt"
-    code, err = run_main(["transcribe", str(wav), "-o", str(out)], capsys)
+    code, _, err = run_main(["transcribe", str(wav), "-o", str(out)], capsys)
     assert_one_line_error(code, err, "-o", str(out), "does not exist")
     assert not (tmp_path / "missing").exists()
-    code, err = run_main(["live", "--input", str(wav), "-o", str(out)], capsys)
+    code, _, err = run_main(["live", "--input", str(wav), "-o", str(out)], capsys)
     assert_one_line_error(code, err, "-o", str(out))
 
 
@@ -100,19 +83,21 @@ def test_output_into_a_read_only_folder_is_refused(wav, tmp_path, monkeypatch, c
     folder.mkdir()
     # (a chmod would not stop root, who runs CI: the check asks os.access, so ask it to say no)
     monkeypatch.setattr("engine.cli.args.os.access", lambda path, mode: Path(path) != folder)
-    code, err = run_main(["transcribe", str(wav), "-o", str(folder / "out.srt")], capsys)
+    code, _, err = run_main(["transcribe", str(wav), "-o", str(folder / "out.srt")], capsys)
     assert_one_line_error(code, err, str(folder), "not writable")
     assert list(folder.iterdir()) == []
 
 
 def test_unknown_model_is_one_line_naming_it_and_the_known_ones(wav, capsys):
-    code, err = run_main(["transcribe", str(wav), "--model", "no-such-model"], capsys)
+    code, _, err = run_main(["transcribe", str(wav), "--model", "no-such-model"], capsys)
     assert_one_line_error(code, err, "no-such-model", "whisper-base")
 
 
 def test_an_unknown_subcommand_or_choice_is_one_line(wav, capsys):
-    assert_one_line_error(*run_main(["transcibe", str(wav)], capsys), "transcibe")
-    assert_one_line_error(*run_main(["transcribe", str(wav), "--format", "doc"], capsys), "--format", "doc")
+    code, _, err = run_main(["transcibe", str(wav)], capsys)
+    assert_one_line_error(code, err, "transcibe")
+    code, _, err = run_main(["transcribe", str(wav), "--format", "doc"], capsys)
+    assert_one_line_error(code, err, "--format", "doc")
 
 
 def test_a_failed_write_leaves_no_partial_file_and_keeps_the_old_one(tmp_path, monkeypatch):
@@ -140,7 +125,7 @@ def test_an_unexpected_error_is_one_line_and_its_traceback_goes_to_the_log_file(
         raise RuntimeError("the list of packs is upside down")
 
     monkeypatch.setattr("engine.cli.models.run", broken)
-    code, err = run_main(["models", "list"], capsys)
+    code, _, err = run_main(["models", "list"], capsys)
     log_file = home / "logs" / "parley.log"
     assert_one_line_error(code, err, "RuntimeError", "upside down", str(log_file))
     logged = log_file.read_text()
@@ -157,7 +142,7 @@ def test_help_names_the_log_file(home):
 @pytest.mark.model
 def test_transcription_with_a_bad_language_or_a_failing_write_is_one_line_and_leaves_no_file(
         pack_int8, wav, tmp_path, monkeypatch, capsys):
-    code, err = run_main(["transcribe", str(wav), "--model", str(pack_int8), "--language", "xx", "-q"], capsys)
+    code, _, err = run_main(["transcribe", str(wav), "--model", str(pack_int8), "--language", "xx", "-q"], capsys)
     assert_one_line_error(code, err, "'xx'")
 
     out = tmp_path / "out.srt"
@@ -166,7 +151,7 @@ def test_transcription_with_a_bad_language_or_a_failing_write_is_one_line_and_le
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(subtitles.os, "replace", disk_full)
-    code, err = run_main(["transcribe", str(wav), "--model", str(pack_int8), "-o", str(out), "-q"], capsys)
+    code, _, err = run_main(["transcribe", str(wav), "--model", str(pack_int8), "-o", str(out), "-q"], capsys)
     assert_one_line_error(code, err, str(out), "No space left on device")
     assert not out.exists() and not out.with_name("out.srt.part").exists()
 
@@ -191,7 +176,7 @@ def test_a_translation_that_fails_after_transcription_keeps_the_transcript(pack_
     monkeypatch.setattr("engine.file_translation.translate_segments", broken)
     talk = clips.synthesize(clips.clips("en")[0], tmp_path / "cache")
     out = tmp_path / "talk.de.srt"
-    code, err = run_main(["transcribe", str(talk), "--model", str(pack_int8), "--language", "en",
+    code, _, err = run_main(["transcribe", str(talk), "--model", str(pack_int8), "--language", "en",
                           "--translate-to", "de", "-q", "-o", str(out)], capsys)
     assert_one_line_error(code, err, str(talk), "sha256 does not match", "written without a translation")
     said = " ".join(line for line in out.read_text().splitlines() if line and " --> " not in line

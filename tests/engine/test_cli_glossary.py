@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine import cli
 from engine.logfile import detach_log_file
+from cli_fixtures import run_main
 from needs import require_command
 
 
@@ -16,15 +16,6 @@ def home(tmp_path, monkeypatch):
     monkeypatch.setenv("PARLEY_HOME", str(tmp_path / "home"))
     yield tmp_path / "home"
     detach_log_file()
-
-
-def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        code = cli.main(argv)
-    except SystemExit as e:  # argparse
-        code = e.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.mark.parametrize("command", [["transcribe", "{wav}"], ["live", "--input", "{wav}"]])

@@ -16,10 +16,10 @@ import pytest
 import soundfile as sf
 
 sys.path.append(str(Path(__file__).resolve().parents[1]))  # after the root: tests/engine must not shadow engine
+from cli_fixtures import assert_one_line_error, run_main  # noqa: E402
 from needs import require_module  # noqa: E402
 from whisper_fixtures import tiny_whisper_pack  # noqa: E402
 
-from engine import cli  # noqa: E402
 from engine.logfile import detach_log_file  # noqa: E402
 
 
@@ -50,26 +50,6 @@ def wav(tmp_path) -> Path:
     t = np.arange(16000) / 16000
     sf.write(path, (0.3 * np.sin(2 * np.pi * 300 * t)).astype(np.float32), 16000)
     return path
-
-
-def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
-    """main(argv) in this process: (exit code, stdout, stderr)."""
-    try:
-        code = cli.main(argv)
-    except SystemExit as e:  # argparse
-        code = e.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def assert_one_line_error(code: int, err: str, *names: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert code not in (0, None), err
-    assert "Traceback" not in err
-    assert len(lines) == 1 and lines[0].startswith("parley: error: "), err
-    for name in names:
-        assert name in lines[0], (name, err)
-    return lines[0]
 
 
 def truncate(file: Path) -> None:
