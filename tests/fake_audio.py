@@ -74,3 +74,14 @@ class FakeInputStream:
 
     def close(self) -> None:
         self.stop()
+
+
+def read_until(capture, n_samples: int, deadline_s: float = 10.0) -> np.ndarray:
+    """What ``capture.read`` gives until ``n_samples`` came or ``deadline_s`` passed (the capture keeps running)."""
+    parts, got = [], 0
+    end = time.monotonic() + deadline_s
+    while got < n_samples and time.monotonic() < end:
+        part = capture.read(0.2)
+        parts.append(part)
+        got += part.size
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)

@@ -16,7 +16,7 @@ from conftest_pulse import pulse_server  # noqa: F401  (fixture)
 from engine.audio.capture import AudioRing, Capture, DeviceInfo, find_device, list_devices, pulse_sources
 from engine.audio.decode import resample
 from engine.errors import AudioDeviceError
-from fake_audio import FakeInputStream
+from fake_audio import FakeInputStream, read_until
 from needs import require_command
 
 SR = 16000
@@ -29,16 +29,6 @@ def fake_device(rate: float = 48000, channels: int = 2, name: str = "Fake Mic") 
 def chirp(seconds: float, rate: int) -> np.ndarray:
     t = np.arange(int(seconds * rate)) / rate
     return (0.5 * np.sin(2 * np.pi * (200 + 400 * t) * t)).astype(np.float32)
-
-
-def read_until(capture: Capture, n_samples: int, deadline_s: float = 10.0) -> np.ndarray:
-    parts, got = [], 0
-    end = time.monotonic() + deadline_s
-    while got < n_samples and time.monotonic() < end:
-        part = capture.read(0.2)
-        parts.append(part)
-        got += part.size
-    return np.concatenate(parts)
 
 
 def test_fake_stream_replay_comes_out_as_the_right_16khz_mono_samples():

@@ -20,7 +20,7 @@ from conftest_pulse import pulse_server  # noqa: F401  (fixture)
 from engine.audio.capture import Capture, DeviceInfo, list_devices
 from engine.audio.decode import resample
 from engine.errors import AudioDeviceError
-from fake_audio import FakeInputStream
+from fake_audio import FakeInputStream, read_until
 from needs import require_command, require_or_skip
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,14 +34,10 @@ def tone(seconds: float, rate: int, hz: float = 1000.0) -> np.ndarray:
 
 
 def read_all(capture: Capture, n_samples: int, deadline_s: float = 10.0) -> np.ndarray:
-    parts, got = [], 0
-    end = time.monotonic() + deadline_s
-    while got < n_samples and time.monotonic() < end:
-        part = capture.read(0.2)
-        parts.append(part)
-        got += part.size
+    """read_until, then stop and drain: everything the capture had."""
+    first = read_until(capture, n_samples, deadline_s)
     capture.stop()
-    return np.concatenate([*parts, capture.drain()])
+    return np.concatenate([first, capture.drain()])
 
 
 @pytest.mark.parametrize("default_rate", [8000.0, 44100.0], ids=["says-8k", "claims-44.1k"])
