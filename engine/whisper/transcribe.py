@@ -69,10 +69,16 @@ class TranscribeOptions:
     # A window whose peak stays below this (dBFS) is silence: skipped without decoding, because
     # Whisper (and faster-whisper without VAD) hallucinates "You" on digital silence. None: decode all.
     silence_threshold_db: float | None = -60.0
+    # A window whose sound (first to last sample above that threshold) lasts less than this holds no word — a
+    # syllable takes ~0.1 s — and is skipped too: Whisper wrote "I'm sorry." for the first 50 ms of a spoken
+    # sentence. None: decode any sound.
+    min_sound_s: float | None = 0.1
 
     def __post_init__(self) -> None:
         if self.encoder_frames not in ("full", "audio"):
             raise ValueError(f"encoder_frames must be 'full' or 'audio', got {self.encoder_frames!r}")
+        if self.min_sound_s is not None and not 0 <= self.min_sound_s < 30:
+            raise ValueError(f"min_sound_s must be from 0 to 30 s, or None; got {self.min_sound_s}")
         if self.initial_prompt is not None and not isinstance(self.initial_prompt, str):
             raise ValueError("initial_prompt must be text or None")
         if self.glossary is not None and not isinstance(self.glossary, Glossary):
@@ -196,8 +202,10 @@ def transcribe(model: WhisperModel, audio: np.ndarray | str | Path, options: Tra
         first_frame = lead // HOP_LENGTH
         if options.silence_threshold_db is not None:
             window_audio = samples[lead:lead + segment_frames * HOP_LENGTH]
-            if float(np.max(np.abs(window_audio))) < 10 ** (options.silence_threshold_db / 20):
-                log.debug("window at %.2f s is silent; skipped", seek / 100)
+            sound = np.flatnonzero(np.abs(window_audio) >= 10 ** (options.silence_threshold_db / 20))
+            sound_s = (sound[-1] - sound[0] + 1) / SAMPLE_RATE if sound.size else 0.0
+            if sound_s == 0.0 or options.min_sound_s is not None and sound_s < options.min_sound_s:
+                log.debug("window at %.2f s is silent (%.3f s of sound); skipped", seek / 100, sound_s)
                 seek += segment_frames
                 _report(progress, seek, expected_s, source)
                 continue

@@ -29,6 +29,7 @@ EXPECTED = {
     "truncated.wav": None,
     "truncated.mp3": None,
     "short50ms.wav": None,
+    "yes.wav": None,
     "stereo8k.wav": None,
     "float48k.wav": None,
     "noise.wav": None,
@@ -54,6 +55,7 @@ def corpus(tmp_path_factory) -> Path:
     (d / "truncated.mp3").write_bytes(whole[: len(whole) * 2 // 3])
     sf.write(d / "zero.wav", np.zeros(0, np.float32), 16000)
     sf.write(d / "short50ms.wav", speech[: int(0.05 * rate)], rate)
+    subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(d / "yes.wav"), "Yes."], check=True)  # 0.38 s of sound
     s8 = resample(speech, rate, 8000)
     sf.write(d / "stereo8k.wav", np.stack([s8, s8], 1), 8000)
     sf.write(d / "float48k.wav", resample(speech, rate, 48000), 48000, subtype="FLOAT")
@@ -89,7 +91,11 @@ def test_each_bad_file_is_one_line_naming_it_and_the_others_are_transcribed(corp
     for name in ("truncated.wav", "truncated.mp3"):  # what could be decoded is kept
         assert (out / f"{name}.txt").read_text().lower().startswith("the quick brown")
     assert "lazy dog" in (out / "float48k.txt").read_text().lower()
-    assert (out / "silence.txt").read_text().strip() == ""
+    # nothing invented: no words in silence, noise, or 50 ms of speech ("I'm sorry." before windows with less
+    # than 0.1 s of sound were skipped) — and the shortest word is still heard
+    for name in ("silence", "noise", "short50ms"):
+        assert (out / f"{name}.txt").read_text().strip() == "", name
+    assert (out / "yes.txt").read_text().strip().lower().startswith("yes")
 
 
 def test_missing_files_are_all_named_before_any_work(corpus, tmp_path, capsys, monkeypatch):
