@@ -93,6 +93,7 @@ if [ "$full" = 1 ]; then
         --out docs/results/adaptation_shared.json
 fi
 step glossary "$PY" bench/glossary.py --bias 2 4 --out docs/results/glossary.json
+step glossary "$PY" bench/glossary.py --beam-size 1 --bias 2 --out docs/results/glossary_greedy.json
 
 total=$(( $(date +%s) - started ))
 {

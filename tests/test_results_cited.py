@@ -315,9 +315,11 @@ def test_adaptation_engine_table_is_the_results_file():
         check(where, cells[3], [general] + ([general - 100 * before["general"]["wer"]] if "(" in cells[3] else []))
 
 
-def test_glossary_table_is_the_results_file():
-    table = find_table("docs/training.md", "| arm | term errors | WER, term sentences")
-    rows = {r["arm"]: r for r in the_file(table, "glossary")["rows"]}
+@pytest.mark.parametrize("header, stem", [("| arm | term errors | WER, term sentences", "glossary"),
+                                          ("| arm (greedy) | term errors |", "glossary_greedy")])
+def test_glossary_tables_are_the_results_files(header, stem):
+    table = find_table("docs/training.md", header)
+    rows = {r["arm"]: r for r in the_file(table, stem)["rows"]}
     for cells in table["rows"]:
         arm = cells[0].strip("*")
         bias = numbers(arm)
