@@ -32,9 +32,9 @@ class FileRequest:
     path: str
     language: str | None  # None: detect
     translate_to: str | None  # None: no translation; 'en': Whisper's speech translation
-    glossary: object = None  # engine.glossary.Glossary: the user's words bias recognition; None: none
     # Set from the GUI thread to cancel; one per request, so a cancel sent before the job starts counts.
     cancel: threading.Event = dataclasses.field(default_factory=threading.Event, compare=False)
+    glossary: object = None  # engine.glossary.Glossary: the user's words bias recognition; None: none
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,9 +144,7 @@ class EngineWorker(QObject):
             # The rows hold the transcript and its translation side by side: each segment is translated (into
             # English by Whisper from the segment's own audio, other targets by the text packs).
             job = plan_file_job(request.language, translate_to=request.translate_to,
-                                bilingual=bool(request.translate_to))
-            if request.glossary:
-                job = dataclasses.replace(job, options=dataclasses.replace(job.options, glossary=request.glossary))
+                                bilingual=bool(request.translate_to), glossary=request.glossary or None)
             share = 0.5 if job.translate_to else 1.0
             stages = {"transcribing": self._progress_fn(0.0, share, "transcribing"),
                       "translating": self._progress_fn(0.5, 0.5, "translating")}
