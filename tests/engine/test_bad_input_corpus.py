@@ -26,6 +26,7 @@ EXPECTED = {
     "text.wav": "not an audio file",
     "random.mp3": "not an audio file",
     "zero.wav": "no audio",
+    "folder.wav": "is a folder, not an audio file",
     "truncated.wav": None,
     "truncated.mp3": None,
     "short50ms.wav": None,
@@ -45,6 +46,7 @@ def corpus(tmp_path_factory) -> Path:
     speech, rate = sf.read(d / "fox.wav", dtype="float32")
     rng = np.random.default_rng(0)
     (d / "empty.wav").write_bytes(b"")
+    (d / "folder.wav").mkdir()
     (d / "text.wav").write_text("this is not audio\n" * 20)
     (d / "random.mp3").write_bytes(rng.bytes(20000))
     sf.write(d / "whole.wav", speech, rate, subtype="PCM_16")
