@@ -3,7 +3,6 @@ as TXT, SRT, VTT or JSON to stdout, a file, or a folder (one file per input and 
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -65,9 +64,7 @@ def run(args) -> int:
 
     job = plan_file_job(None if args.language in (None, "", "auto") else args.language, args.task,
                         args.translate_to, args.bilingual, beam_size=args.beam_size,
-                        word_timestamps=args.word_timestamps)
-    if args.glossary:
-        job = dataclasses.replace(job, options=dataclasses.replace(job.options, glossary=args.glossary))
+                        word_timestamps=args.word_timestamps, glossary=args.glossary)
     missing = [f for f in args.files if not f.exists()]
     if missing:  # said before the model loads, every one of them, and nothing is transcribed
         raise ParleyError(f"{', '.join(map(str, missing))}: no such file" + ("s" if len(missing) > 1 else "")
