@@ -74,6 +74,7 @@ CONFIGS = {  # name → extra `parley live` arguments
     "final-beam-2": ["--final-beam", "2"],
     "final-beam-3": ["--final-beam", "3"],
     "final-beam-5": ["--final-beam", "5"],
+    "final-beam-unsure": ["--final-beam", "5", "--final-beam-below", "0.4"],  # beam 5 only where greedy was unsure
     "no-hold": ["--hold", "0"],  # commit what two decodes agree on at once, also inside a short utterance
 }
 _LINE = re.compile(r"^\[(\d+):(\d+\.\d)\s*→\s*(\d+):(\d+\.\d)\]\s*(.*)$")

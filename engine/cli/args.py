@@ -57,6 +57,17 @@ def seconds_in(low: float, high: float, low_open: bool = True, why: str = "") ->
     return parse
 
 
+def probability(text: str) -> float:
+    """A ``type=`` for a probability in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a probability (more than 0, at most 1), got {text!r}") from None
+    if not 0 < value <= 1:  # (nan fails this too)
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 1, got {text}")
+    return value
+
+
 THREADS = int_in(1, 256)
 BEAM_SIZE = int_in(1, 32, " (wider beams only cost time)")
 

@@ -16,7 +16,8 @@ import sys
 import threading
 from pathlib import Path
 
-from engine.cli.args import BEAM_SIZE, add_language_args, add_model_args, glossary_file, output_path, seconds_in
+from engine.cli.args import (BEAM_SIZE, add_language_args, add_model_args, glossary_file, output_path, probability,
+                             seconds_in)
 from engine.errors import ParleyError
 from engine.events import Committed, Error, Partial, SentenceEnd, Stats, Status, Translated
 from engine.live.options import LiveOptions
@@ -41,6 +42,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--final-beam", type=BEAM_SIZE, default=None, metavar="N",
                    help="beam of the decode that finishes an utterance at a pause (default: --beam-size; 5 is "
                         "more accurate and, on a CPU, about a second later)")
+    p.add_argument("--final-beam-below", type=probability, default=LiveOptions.final_beam_below_p, metavar="P",
+                   help="with --final-beam: search again with that beam only when the greedy decode was unsure "
+                        "of a word (its least probable word below P; 1: always search with the beam)")
     p.add_argument("--step", type=seconds_in(0, 10), default=LiveOptions.min_step_s, metavar="S",
                    help="seconds of new audio per decode, at least (default %(default)s; 0.5: tentative text twice "
                         "as often, for twice the CPU and, with --agree-gap 1, a few more mistakes)")
@@ -208,7 +212,8 @@ def cmd_live(args) -> int:
     options = plan_live_job(args.language, args.task, args.translate_to, device=_device_arg(args.device),
                             beam_size=args.beam_size, min_step_s=args.step, first_step_s=args.first_step,
                             first_draft_s=first_draft, finalize_pause_s=None if args.no_pause_final else args.pause,
-                            hold_commits_s=args.hold, final_beam_size=args.final_beam, encoder_frames=args.encoder,
+                            hold_commits_s=args.hold, final_beam_size=args.final_beam,
+                            final_beam_below_p=args.final_beam_below, encoder_frames=args.encoder,
                             vad=not args.no_vad, glossary=args.glossary,
                             policy=dataclasses.replace(LiveOptions.policy, agree_gap_s=args.agree_gap))
 

@@ -47,6 +47,10 @@ class LiveOptions:
     # (WER 5.95 % both); the later runs that showed ~0.8 s were late by a fault of the bench (see
     # docs/results/live_lag_experiments.md). Greedy until a clean run decides.
     final_beam_size: int | None = None
+    # With final_beam_size: only a finalising decode that was unsure of a word (its greedy decode's least
+    # probable word below this) is searched again with the beam, from the same encoder output; None: every
+    # finalising decode searches with the beam.
+    final_beam_below_p: float | None = None
     encoder_frames: str = "audio"  # "audio": encode the buffered audio only; "full": pad to 30 s
     # "audio" mode appends this much silence (zero log-mel frames) after the buffered audio before
     # encoding: without it the decoder, seeing speech run to the very last frame, does not end and loops
@@ -104,6 +108,8 @@ class LiveOptions:
                              f"got {self.finalize_pause_s}")
         if self.final_beam_size is not None and self.final_beam_size < 1:
             raise ValueError(f"final_beam_size must be None or ≥ 1, got {self.final_beam_size}")
+        if self.final_beam_below_p is not None and not 0 < self.final_beam_below_p <= 1:
+            raise ValueError(f"final_beam_below_p must be None or in (0, 1], got {self.final_beam_below_p}")
         if not 0 <= self.hold_commits_s < self.policy.trim_after_s:
             raise ValueError(f"hold_commits_s must be in [0, policy.trim_after_s), got {self.hold_commits_s}")
         if self.sentence_gap_s <= 0 or self.sentence_max_chars < 1:

@@ -74,8 +74,10 @@ class Hypothesis:
 
 
 class Recognise(Protocol):
+    # beam_size None: the recogniser's own; encoded: an earlier Hypothesis.encoded of this same audio, decoded
+    # again instead of encoding the audio anew
     def __call__(self, audio: np.ndarray, prompt: str, language: str | None,
-                 beam_size: int | None = None) -> Hypothesis: ...  # beam_size None: the recogniser's own
+                 beam_size: int | None = None, encoded: Any = None) -> Hypothesis: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,9 +102,10 @@ class WhisperRecognise:
         self.options = options
 
     def __call__(self, audio: np.ndarray, prompt: str, language: str | None,
-                 beam_size: int | None = None) -> Hypothesis:
+                 beam_size: int | None = None, encoded: EncodedAudio | None = None) -> Hypothesis:
         opts = self.options
-        encoded = encode_audio(self.model, audio, None if opts.encoder_frames == "full" else opts.encoder_pad_s)
+        if encoded is None:
+            encoded = encode_audio(self.model, audio, None if opts.encoder_frames == "full" else opts.encoder_pad_s)
         if encoded is None:
             return Hypothesis(())
         decode = DecodeOptions(task=opts.task, language=language, beam_size=beam_size or opts.beam_size,
@@ -194,6 +197,7 @@ class StreamingRecognizer:
         self.committed: list[Committed] = []
         self.steps = 0
         self.finalized = 0  # decodes that finalised an utterance at a pause
+        self.final_searches = 0  # finalising decodes searched again with final_beam_size (final_beam_below_p)
         self.step_times_s: list[float] = []
         self._audio = np.zeros(0, np.float32)  # the rolling buffer: policy.buffer_start_s → buffer_end_s
         self._received = 0  # samples since the stream started
@@ -416,11 +420,17 @@ class StreamingRecognizer:
         return previous if previous.hypothesis.avg_logprob > final.hypothesis.avg_logprob else final
 
     def _recognise(self, finalize: bool, audio: np.ndarray) -> Hypothesis:
-        beam = self.options.final_beam_size
-        if finalize and beam is not None and beam != self.options.beam_size:
+        opts = self.options
+        beam = opts.final_beam_size if finalize and opts.final_beam_size != opts.beam_size else None
+        if beam is not None and opts.final_beam_below_p is None:
             hypothesis = self.recognise(audio, self.policy.prompt(), self.language, beam_size=beam)
         else:
             hypothesis = self.recognise(audio, self.policy.prompt(), self.language)
+            unsure = hypothesis.words and min(w.probability for w in hypothesis.words) < (opts.final_beam_below_p or 0)
+            if beam is not None and unsure:
+                self.final_searches += 1
+                again = {} if hypothesis.encoded is None else {"encoded": hypothesis.encoded}
+                hypothesis = self.recognise(audio, self.policy.prompt(), self.language, beam_size=beam, **again)
         if self.language is None and hypothesis.words and hypothesis.language and self.policy.buffered_s >= 2.0:
             self.language = hypothesis.language
             self._detected = Status(f"detected language: {self.language}", emitted_at=self.clock())

@@ -50,6 +50,7 @@ NUMERIC = [
     (["live", "--input", "{wav}"], "--hold", ["-1", "8", "nan"]),
     (["live", "--input", "{wav}"], "--duration", ["0", "-5", "1e300", "inf", "nan"]),
     (["live", "--input", "{wav}"], "--final-beam", ["0", "-1", "1000"]),
+    (["live", "--input", "{wav}"], "--final-beam-below", ["0", "-0.1", "1.5", "nan", "most"]),
     (["translate", "hello", "--from", "en", "--to", "de"], "--beam", ["0", "-3", "1000"]),
     (["translate", "hello", "--from", "en", "--to", "de"], "--threads", ["0", "-1", "100000"]),
 ]
@@ -62,7 +63,7 @@ def test_a_numeric_option_out_of_range_is_one_line_naming_it(command, option, va
     argv = [a.replace("{wav}", str(wav)) for a in command] + [f"{option}={value}"]
     code, _, err = run_main(argv, capsys)
     assert code == 2
-    assert_one_line_error(code, err, f"argument {option}", value if value not in ("two",) else "'two'")
+    assert_one_line_error(code, err, f"argument {option}", value if value not in ("two", "most") else repr(value))
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "2", "1e9", "nan", "inf"])

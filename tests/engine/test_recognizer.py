@@ -34,13 +34,17 @@ class ScriptedRecognise:
         self.calls: list[tuple[float, float]] = []  # (start_s, end_s) of each decoded buffer
         self.prompts: list[str] = []
         self.beams: list[int | None] = []  # the beam each decode asked for (None: the options' beam_size)
+        self.reused: list[bool] = []  # whether each decode was handed an earlier decode's encoder output
 
     def __call__(self, audio: np.ndarray, prompt: str, language: str | None,
-                 beam_size: int | None = None) -> Hypothesis:
+                 beam_size: int | None = None, encoded=None) -> Hypothesis:
         start, end = float(audio[0]) / SR, (float(audio[-1]) + 1) / SR
+        if encoded is not None:
+            assert encoded == ("encoder output", start, end)  # decoded again: the same audio's encoder output
         self.calls.append((start, end))
         self.prompts.append(prompt)
         self.beams.append(beam_size)
+        self.reused.append(encoded is not None)
         heard = [dataclasses.replace(w, start_s=w.start_s - start, end_s=w.end_s - start)
                  for w in self.words if w.start_s >= start - 0.05 and w.end_s <= end - 0.05]
         return Hypothesis(tuple(heard), (), "en", encoded=("encoder output", start, end))
@@ -244,8 +248,8 @@ class ShortSightedRecognise(ScriptedRecognise):
     """Hears an utterance's first word wrong ("Price") until the decoded buffer holds 2.5 s of it, as
     whisper-base does with "Prices for" or "Thousands of" heard from a second of audio."""
 
-    def __call__(self, audio, prompt, language, beam_size=None):
-        hypothesis = super().__call__(audio, prompt, language, beam_size)
+    def __call__(self, audio, prompt, language, beam_size=None, encoded=None):
+        hypothesis = super().__call__(audio, prompt, language, beam_size, encoded)
         start, end = self.calls[-1]
         if hypothesis.words and hypothesis.words[0].text == " Prices" and end - start < 2.5:
             first = dataclasses.replace(hypothesis.words[0], text=" Price")
@@ -291,6 +295,34 @@ def test_only_the_finalising_decode_searches_with_the_wider_beam():
     assert set(recognise.beams) == {None, 5}  # drafts and steps: the options' beam (greedy)
     _, _, greedy = run(words, 6.0)  # the default: every decode with the options' beam
     assert set(greedy.beams) == {None}
+
+
+class UnsureRecognise(ScriptedRecognise):
+    """Greedy is unsure of "frog" (and hears "flag"); the beam search hears "frog", surely."""
+
+    def __call__(self, audio, prompt, language, beam_size=None, encoded=None):
+        hypothesis = super().__call__(audio, prompt, language, beam_size, encoded)
+        words = tuple(dataclasses.replace(w, text=" flag.", probability=0.2)
+                      if w.text == " frog." and beam_size is None else w for w in hypothesis.words)
+        return dataclasses.replace(hypothesis, words=words)
+
+
+def test_only_a_finalising_decode_unsure_of_a_word_is_searched_again_from_its_encoder_output():
+    words = script((0.5, "They found a new frog."), (4.0, "It ran away."))
+    recognise = UnsureRecognise(words)
+    rec = StreamingRecognizer(recognise, LiveOptions(language="en", final_beam_size=5, final_beam_below_p=0.4),
+                              ScriptedGate(words), realtime=False, timer=lambda: 0.0, clock=lambda: 0.0)
+    out = []
+    for first in range(0, 6 * SR, SR // 10):
+        out += rec.feed(np.arange(first, first + SR // 10, dtype=np.float32))
+    out += rec.flush()
+    assert " ".join(e.text for e in out if isinstance(e, Committed)) == "They found a new frog. It ran away."
+    assert rec.finalized == 2 and rec.final_searches == 1  # the sure sentence kept its greedy decode
+    searched = [i for i, beam in enumerate(recognise.beams) if beam == 5]
+    assert len(searched) == 1 and recognise.reused[searched[0]]  # no second encoder pass
+    assert recognise.calls[searched[0]] == recognise.calls[searched[0] - 1]  # the same audio, again
+    with pytest.raises(ValueError, match="final_beam_below_p"):
+        LiveOptions(final_beam_size=5, final_beam_below_p=0.0)
 
 
 def test_a_pause_heard_while_a_decode_ran_still_finalises_the_utterance_up_to_the_pause():
