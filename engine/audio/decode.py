@@ -7,7 +7,9 @@ anything else. Both paths mix channels to mono by averaging and resample with ou
 
 A file that decodes to no samples at all (a 0 s WAV, a container without audio) is an error,
 "contains no audio", not an empty array: nothing downstream can do anything useful with it.
-A truncated file gives what could be decoded, with a warning in the log.
+A truncated file gives what could be decoded, with a warning naming it (on the CLI's stderr and in the log):
+a decoder error part-way, or fewer samples than the header declares (a WAV's data chunk, an mp3's Xing frame
+count, a container's duration) — libsndfile and FFmpeg both stop quietly at the end of a cut file.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import dataclasses
 import logging
 import math
 import os
+import struct
 from pathlib import Path
 from typing import Iterator
 
@@ -258,7 +261,48 @@ def _decode_soundfile(path: Path, f) -> Iterator[np.ndarray]:
         if resampler._n_in == 0:
             raise AudioFileError(f"{path}: could not decode audio ({e}); the file may be corrupt") from e
         log.warning("%s: decoding stopped after %.1f s: %s", path, resampler._n_in / f.samplerate, e)
+    else:
+        # A WAV's frames as its data chunk declares them (libsndfile counts those present); FLAC's from its
+        # STREAMINFO, as libsndfile reads it.
+        declared = _wav_declared_frames(path) or (f.frames if 0 < f.frames < 2**62 else None)
+        if declared is not None:
+            _warn_if_short(path, resampler._n_in / f.samplerate, declared / f.samplerate, exact=True)
     yield resampler.flush()
+
+
+def _wav_declared_frames(path: Path) -> int | None:
+    """The frames a RIFF/WAVE file's data chunk declares (None: not a plain WAV, or a size left open)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            block_align = None
+            while True:
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return None
+                cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+                if cid == b"fmt " and size >= 16:
+                    block_align = struct.unpack("<H", f.read(16)[12:14])[0]
+                    f.seek(size - 16 + (size & 1), os.SEEK_CUR)
+                elif cid == b"data":
+                    if not block_align or size in (0, 0xFFFFFFFF):  # (0 or -1: written while streaming)
+                        return None
+                    return size // block_align
+                else:
+                    f.seek(size + (size & 1), os.SEEK_CUR)
+    except OSError:
+        return None
+
+
+def _warn_if_short(path: Path, got_s: float, declared_s: float, exact: bool) -> None:
+    """Say that a file ended before its header's length (exact: the header counts samples; else its duration
+    may be an estimate, off by a few per cent)."""
+    short_s = declared_s - got_s
+    if short_s > (0.01 if exact else max(0.5, 0.05 * declared_s)):
+        log.warning("%s: the file ends after %.1f s of the %.1f s its header declares: it is truncated (an "
+                    "interrupted copy or download?); what is there was used", path, got_s, declared_s)
 
 
 def _decode_av(path: Path) -> Iterator[np.ndarray]:
@@ -286,6 +330,9 @@ def _decode_av(path: Path) -> Iterator[np.ndarray]:
             if decoded == 0:
                 raise AudioFileError(f"{path}: could not decode audio ({e}); the file may be corrupt") from e
             log.warning("%s: decoding stopped after %.1f s: %s", path, decoded / SAMPLE_RATE, e)
+        else:
+            if stream.duration is not None and stream.time_base is not None:  # (an mp3's from its Xing frame count)
+                _warn_if_short(path, decoded / SAMPLE_RATE, float(stream.duration * stream.time_base), exact=False)
         for out in resampler.resample(None):
             yield out.to_ndarray().mean(axis=0).astype(np.float32)
 

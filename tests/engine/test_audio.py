@@ -154,16 +154,22 @@ def test_zero_second_wav_says_it_contains_no_audio(tmp_path):
         list(iter_audio(tmp_path / "silent.wav"))
 
 
-def test_truncated_wav_gives_what_is_there(tmp_path):
+def truncation_said(caplog, path) -> str:
+    (said,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and str(path) in r.getMessage()]
+    return said
+
+
+def test_truncated_wav_gives_what_is_there_and_says_it_is_truncated(tmp_path, caplog):
     path = tmp_path / "cut.wav"
     sf.write(str(path), tone(440, 4.0, 22050), 22050, subtype="PCM_16")
     data = path.read_bytes()
     path.write_bytes(data[: 44 + (len(data) - 44) // 2])
     x = load_audio(path)
     assert x.size / SAMPLE_RATE == pytest.approx(2.0, abs=0.01)
+    assert "ends after 2.0 s of the 4.0 s its header declares: it is truncated" in truncation_said(caplog, path)
 
 
-def test_truncated_mp3_gives_what_is_there(tmp_path):
+def test_truncated_mp3_gives_what_is_there_and_says_it_is_truncated(tmp_path, caplog):
     path = tmp_path / "cut.mp3"
     encode_with_ffmpeg(stereo_tone(4.0, 44100), 44100, path, "mp3")
     data = path.read_bytes()
@@ -171,6 +177,19 @@ def test_truncated_mp3_gives_what_is_there(tmp_path):
     x = load_audio(path)
     assert x.size / SAMPLE_RATE == pytest.approx(2.0, abs=0.2)
     assert peak_hz(x) == pytest.approx(440, abs=2)
+    assert "its header declares: it is truncated" in truncation_said(caplog, path)
+
+
+@pytest.mark.parametrize("suffix,subtype,codec", [(".wav", "PCM_16", None), (".flac", "PCM_16", None),
+                                                  (".mp3", None, "mp3"), (".wav", "FLOAT", None)])
+def test_a_whole_file_is_not_said_to_be_truncated(tmp_path, caplog, suffix, subtype, codec):
+    path = tmp_path / f"whole{suffix}"
+    if codec:
+        encode_with_ffmpeg(stereo_tone(3.0, 44100), 44100, path, codec)
+    else:
+        sf.write(str(path), tone(440, 3.0, 44100), 44100, subtype=subtype)
+    load_audio(path)
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == []
 
 
 def test_wav_header_only(tmp_path):

@@ -69,7 +69,7 @@ def corpus(tmp_path_factory) -> Path:
 
 
 def test_each_bad_file_is_one_line_naming_it_and_the_others_are_transcribed(corpus, pack_int8, tmp_path, capsys,
-                                                                             monkeypatch):
+                                                                             monkeypatch, caplog):
     monkeypatch.setenv("PARLEY_HOME", str(tmp_path / "home"))
     out = tmp_path / "out"
     files = [str(corpus / name) for name in EXPECTED]
@@ -90,8 +90,10 @@ def test_each_bad_file_is_one_line_naming_it_and_the_others_are_transcribed(corp
     transcribed = [n for n, said in EXPECTED.items() if said is None]
     assert sorted(p.name for p in out.iterdir()) == sorted(
         f"{n}.txt" if n.startswith("truncated") else f"{Path(n).stem}.txt" for n in transcribed)
-    for name in ("truncated.wav", "truncated.mp3"):  # what could be decoded is kept
+    for name in ("truncated.wav", "truncated.mp3"):  # what could be decoded is kept, and the cut is said
         assert (out / f"{name}.txt").read_text().lower().startswith("the quick brown")
+        assert any(str(corpus / name) in r.getMessage() and "it is truncated" in r.getMessage()
+                   for r in caplog.records if r.levelname == "WARNING"), name
     assert "lazy dog" in (out / "float48k.txt").read_text().lower()
     # nothing invented: no words in silence, noise, or 50 ms of speech ("I'm sorry." before windows with less
     # than 0.1 s of sound were skipped) — and the shortest word is still heard
