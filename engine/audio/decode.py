@@ -255,12 +255,13 @@ def _decode_soundfile(path: Path, f) -> Iterator[np.ndarray]:
     resampler = Resampler(f.samplerate, SAMPLE_RATE)
     block = max(1024, f.samplerate)  # 1 s: small blocks keep the peak memory low
     try:
-        for x in f.blocks(blocksize=block, dtype="float32", always_2d=True):
+        for x in _blocks(f, block):
             yield resampler.process(x.mean(axis=1))
     except RuntimeError as e:
         if resampler._n_in == 0:
             raise AudioFileError(f"{path}: could not decode audio ({e}); the file may be corrupt") from e
-        log.warning("%s: decoding stopped after %.1f s: %s", path, resampler._n_in / f.samplerate, e)
+        log.warning("%s: decoding stopped after %.1f s (%s): the file is truncated or corrupt; what could be "
+                    "decoded was used", path, resampler._n_in / f.samplerate, e)
     else:
         # A WAV's frames as its data chunk declares them (libsndfile counts those present); FLAC's from its
         # STREAMINFO, as libsndfile reads it.
@@ -268,6 +269,28 @@ def _decode_soundfile(path: Path, f) -> Iterator[np.ndarray]:
         if declared is not None:
             _warn_if_short(path, resampler._n_in / f.samplerate, declared / f.samplerate, exact=True)
     yield resampler.flush()
+
+
+def _blocks(f, block: int, small: int = 1024) -> Iterator[np.ndarray]:
+    """[frames, channels] blocks to the end; a block that fails to decode (a cut FLAC: "decoder lost sync") is
+    read again from its start in pieces of ``small`` frames, so that what lies before the damage is kept (a
+    second of it was lost with the whole block), and the error is raised after the last piece that decodes."""
+    pos = 0
+    while True:
+        try:
+            x = f.read(block, dtype="float32", always_2d=True)
+        except RuntimeError:
+            f.seek(pos)
+            while True:
+                x = f.read(small, dtype="float32", always_2d=True)  # raises at the damage
+                if not len(x):
+                    return
+                pos += len(x)
+                yield x
+        if not len(x):
+            return
+        pos += len(x)
+        yield x
 
 
 def _wav_declared_frames(path: Path) -> int | None:
@@ -329,7 +352,8 @@ def _decode_av(path: Path) -> Iterator[np.ndarray]:
         except av.FFmpegError as e:
             if decoded == 0:
                 raise AudioFileError(f"{path}: could not decode audio ({e}); the file may be corrupt") from e
-            log.warning("%s: decoding stopped after %.1f s: %s", path, decoded / SAMPLE_RATE, e)
+            log.warning("%s: decoding stopped after %.1f s (%s): the file is truncated or corrupt; what could "
+                        "be decoded was used", path, decoded / SAMPLE_RATE, e)
         else:
             if stream.duration is not None and stream.time_base is not None:  # (an mp3's from its Xing frame count)
                 _warn_if_short(path, decoded / SAMPLE_RATE, float(stream.duration * stream.time_base), exact=False)

@@ -180,6 +180,19 @@ def test_truncated_mp3_gives_what_is_there_and_says_it_is_truncated(tmp_path, ca
     assert "its header declares: it is truncated" in truncation_said(caplog, path)
 
 
+def test_a_truncated_flac_keeps_what_lies_before_the_cut(tmp_path, caplog):
+    """libsndfile fails the whole 1 s block that holds the cut ("flac decoder lost sync"): it is read again in
+    small pieces, so 2.56 s of the 2.67 s left come out instead of 2.0 s."""
+    path = tmp_path / "cut.flac"
+    sf.write(str(path), tone(440, 4.0, 22050), 22050, subtype="PCM_16")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 2 // 3])
+    x = load_audio(path)
+    assert x.size / SAMPLE_RATE > 2.4
+    assert peak_hz(x) == pytest.approx(440, abs=2)
+    assert "the file is truncated or corrupt" in truncation_said(caplog, path)
+
+
 @pytest.mark.parametrize("suffix,subtype,codec", [(".wav", "PCM_16", None), (".flac", "PCM_16", None),
                                                   (".mp3", None, "mp3"), (".wav", "FLOAT", None)])
 def test_a_whole_file_is_not_said_to_be_truncated(tmp_path, caplog, suffix, subtype, codec):
