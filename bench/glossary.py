@@ -121,7 +121,7 @@ def build_corpus(work: Path, glossary: Glossary, voices: list[str], max_sentence
     return corpus
 
 
-def arm_options(arm: str, glossary: Glossary, beam_size: int, bias: float):
+def arm_options(arm: str, glossary: Glossary, beam_size: int, bias: float, first_bias: float | None = None):
     from engine.whisper.transcribe import TranscribeOptions
 
     base = TranscribeOptions(language="en", beam_size=beam_size)
@@ -129,7 +129,8 @@ def arm_options(arm: str, glossary: Glossary, beam_size: int, bias: float):
         return base
     return TranscribeOptions(language="en", beam_size=beam_size, glossary=glossary,
                              glossary_prompt=arm in ("prompt", "both"),
-                             glossary_bias=bias if arm in ("bias", "both") else 0.0)
+                             glossary_bias=bias if arm in ("bias", "both") else 0.0,
+                             glossary_first_bias=first_bias if arm in ("bias", "both") else None)
 
 
 def share_encodings(model) -> None:
@@ -197,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--beam-size", type=int, default=5)
     ap.add_argument("--bias", type=float, nargs="+", default=[2.0],
                     help="logit bonus(es) of the bias arms (one 'bias' and one 'both' arm per value)")
+    ap.add_argument("--first-bias", type=float, default=None,
+                    help="the bonus of a term's first token in the bias arms (default: the same as --bias)")
+    ap.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS), help="which arms to run (none is kept)")
     ap.add_argument("--voices", nargs="+", default=["en-us", "en-gb-x-rp"], help="espeak-ng voices")
     ap.add_argument("--max-sentences", type=int, default=None, help="the first N term sentences (smoke runs)")
     ap.add_argument("--general", type=int, default=8, help="term-free espeak-ng sentences per voice")
@@ -216,19 +220,21 @@ def main(argv: list[str] | None = None) -> int:
     corpus = build_corpus(work, glossary, args.voices, args.max_sentences, args.general, not args.no_human)
     model = open_model(args.model, args.precision, "cpu", args.threads)
     share_encodings(model)
-    arms = [("none", 0.0), ("prompt", 0.0)]
-    arms += [(a, b) for b in args.bias for a in ("bias", "both")]
+    arms = [(a, 0.0) for a in ("none", "prompt") if a == "none" or a in args.arms]
+    arms += [(a, b) for b in args.bias for a in ("bias", "both") if a in args.arms]
+    first = "" if args.first_bias is None else f", first +{args.first_bias:g}"
     rows, texts_by_arm = [], {}
     for arm, bias in arms:
-        name = arm if arm in ("none", "prompt") else f"{arm} (+{bias:g})"
-        options = arm_options(arm, glossary, args.beam_size, bias)
+        name = arm if arm in ("none", "prompt") else f"{arm} (+{bias:g}{first})"
+        options = arm_options(arm, glossary, args.beam_size, bias, args.first_bias)
         texts: dict[str, str] = {}
         t0 = time.perf_counter()
         for item in corpus:
             wait_while(args.pause_while)
             texts[item["id"]] = " ".join(s.text.strip() for s in model.transcribe(str(item["wav"]), options).segments)
         wall = time.perf_counter() - t0
-        rows.append({"arm": name, "prompt": arm in ("prompt", "both"), "bias": bias, "wall_s": round(wall, 1),
+        rows.append({"arm": name, "prompt": arm in ("prompt", "both"), "bias": bias,
+                     "first_bias": args.first_bias if arm in ("bias", "both") else None, "wall_s": round(wall, 1),
                      **score(corpus, texts, glossary)})
         texts_by_arm[name] = texts
         print(f"{name}: terms {rows[-1]['term_error_pct']}% wrong, general WER {rows[-1]['general_wer_pct']}%, "

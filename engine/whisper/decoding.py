@@ -47,6 +47,9 @@ class DecodeOptions:
     # bias_logit added to its logit (TermBias). () : no bias, and no cost.
     bias_terms: tuple[str, ...] = ()
     bias_logit: float = 2.0
+    # The bonus of a term's first token, which can start at any word (None: bias_logit). Short first tokens
+    # (" Qu", " T") also begin ordinary words; `bench/glossary.py --first-bias B` measures a smaller one.
+    bias_first_logit: float | None = None
 
     def __post_init__(self) -> None:
         if self.task not in ("transcribe", "translate"):
@@ -67,6 +70,9 @@ class DecodeOptions:
             raise ValueError(f"sample_len must be None or ≥ 1, got {self.sample_len}")
         if not np.isfinite(self.bias_logit) or self.bias_logit < 0:
             raise ValueError(f"bias_logit must be a finite number ≥ 0, got {self.bias_logit}")
+        first = self.bias_first_logit
+        if first is not None and not (np.isfinite(first) and first >= 0):
+            raise ValueError(f"bias_first_logit must be None or a finite number ≥ 0, got {self.bias_first_logit}")
         if isinstance(self.bias_terms, str) or not all(isinstance(t, str) and t.strip() for t in self.bias_terms):
             raise ValueError(f"bias_terms must be a tuple of non-empty words, got {self.bias_terms!r}")
 
@@ -169,7 +175,7 @@ class TermBias:
     state is the row's own tokens, so beams that are reordered, dropped or duplicated keep their own matches.
     A step costs one dict lookup per suffix length (the longest term's token count)."""
 
-    def __init__(self, sequences: Sequence[Sequence[int]], bonus: float):
+    def __init__(self, sequences: Sequence[Sequence[int]], bonus: float, first_bonus: float | None = None):
         following: dict[tuple[int, ...], set[int]] = {}
         for seq in sequences:
             for k in range(len(seq)):
@@ -177,6 +183,10 @@ class TermBias:
         self.next_tokens = {prefix: np.array(sorted(t), dtype=np.int64) for prefix, t in following.items()}
         self.max_prefix = max((len(s) for s in sequences), default=1) - 1
         self.bonus = float(bonus)
+        # With its own first-token bonus the trie's root is applied apart: each token gets the larger bonus
+        # it is due (a term's first token may also continue another term).
+        self.first_bonus = None if first_bonus is None or first_bonus == bonus else float(first_bonus)
+        self.first = self.next_tokens.pop((), None) if self.first_bonus is not None else None
 
     def boosted(self, seq: Sequence[int]) -> np.ndarray:
         """The tokens that continue a term after ``seq``."""
@@ -189,7 +199,13 @@ class TermBias:
     def apply(self, logits: np.ndarray, sampled: Sequence[Sequence[int]]) -> None:
         for row, seq in enumerate(sampled):
             tokens = self.boosted(seq)
+            if self.first is None:
+                logits[row, tokens] += self.bonus
+                continue
+            both = np.isin(self.first, tokens)
             logits[row, tokens] += self.bonus
+            logits[row, self.first[~both]] += self.first_bonus
+            logits[row, self.first[both]] += max(self.first_bonus - self.bonus, 0.0)
 
 
 def apply_filters(filters: Sequence[LogitFilter], logits: np.ndarray, sampled: Sequence[Sequence[int]]) -> None:

@@ -57,6 +57,7 @@ class TranscribeOptions:
     glossary: Glossary | None = None
     glossary_prompt: bool = True
     glossary_bias: float = 2.0
+    glossary_first_bias: float | None = None  # a term's first token's bonus (None: glossary_bias)
     prefix: str | None = None  # text the first window's output must start with
     word_timestamps: bool = False
     without_timestamps: bool = False
@@ -95,7 +96,7 @@ class TranscribeOptions:
             suppress_tokens=tuple(self.suppress_tokens), suppress_blank=self.suppress_blank,
             without_timestamps=self.without_timestamps, max_initial_timestamp=self.max_initial_timestamp,
             word_timestamps=self.word_timestamps, bias_terms=self.glossary.words if self.glossary else (),
-            bias_logit=self.glossary_bias)
+            bias_logit=self.glossary_bias, bias_first_logit=self.glossary_first_bias)
 
 
 def glossary_prompt_tokens(model: WhisperModel, glossary: Glossary | None, max_tokens: int) -> list[int]:

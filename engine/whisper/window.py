@@ -164,7 +164,8 @@ def decode_window(decoder: Decoder, tokenizer: WhisperTokenizer, pack_suppress: 
 
     filters: list[dec.LogitFilter] = []
     if options.bias_terms and options.bias_logit > 0:  # first: the filters after it veto what it favours
-        filters.append(dec.TermBias(term_sequences(tokenizer, options.bias_terms), options.bias_logit))
+        filters.append(dec.TermBias(term_sequences(tokenizer, options.bias_terms), options.bias_logit,
+                                    options.bias_first_logit))
     if options.suppress_blank:
         filters.append(dec.SuppressBlank(tokenizer.blank_tokens))
     filters.append(dec.SuppressTokens(suppressed_tokens(options, tokenizer, pack_suppress)))

@@ -161,3 +161,14 @@ def test_decode_options_check_the_bias():
 
 def test_an_empty_glossary_is_false_and_prompts_nothing():
     assert not Glossary() and Glossary().prompt() == "" and format_glossary(Glossary()) == ""
+
+
+def test_a_first_token_bonus_of_its_own_goes_to_the_terms_first_tokens_only():
+    logits = np.zeros((3, 10), np.float32)
+    TermBias([TERM_A, TERM_B, [6, 2]], 2.0, first_bonus=0.5).apply(logits, [[], [1, 5], [5, 6]])
+    assert logits[0].tolist() == [0, 0, 0, 0, 0, 0.5, 0.5, 0, 0, 0]  # only terms' first tokens, at 0.5
+    assert logits[1].tolist() == [0, 0, 0, 0, 0, 0.5, 2.0, 0, 2.0, 0]  # 6 starts a term and continues one: 2
+    assert logits[2].tolist() == [0, 0, 2.0, 0, 0, 0.5, 0.5, 2.0, 0, 0]  # 7 ends A, 2 ends [6, 2]
+    same = np.zeros((1, 10), np.float32)
+    TermBias([TERM_A], 2.0, first_bonus=2.0).apply(same, [[]])
+    assert same[0, 5] == 2.0 and np.count_nonzero(same) == 1
