@@ -40,17 +40,19 @@ class LiveOptions:
     # Measured on bench/live_lag.py's English (213 s, fast-forwarded through the recogniser, offline greedy
     # 3.29 %): 0 → 5.13 %, 6 s → 4.72 %. Longer speech without a pause commits by agreement as before.
     hold_commits_s: float = 6.0
-    # The decode that finalises an utterance at a pause searches with this beam (None: beam_size, greedy). Beam
-    # 5 is more accurate where the audio is fed without a clock (bench/live_lag.py's English through the
-    # recogniser: 4.72 → 3.90 %; the same audio as captured through PulseAudio: 7.39 → 4.72 %). In real time
-    # on two cores its longer decode lands on the sentence's lag: +0.12 s p50 in the one clean side-by-side run
-    # (WER 5.95 % both); the later runs that showed ~0.8 s were late by a fault of the bench (see
-    # docs/results/live_lag_experiments.md). Greedy until a clean run decides.
-    final_beam_size: int | None = None
-    # With final_beam_size: only a finalising decode that was unsure of a word (its greedy decode's least
-    # probable word below this) is searched again with the beam, from the same encoder output; None: every
-    # finalising decode searches with the beam.
-    final_beam_below_p: float | None = None
+    # The decode that finalises an utterance at a pause searches again with this beam (None or beam_size: never)
+    # when its greedy decode was unsure of a word — its least probable word below final_beam_below_p (None:
+    # every finalising decode searches with the beam) — from the same encoder output. Fed through the
+    # recogniser without a clock (deterministic; docs/results/live_lag_experiments.md), beam 5 below 0.4
+    # searched a third of the English utterances and most Spanish ones: English 4.72 → 3.90 % (beam 5 on every
+    # utterance: 3.90), the same English as captured through PulseAudio 7.39 → 5.34 % (every one: 4.72),
+    # Spanish 38.51 → 32.43 %. In real time on two cores (one side-by-side run, 2026-12-02 11:40): sentence-final
+    # lag p50 English 0.91 → 0.95 s, Spanish 1.04 → 1.37 s, Spanish→English translation p90 2.35 → 2.72 s;
+    # beam 5 on every utterance instead cost a second (English p50 1.97 s) and delayed the next utterance's
+    # decodes. Streamed WER in real time moves by ±1 point from run to run of the same options, more than
+    # either change: 5.54 / 6.37 / 6.78 % in that run.
+    final_beam_size: int | None = 5
+    final_beam_below_p: float | None = 0.4
     encoder_frames: str = "audio"  # "audio": encode the buffered audio only; "full": pad to 30 s
     # "audio" mode appends this much silence (zero log-mel frames) after the buffered audio before
     # encoding: without it the decoder, seeing speech run to the very last frame, does not end and loops

@@ -61,6 +61,8 @@ _HOLD_FOR_PAUSE = 0.4
 # Speech heard after a pause that a decode kept the recogniser from finalising at once: this much means the
 # speaker went on (the pause is finalised up to where it was heard), less is a breath or a click.
 _MIN_RESUME_S = 0.1
+# A finalising decode searched again with the beam is taken only if it keeps at least this share of greedy's words.
+_KEEP_WORDS = 0.8
 HISTORY_S = 28.0  # audio kept for speech translation (a sentence longer than this is cut to its end)
 
 
@@ -422,7 +424,7 @@ class StreamingRecognizer:
     def _recognise(self, finalize: bool, audio: np.ndarray) -> Hypothesis:
         opts = self.options
         beam = opts.final_beam_size if finalize and opts.final_beam_size != opts.beam_size else None
-        if beam is not None and opts.final_beam_below_p is None:
+        if beam is not None and (opts.final_beam_below_p is None or opts.final_beam_below_p >= 1):
             hypothesis = self.recognise(audio, self.policy.prompt(), self.language, beam_size=beam)
         else:
             hypothesis = self.recognise(audio, self.policy.prompt(), self.language)
@@ -430,7 +432,11 @@ class StreamingRecognizer:
             if beam is not None and unsure:
                 self.final_searches += 1
                 again = {} if hypothesis.encoded is None else {"encoded": hypothesis.encoded}
-                hypothesis = self.recognise(audio, self.policy.prompt(), self.language, beam_size=beam, **again)
+                searched = self.recognise(audio, self.policy.prompt(), self.language, beam_size=beam, **again)
+                # The search is there to mend a misheard word, not to drop words: a beam skips a repeated phrase
+                # ("we had everything before us, we had nothing before us") where greedy kept it.
+                if len(searched.words) >= _KEEP_WORDS * len(hypothesis.words):
+                    hypothesis = searched
         if self.language is None and hypothesis.words and hypothesis.language and self.policy.buffered_s >= 2.0:
             self.language = hypothesis.language
             self._detected = Status(f"detected language: {self.language}", emitted_at=self.clock())

@@ -69,9 +69,9 @@ class ScriptedGate:
         return bool(speech)
 
 
-def run(words: list[Word], total_s: float, chunk_s: float = 0.1, **options):
+def run(words: list[Word], total_s: float, chunk_s: float = 0.1, recognise=None, **options):
     """Feed the stream chunk by chunk; return (recogniser, [(audio time when it came out, event)], scripted)."""
-    recognise = ScriptedRecognise(words)
+    recognise = recognise or ScriptedRecognise(words)
     opts = LiveOptions(language="en", **options)
     rec = StreamingRecognizer(recognise, opts, ScriptedGate(words), realtime=False, keep_history=True,
                               timer=lambda: 0.0, clock=lambda: 0.0)
@@ -290,10 +290,12 @@ def test_the_hold_needs_pause_finalisation_and_stays_below_the_trim():
 
 def test_only_the_finalising_decode_searches_with_the_wider_beam():
     words = script((0.5, "The quick brown fox jumps."), (4.0, "It ran away."))
-    rec, out, recognise = run(words, 6.0, final_beam_size=5)
+    rec, out, recognise = run(words, 6.0, final_beam_size=5, final_beam_below_p=None)  # beam 5 at every pause
     assert rec.finalized == 2 and recognise.beams.count(5) == 2  # one per utterance, at its pause
     assert set(recognise.beams) == {None, 5}  # drafts and steps: the options' beam (greedy)
-    _, _, greedy = run(words, 6.0)  # the default: every decode with the options' beam
+    _, _, sure = run(words, 6.0)  # the default: a finalising decode sure of every word is not searched again
+    assert set(sure.beams) == {None}
+    _, _, greedy = run(words, 6.0, final_beam_size=1)  # --final-beam 1: never
     assert set(greedy.beams) == {None}
 
 
@@ -325,11 +327,28 @@ def test_only_a_finalising_decode_unsure_of_a_word_is_searched_again_from_its_en
         LiveOptions(final_beam_size=5, final_beam_below_p=0.0)
 
 
+class SkippingSearch(UnsureRecognise):
+    """Greedy is unsure of "frog"; the beam hears it, and skips most of what came before it."""
+
+    def __call__(self, audio, prompt, language, beam_size=None, encoded=None):
+        hypothesis = super().__call__(audio, prompt, language, beam_size, encoded)
+        if beam_size is None:
+            return hypothesis
+        return dataclasses.replace(hypothesis, words=hypothesis.words[:1] + hypothesis.words[-2:])
+
+
+def test_a_search_that_drops_words_is_not_taken():
+    words = script((0.5, "In the pond by the old mill they saw a new frog."), (5.0, "It ran away."))
+    rec, out, _ = run(words, 7.0, recognise=SkippingSearch(words))  # the default: beam 5 when unsure
+    assert rec.final_searches == 1
+    assert committed_text(out) == "In the pond by the old mill they saw a new flag. It ran away."  # greedy's, whole
+
+
 def test_a_pause_heard_while_a_decode_ran_still_finalises_the_utterance_up_to_the_pause():
     # Audio arriving 1.5 s at a time is what a busy CPU does: the 0.6 s pause between the sentences is over
     # by the time the recogniser looks, and was missed (the utterance ran on until the hold let agreement in).
     words = script((0.5, "I went to the store."), (2.6, "Then I bought some milk and bread."))
-    rec, out, recognise = run(words, 6.0, chunk_s=1.5, final_beam_size=5)  # (beam 5 marks the final decodes)
+    rec, out, recognise = run(words, 6.0, chunk_s=1.5, final_beam_below_p=None)  # (beam 5 marks the final decodes)
     finals = [(t, e) for t, e in out if isinstance(e, FinalSentence)]
     assert [e.text for _, e in finals] == ["I went to the store.", "Then I bought some milk and bread."]
     assert finals[0][0] <= 3.0 + 1e-6  # in the first chunk after the pause, not at the end
