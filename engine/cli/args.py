@@ -41,16 +41,19 @@ def int_in(low: int, high: int, why: str = "") -> Callable[[str], int]:
     return parse
 
 
-def seconds_in(low: float, high: float, low_open: bool = True, why: str = "") -> Callable[[str], float]:
-    """A ``type=`` for seconds in (low, high] (or [low, high] with ``low_open=False``); no nan, no inf."""
-    bound = f"{'more than' if low_open else 'at least'} {low:g} and at most {high:g}{why}"
+def seconds_in(low: float, high: float, low_open: bool = True, why: str = "",
+               high_open: bool = False) -> Callable[[str], float]:
+    """A ``type=`` for seconds in (low, high] (``low_open=False``: from low; ``high_open``: below high); no nan,
+    no inf."""
+    bound = f"{'more than' if low_open else 'at least'} {low:g} and {'less than' if high_open else 'at most'} {high:g}{why}"
 
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
-        if not math.isfinite(value) or value < low or (low_open and value == low) or value > high:
+        if (not math.isfinite(value) or value < low or (low_open and value == low) or value > high
+                or (high_open and value == high)):
             raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
         return value
 

@@ -52,7 +52,9 @@ def add_parsers(sub) -> None:
                    metavar="S",
                    help="commit what a hypothesis shares with one decoded at least S seconds earlier "
                         "(default %(default)s: the previous one); 1 with --step 0.5")
-    p.add_argument("--pause", type=float, default=LiveOptions.finalize_pause_s, metavar="S",
+    p.add_argument("--pause", default=LiveOptions.finalize_pause_s, metavar="S",
+                   type=seconds_in(0, LiveOptions.policy.pause_reset_s, high_open=True,
+                                   why=" (a pause that long ends the utterance anyway)"),
                    help="a pause this long finishes what was said: one decode commits it and its translation "
                         "starts (default %(default)s)")
     p.add_argument("--no-pause-final", action="store_true",
@@ -204,8 +206,6 @@ def cmd_live(args) -> int:
     first_draft = args.first_draft if args.first_draft is not None else LiveOptions.first_draft_s
     if args.no_first_draft or first_draft is None or first_draft >= args.first_step:
         first_draft = None  # (a first step at or before the draft's time shows the first words itself)
-    if not args.no_pause_final and not 0 < args.pause < LiveOptions.policy.pause_reset_s:
-        raise ParleyError(f"--pause must be > 0 and < {LiveOptions.policy.pause_reset_s} (got {args.pause})")
     fmt = args.format or (args.output.suffix.lstrip(".").lower() if args.output else None)
     if args.output is not None and fmt not in FORMATS:
         raise ParleyError(f"-o {args.output}: give --format ({', '.join(FORMATS)}) or a file ending in one")

@@ -197,7 +197,8 @@ class LiveSession:
         try:
             rest = self.source.drain()
         except Exception as e:  # noqa: BLE001 - what was read already still gets transcribed
-            log.warning("could not drain the audio source: %s", e)
+            # (a device that failed mid-stream was said already, as the session's error: not twice)
+            (log.debug if self.failed else log.warning)("could not drain the audio source: %s", e)
             rest = np.zeros(0, np.float32)
         if rest.size:
             self._record(rest)

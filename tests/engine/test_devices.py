@@ -251,5 +251,6 @@ def test_parley_live_on_a_device_unplugged_mid_stream_ends_naming_it_and_keeps_w
     assert "Traceback" not in stderr
     errors = [line for line in stderr.splitlines() if line.startswith("parley: error: ")]
     assert len(errors) == 1 and f"({UNPLUG_SINK}.monitor) was removed" in errors[0], stderr
+    assert stderr.count("was removed") == 1, stderr  # said once, not again as a warning from the session
     assert "train" in stdout.lower(), (stdout, stderr)  # the sentence heard before the unplug was printed
     assert out.is_file() and "train" in out.read_text().lower(), stderr  # and written
