@@ -69,13 +69,21 @@ def plan_file_job(language: str | None = None, task: str = "transcribe", transla
     file (one pass); with ``bilingual`` (the app's rows, the CLI's two-line cues) each segment is translated
     after transcription. ``whisper`` goes to TranscribeOptions (beam_size, word_timestamps, ...). ParleyError
     for a combination that cannot be done."""
-    target = translate_to or None
+    target = _target(translate_to)
     if bilingual and not target:
         raise ParleyError("--bilingual needs --translate-to LANG")
     _one_way_into_english(task, target)
     if target == "en" and not bilingual:
         task, target = "translate", None  # English only: Whisper translates the whole file directly
     return FileJob(TranscribeOptions(language=language or None, task=task, **whisper), target)
+
+
+def _target(translate_to: str | None) -> str | None:
+    """The language asked for, None for none; English however it is written ("EN", "eng") as "en", which
+    Whisper translates into from the speech (everything after the plan compares with "en")."""
+    if not translate_to:
+        return None
+    return "en" if canonical(translate_to) == "en" else translate_to
 
 
 def _one_way_into_english(task: str, target: str | None) -> None:
@@ -174,7 +182,7 @@ def plan_live_job(language: str | None = None, task: str = "transcribe", transla
     """The live session for what was asked: ``language`` "auto" (or None, "") is detected; the same task rule as
     a file's. ``live`` goes to LiveOptions (device, beam_size, record_path, ...). ParleyError for what cannot
     be done."""
-    target = translate_to or None
+    target = _target(translate_to)
     _one_way_into_english(task, target)
     try:
         return LiveOptions(language=None if language in (None, "", "auto") else language, task=task,

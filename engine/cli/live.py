@@ -39,9 +39,9 @@ def add_parsers(sub) -> None:
     add_language_args(p, "each sentence")
     add_model_args(p, device_flag="--compute")
     p.add_argument("--beam-size", type=BEAM_SIZE, default=1)
-    p.add_argument("--final-beam", type=BEAM_SIZE, default=None, metavar="N",
-                   help="beam of the decode that finishes an utterance at a pause (default: --beam-size; 5 is "
-                        "more accurate and, on a CPU, about a second later)")
+    p.add_argument("--final-beam", type=BEAM_SIZE, default=LiveOptions.final_beam_size, metavar="N",
+                   help="beam that searches again the decode finishing an utterance at a pause when it was unsure "
+                        "of a word (default %(default)s; 1: never)")
     p.add_argument("--final-beam-below", type=probability, default=LiveOptions.final_beam_below_p, metavar="P",
                    help="with --final-beam: search again with that beam only when the greedy decode was unsure "
                         "of a word (its least probable word below P; 1: always search with the beam)")
@@ -189,14 +189,10 @@ class _Printer:
             sys.stderr.write("\r\033[K")
 
 
-def cmd_live(args) -> int:
-    from engine import subtitles
-    from engine.jobs import open_model, plan_live_job, start_live_job
+def live_options(args) -> LiveOptions:
+    """The LiveOptions of what `parley live` was given (ParleyError for a combination that cannot be)."""
+    from engine.jobs import plan_live_job
 
-    if args.realtime and args.input is None:
-        raise ParleyError("--realtime applies to --input FILE")
-    if args.input is not None and not args.input.exists():
-        raise ParleyError(f"{args.input}: no such file")
     if args.step <= 0 or args.agree_gap < 0 or args.first_step <= 0:
         raise ParleyError(f"--step and --first-step must be > 0 and --agree-gap >= 0 (got {args.step}, "
                           f"{args.first_step} and {args.agree_gap})")
@@ -206,16 +202,27 @@ def cmd_live(args) -> int:
     first_draft = args.first_draft if args.first_draft is not None else LiveOptions.first_draft_s
     if args.no_first_draft or first_draft is None or first_draft >= args.first_step:
         first_draft = None  # (a first step at or before the draft's time shows the first words itself)
+    return plan_live_job(args.language, args.task, args.translate_to, device=_device_arg(args.device),
+                         beam_size=args.beam_size, min_step_s=args.step, first_step_s=args.first_step,
+                         first_draft_s=first_draft, finalize_pause_s=None if args.no_pause_final else args.pause,
+                         hold_commits_s=args.hold, final_beam_size=args.final_beam,
+                         final_beam_below_p=args.final_beam_below, encoder_frames=args.encoder,
+                         vad=not args.no_vad, glossary=args.glossary,
+                         policy=dataclasses.replace(LiveOptions.policy, agree_gap_s=args.agree_gap))
+
+
+def cmd_live(args) -> int:
+    from engine import subtitles
+    from engine.jobs import open_model, start_live_job
+
+    if args.realtime and args.input is None:
+        raise ParleyError("--realtime applies to --input FILE")
+    if args.input is not None and not args.input.exists():
+        raise ParleyError(f"{args.input}: no such file")
     fmt = args.format or (args.output.suffix.lstrip(".").lower() if args.output else None)
     if args.output is not None and fmt not in FORMATS:
         raise ParleyError(f"-o {args.output}: give --format ({', '.join(FORMATS)}) or a file ending in one")
-    options = plan_live_job(args.language, args.task, args.translate_to, device=_device_arg(args.device),
-                            beam_size=args.beam_size, min_step_s=args.step, first_step_s=args.first_step,
-                            first_draft_s=first_draft, finalize_pause_s=None if args.no_pause_final else args.pause,
-                            hold_commits_s=args.hold, final_beam_size=args.final_beam,
-                            final_beam_below_p=args.final_beam_below, encoder_frames=args.encoder,
-                            vad=not args.no_vad, glossary=args.glossary,
-                            policy=dataclasses.replace(LiveOptions.policy, agree_gap_s=args.agree_gap))
+    options = live_options(args)
 
     model = open_model(args.model, args.precision, args.compute, args.threads)
     source = None

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from engine.errors import CancelledError, ParleyError
-from engine.jobs import FileJobResult, open_translator, plan_file_job, run_file_job, runs_on
+from engine.jobs import FileJobResult, open_translator, plan_file_job, plan_live_job, run_file_job, runs_on
 from engine.translate.registry import MissingPairError
 from engine.whisper.results import Segment, Transcript, Word
 
@@ -52,6 +52,37 @@ def test_the_task_rules_are_one_set_for_every_front_end():
     with pytest.raises(ParleyError, match="not both"):
         plan_file_job(None, task="translate", translate_to="de")
     assert runs_on("cpu") == "cpu"
+
+
+@pytest.mark.parametrize("written", ["en", "EN", "eng", "English"[:2]])
+def test_english_however_written_is_whispers_translation_for_files_and_live(written):
+    # ("EN" once reached the file job as is: no translator opened, and after the whole file was transcribed
+    # the segment translation failed, 'translation into 'EN' needs a text translator')
+    assert plan_file_job(None, translate_to=written).options.task == "translate"
+    assert plan_file_job(None, translate_to=written, bilingual=True).translate_to == "en"
+    assert plan_live_job(None, translate_to=written).translate_to == "en"
+    assert plan_live_job(None, translate_to="pt").translate_to == "pt"
+
+
+def test_what_parley_live_is_given_reaches_the_live_options():
+    """Every option of `parley live` the session reads, parsed and planned as the command does; its defaults
+    are LiveOptions' own (a parser default of None once replaced the final beam's)."""
+    from engine.cli.live import live_options
+    from engine.cli.main import build_parser
+    from engine.live.options import LiveOptions
+
+    def planned(*argv):
+        return live_options(build_parser().parse_args(["live", "--input", "in.wav", *argv]))
+
+    default, stock = planned(), LiveOptions()
+    for field in ("final_beam_size", "final_beam_below_p", "beam_size", "min_step_s", "first_step_s",
+                  "first_draft_s", "finalize_pause_s", "hold_commits_s", "encoder_frames", "vad", "glossary"):
+        assert getattr(default, field) == getattr(stock, field), field
+    given = planned("--final-beam", "3", "--final-beam-below", "0.7", "--hold", "2", "--pause", "0.6",
+                    "--step", "0.5", "--no-vad", "--encoder", "full", "--beam-size", "2")
+    assert (given.final_beam_size, given.final_beam_below_p, given.hold_commits_s, given.finalize_pause_s,
+            given.min_step_s, given.vad, given.encoder_frames, given.beam_size) == (3, 0.7, 2.0, 0.6, 0.5, False,
+                                                                                  "full", 2)
 
 
 def test_a_file_is_transcribed_then_each_spoken_segment_translated_with_progress_in_order():
