@@ -8,7 +8,7 @@ from pathlib import Path
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QPlainTextEdit, QVBoxLayout, QWidget
 
-from engine.glossary import Glossary, GlossaryError, format_glossary, load_glossary, parse_glossary, save_glossary
+from engine.glossary import Glossary, GlossaryError, load_glossary, parse_glossary, save_glossary
 
 HELP = ("One word or name per line, as it must be written. After <b>=</b>, how it sounds (optional). Indented "
         "lines under a word are example sentences that use it (optional). Lines starting with # are notes.<br>"
@@ -30,7 +30,7 @@ class GlossaryDialog(QDialog):
         if self.path.exists():
             try:
                 self.glossary = load_glossary(self.path)
-                text = format_glossary(self.glossary)
+                text = self.path.read_text(encoding="utf-8-sig")  # as written: its notes and layout kept
             except GlossaryError as e:  # shown as it is, so the user can fix the line
                 text = self.path.read_text(encoding="utf-8", errors="replace")
                 problem = str(e)
@@ -77,7 +77,7 @@ class GlossaryDialog(QDialog):
         if not isinstance(parsed, Glossary):
             return
         try:
-            save_glossary(parsed, self.path)
+            save_glossary(parsed, self.path, self.editor.toPlainText())
         except GlossaryError as e:
             self.status.setText(str(e))
             return

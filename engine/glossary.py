@@ -138,13 +138,16 @@ def format_glossary(glossary: Glossary) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def save_glossary(glossary: Glossary, path: str | Path) -> Path:
-    """Write ``glossary`` to ``path`` atomically (a crash never leaves half a file)."""
+def save_glossary(glossary: Glossary, path: str | Path, text: str | None = None) -> Path:
+    """Write ``glossary`` to ``path`` atomically (a crash never leaves half a file): as ``text``, the user's own
+    writing of it with their notes and blank lines, when given (the caller parsed it into ``glossary``)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
+    if text is not None and not text.endswith("\n") and text:
+        text += "\n"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(format_glossary(glossary), encoding="utf-8")
+        tmp.write_text(format_glossary(glossary) if text is None else text, encoding="utf-8")
         tmp.replace(path)
     except OSError as e:
         tmp.unlink(missing_ok=True)

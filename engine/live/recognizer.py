@@ -46,6 +46,7 @@ from engine.live.options import LiveOptions
 from engine.live.policy import StepResult, StreamingPolicy, deloop, is_sentence_end, join_words, trim_collapsed
 from engine.whisper.decoding import DecodeOptions
 from engine.whisper.encode import EncodedAudio, encode_audio
+from engine.whisper.transcribe import glossary_prompt_tokens
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ class WhisperRecognise:
     def __init__(self, model, options: LiveOptions):
         self.model = model
         self.options = options
+        self._glossary = glossary_prompt_tokens(model, options.glossary, model.pack.dims.n_text_ctx // 4)
 
     def __call__(self, audio: np.ndarray, prompt: str, language: str | None,
                  beam_size: int | None = None, encoded: EncodedAudio | None = None) -> Hypothesis:
@@ -118,8 +120,11 @@ class WhisperRecognise:
                                # Real speech is < 8 tokens/s; a short buffer that starts to loop stops here.
                                sample_len=min(224, 16 + int(encoded.frames * _TOKENS_PER_FRAME)),
                                bias_terms=opts.glossary.words if opts.glossary else ())
-        prompt_text = " ".join(filter(None, [opts.glossary and opts.glossary.prompt(), opts.initial_prompt, prompt]))
-        result = self.model.decode_window(encoded.states, decode, self.model.encode_text(prompt_text),
+        # As a file's windows are primed: the glossary's terms first (as many as fit in a quarter of the decoder's
+        # context), then the prompt and the committed text, cut from the front to what is left.
+        history = self.model.encode_text(" ".join(filter(None, [opts.initial_prompt, prompt])))
+        history = history[max(0, len(history) - (self.model.pack.dims.n_text_ctx // 2 - 1 - len(self._glossary))):]
+        result = self.model.decode_window(encoded.states, decode, self._glossary + history,
                                           num_frames=encoded.frames)
         if result.skipped:
             return Hypothesis((), language=result.language, encoded=encoded)

@@ -65,6 +65,20 @@ def test_a_glossary_broken_by_hand_is_shown_with_its_line_and_not_used(make_wind
     assert not dialog.save_button.isEnabled() and dialog.status.text().startswith("Line 2: ")
 
 
+def test_the_users_notes_and_layout_are_kept_when_the_glossary_is_saved(make_window, qtbot, settings_path):
+    written = "# names from the Tuesday meeting\nOkonkwo = oh konk woe\n\n# products\nZyrtec\n"
+    (settings_path.parent / "glossary.txt").write_text(written, encoding="utf-8")
+    window = make_window(load_model=False)
+    dialog = open_dialog(window, qtbot)
+    assert dialog.editor.toPlainText() == written  # shown as written, notes and all
+    qtbot.keyClick(dialog.editor, Qt.Key.Key_End, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClicks(dialog.editor, "Kubernetes")
+    qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not dialog.isVisible())
+    assert (settings_path.parent / "glossary.txt").read_text(encoding="utf-8") == written + "Kubernetes\n"
+    assert window.training.glossary().words == ("Okonkwo", "Zyrtec", "Kubernetes")
+
+
 KUBERNETES = "Our Kubernetes cluster restarts every night at two."  # whisper-base int8 without a glossary: "cuber needs"
 
 
