@@ -12,11 +12,12 @@ to [0.0] turns the fallback off.
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
 
 import numpy as np
+
+from memory import peak_rss_mb  # bench/memory.py (this script's folder is on sys.path)
 
 
 def _run_parley(job: dict) -> tuple[float, dict]:
@@ -71,7 +72,7 @@ def main() -> None:
         "transcribe_s": sum(c["seconds"] for c in clips.values()),
         # CPU time of every thread of the process: what the work costs, whatever else loads the machine
         "transcribe_cpu_s": sum(c["cpu_s"] for c in clips.values()),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
         "clips": clips,
     }
     with open(sys.argv[2], "w") as f:

@@ -8,7 +8,7 @@ the parity corpus (bench/data/mt_sentences_{en,pt}.txt, 208 sentences each):
 - in batches: Parley translates 16 sentences per call (one padded batch per call); the native engine has
   no batch call, so its batch figure is the same sentences through a pool of `--threads` Python threads
   sharing one instance (its documented way to use several cores);
-- peak resident memory of the process (ru_maxrss, includes Python and the imports).
+- peak resident memory of the process (VmHWM, includes Python and the imports).
 Each engine runs `--rounds` times (3), the engines' order alternating; each keeps its best round.
 Parley runs the installed packs (``parley translate --build``) as the app does; asked for `--threads`, its
 Bergamot runtime still gives each graph one onnxruntime thread (faster for graphs this small, see
@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -40,7 +39,10 @@ def corpus(pair: str, limit: int | None = None) -> list[str]:
 
 
 def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    sys.path.insert(0, str(ROOT))
+    from bench.memory import peak_rss_mb
+
+    return peak_rss_mb()
 
 
 def worker(engine: str, pair: str, pack: str | None, threads: int, limit: int | None = None) -> dict:

@@ -40,6 +40,26 @@ def read_all(capture: Capture, n_samples: int, deadline_s: float = 10.0) -> np.n
     return np.concatenate([first, capture.drain()])
 
 
+def start_live(pack, device: str, out, env):
+    """`parley live` on ``device`` writing ``out``; its stderr read line by line on a thread (the lines, and an
+    event set once it says '[listening to' — the model is loaded and the stream runs)."""
+    live = subprocess.Popen([sys.executable, "-m", "engine", "live", "--model", str(pack), "--language", "en",
+                             "--threads", "2", "--device", device, "-o", str(out)],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    listening = threading.Event()
+
+    def read_stderr() -> None:
+        for line in live.stderr:
+            lines.append(line)
+            if "[listening to" in line:
+                listening.set()
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    return live, lines, listening, reader
+
+
 @pytest.mark.parametrize("default_rate", [8000.0, 44100.0], ids=["says-8k", "claims-44.1k"])
 def test_an_8khz_only_device_is_opened_at_8khz_and_resampled_to_16khz(default_rate):
     """A fake stream: it refuses every rate but 8000 as PortAudio does ('Invalid sample rate [PaErrorCode
@@ -124,27 +144,15 @@ def test_parley_live_on_a_real_8khz_source_transcribes_what_is_said(eight_k_sink
     sf.write(speech, phone, 8000, subtype="PCM_16")  # telephone-band speech, a pause to end it
     out = tmp_path / "heard.srt"
     env = {**os.environ, **pulse_server.env, "PARLEY_HOME": str(tmp_path / "home")}
-    live = subprocess.Popen([sys.executable, "-m", "engine", "live", "--model", str(pack_int8), "--language", "en",
-                             "--threads", "2", "--device", eight_k_sink, "-o", str(out)],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines: list[str] = []
-    listening = threading.Event()
-
-    def read_stderr() -> None:
-        for line in live.stderr:
-            lines.append(line)
-            if "[listening to" in line:
-                listening.set()
-
-    reader = threading.Thread(target=read_stderr, daemon=True)
-    reader.start()
+    live, lines, listening, reader = start_live(pack_int8, eight_k_sink, out, env)
     try:
         assert listening.wait(60), "".join(lines)  # the model is loaded and the stream runs: play now
         subprocess.run(["paplay", f"--device={EIGHT_K_SINK}", str(speech)], check=True, timeout=60,
                        env={**os.environ, **pulse_server.env})
         time.sleep(3.0)  # the last sentence is finalised at its pause
         live.send_signal(signal.SIGINT)  # Ctrl-C
-        stdout = live.communicate(timeout=60)[0]
+        stdout = live.stdout.read()  # (stderr is the reader's alone: nothing it reads is lost)
+        live.wait(60)
         reader.join(10)
         stderr = "".join(lines)
     finally:
@@ -233,16 +241,17 @@ def test_parley_live_on_a_device_unplugged_mid_stream_ends_naming_it_and_keeps_w
     sf.write(speech, np.concatenate([audio, np.zeros(int(2.5 * rate), np.float32)]), rate)  # a pause ends it
     out = tmp_path / "heard.srt"
     env = {**os.environ, **pulse_server.env, "PARLEY_HOME": str(tmp_path / "home")}
-    live = subprocess.Popen([sys.executable, "-m", "engine", "live", "--model", str(pack_int8), "--language", "en",
-                             "--threads", "2", "--device", f"{UNPLUG_SINK}.monitor", "-o", str(out)],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    live, lines, listening, reader = start_live(pack_int8, f"{UNPLUG_SINK}.monitor", out, env)
     try:
-        time.sleep(4.0)  # the model loads, the monitor stream starts
+        assert listening.wait(60), "".join(lines)  # the model is loaded and the stream runs: play now
         subprocess.run(["paplay", f"--device={UNPLUG_SINK}", str(speech)], check=True, timeout=60,
                        env={**os.environ, **pulse_server.env})
         time.sleep(3.0)  # the sentence is finalised at its pause
         unplug_sink["unplug"]()
-        stdout, stderr = live.communicate(timeout=30)
+        stdout = live.stdout.read()
+        live.wait(30)
+        reader.join(10)
+        stderr = "".join(lines)
     finally:
         if live.poll() is None:
             live.kill()
