@@ -51,7 +51,11 @@ class LiveOptions:
     # beam 5 on every utterance instead cost a second (English p50 1.97 s) and delayed the next utterance's
     # decodes. Streamed WER in real time moves by ±1 point from run to run of the same options, more than
     # either change: 5.54 / 6.37 / 6.78 % in that run.
-    final_beam_size: int | None = 5
+    # Not the default: in the run of 12:47 with it (English sentence-final 1.04/1.36 s, WER 5.34 %) the Spanish,
+    # whose utterances greedy is unsure of 14 times in 16, fell behind (sentence-final p90 4.93 s, translation
+    # p90 5.71 s): its searches, ~1 s each on two cores, queued behind one another. On a GPU, or with a rule
+    # that searches only while the speaker is still silent, it would be.
+    final_beam_size: int | None = None
     final_beam_below_p: float | None = 0.4
     encoder_frames: str = "audio"  # "audio": encode the buffered audio only; "full": pad to 30 s
     # "audio" mode appends this much silence (zero log-mel frames) after the buffered audio before

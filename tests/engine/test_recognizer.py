@@ -293,7 +293,7 @@ def test_only_the_finalising_decode_searches_with_the_wider_beam():
     rec, out, recognise = run(words, 6.0, final_beam_size=5, final_beam_below_p=None)  # beam 5 at every pause
     assert rec.finalized == 2 and recognise.beams.count(5) == 2  # one per utterance, at its pause
     assert set(recognise.beams) == {None, 5}  # drafts and steps: the options' beam (greedy)
-    _, _, sure = run(words, 6.0)  # the default: a finalising decode sure of every word is not searched again
+    _, _, sure = run(words, 6.0, final_beam_size=5)  # a finalising decode sure of every word: not searched again
     assert set(sure.beams) == {None}
     _, _, greedy = run(words, 6.0, final_beam_size=1)  # --final-beam 1: never
     assert set(greedy.beams) == {None}
@@ -339,7 +339,7 @@ class SkippingSearch(UnsureRecognise):
 
 def test_a_search_that_drops_words_is_not_taken():
     words = script((0.5, "In the pond by the old mill they saw a new frog."), (5.0, "It ran away."))
-    rec, out, _ = run(words, 7.0, recognise=SkippingSearch(words))  # the default: beam 5 when unsure
+    rec, out, _ = run(words, 7.0, recognise=SkippingSearch(words), final_beam_size=5)  # beam 5 when unsure
     assert rec.final_searches == 1
     assert committed_text(out) == "In the pond by the old mill they saw a new flag. It ran away."  # greedy's, whole
 
@@ -348,7 +348,7 @@ def test_a_pause_heard_while_a_decode_ran_still_finalises_the_utterance_up_to_th
     # Audio arriving 1.5 s at a time is what a busy CPU does: the 0.6 s pause between the sentences is over
     # by the time the recogniser looks, and was missed (the utterance ran on until the hold let agreement in).
     words = script((0.5, "I went to the store."), (2.6, "Then I bought some milk and bread."))
-    rec, out, recognise = run(words, 6.0, chunk_s=1.5, final_beam_below_p=None)  # (beam 5 marks the final decodes)
+    rec, out, recognise = run(words, 6.0, chunk_s=1.5, final_beam_size=5, final_beam_below_p=None)  # (beam 5 marks finals)
     finals = [(t, e) for t, e in out if isinstance(e, FinalSentence)]
     assert [e.text for _, e in finals] == ["I went to the store.", "Then I bought some milk and bread."]
     assert finals[0][0] <= 3.0 + 1e-6  # in the first chunk after the pause, not at the end
