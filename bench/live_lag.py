@@ -73,8 +73,8 @@ CONFIGS = {  # name → extra `parley live` arguments
     "no-first-draft": ["--no-first-draft"],
     "final-beam-2": ["--final-beam", "2"],
     "final-beam-3": ["--final-beam", "3"],
-    "final-greedy": ["--final-beam", "1"],  # the finalising decode greedy like the others, never searched again
-    "final-beam-always": ["--final-beam-below", "1"],  # the finalising decode always with beam 5
+    "final-beam-5": ["--final-beam", "5"],  # the finalising decode searched again with beam 5 when unsure of a word
+    "final-beam-always": ["--final-beam", "5", "--final-beam-below", "1"],  # ... at every pause
     "no-hold": ["--hold", "0"],  # commit what two decodes agree on at once, also inside a short utterance
 }
 _LINE = re.compile(r"^\[(\d+):(\d+\.\d)\s*→\s*(\d+):(\d+\.\d)\]\s*(.*)$")

@@ -168,8 +168,8 @@ def test_readme_file_speed_table_is_the_results_file():
 
 LIVE_INPUTS = (("English → Portuguese", "en-pt"), ("Spanish → English", "es"), ("English", "en"))
 LIVE_CONFIGS = (("--no-pause-final", "no-pause-final"), ("--step 0.5", "step-0.5"), ("--no-first-draft", "no-first-draft"),
-                ("--first-step 0.3", "first-step-0.3"), ("--final-beam 1", "final-greedy"),
-                ("--final-beam-below 1", "final-beam-always"), ("--hold 0", "no-hold"),
+                ("--first-step 0.3", "first-step-0.3"), ("--final-beam-below 1", "final-beam-always"),
+                ("--final-beam 5", "final-beam-5"), ("--hold 0", "no-hold"),
                 ("default", "default"))
 
 
