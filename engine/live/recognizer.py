@@ -428,18 +428,18 @@ class StreamingRecognizer:
 
     def _recognise(self, finalize: bool, audio: np.ndarray) -> Hypothesis:
         opts = self.options
+        prompt = self.policy.prompt()
         beam = opts.final_beam_size if finalize and opts.final_beam_size != opts.beam_size else None
-        if beam is not None and (opts.final_beam_below_p is None or opts.final_beam_below_p >= 1):
-            hypothesis = self.recognise(audio, self.policy.prompt(), self.language, beam_size=beam)
+        below = opts.final_beam_below_p
+        if beam is not None and (below is None or below >= 1):
+            hypothesis = self.recognise(audio, prompt, self.language, beam_size=beam)
         else:
-            hypothesis = self.recognise(audio, self.policy.prompt(), self.language)
-            unsure = hypothesis.words and min(w.probability for w in hypothesis.words) < (opts.final_beam_below_p or 0)
-            if beam is not None and unsure:
+            hypothesis = self.recognise(audio, prompt, self.language)
+            if beam is not None and hypothesis.words and min(w.probability for w in hypothesis.words) < below:
                 self.final_searches += 1
-                again = {} if hypothesis.encoded is None else {"encoded": hypothesis.encoded}
-                searched = self.recognise(audio, self.policy.prompt(), self.language, beam_size=beam, **again)
-                # The search is there to mend a misheard word, not to drop words: a beam skips a repeated phrase
-                # ("we had everything before us, we had nothing before us") where greedy kept it.
+                searched = self.recognise(audio, prompt, self.language, beam_size=beam, encoded=hypothesis.encoded)
+                # The search is there to mend a misheard word, not to drop words (a beam can skip a repeated
+                # phrase greedy kept).
                 if len(searched.words) >= _KEEP_WORDS * len(hypothesis.words):
                     hypothesis = searched
         if self.language is None and hypothesis.words and hypothesis.language and self.policy.buffered_s >= 2.0:

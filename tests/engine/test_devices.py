@@ -40,9 +40,11 @@ def read_all(capture: Capture, n_samples: int, deadline_s: float = 10.0) -> np.n
     return np.concatenate([first, capture.drain()])
 
 
-def start_live(pack, device: str, out, env):
-    """`parley live` on ``device`` writing ``out``; its stderr read line by line on a thread (the lines, and an
-    event set once it says '[listening to' — the model is loaded and the stream runs)."""
+def run_live(pack, device: str, out, env, sink: str, speech, end, timeout: float) -> tuple[int, str, str]:
+    """`parley live` on ``device`` writing ``out``: once it says '[listening to' (the model is loaded and the
+    stream runs) ``speech`` is played into ``sink``, the last sentence gets 3 s to be finalised at its pause,
+    then ``end(process)`` ends it. Returns (exit code, stdout, stderr); stderr is read by one reader thread
+    alone, so no line is lost."""
     live = subprocess.Popen([sys.executable, "-m", "engine", "live", "--model", str(pack), "--language", "en",
                              "--threads", "2", "--device", device, "-o", str(out)],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -57,7 +59,19 @@ def start_live(pack, device: str, out, env):
 
     reader = threading.Thread(target=read_stderr, daemon=True)
     reader.start()
-    return live, lines, listening, reader
+    try:
+        assert listening.wait(60), "".join(lines)
+        subprocess.run(["paplay", f"--device={sink}", str(speech)], check=True, timeout=60, env=env)
+        time.sleep(3.0)
+        end(live)
+        stdout = live.stdout.read()
+        live.wait(timeout)
+        reader.join(10)
+    finally:
+        if live.poll() is None:
+            live.kill()
+            live.communicate()
+    return live.returncode, stdout, "".join(lines)
 
 
 @pytest.mark.parametrize("default_rate", [8000.0, 44100.0], ids=["says-8k", "claims-44.1k"])
@@ -144,22 +158,9 @@ def test_parley_live_on_a_real_8khz_source_transcribes_what_is_said(eight_k_sink
     sf.write(speech, phone, 8000, subtype="PCM_16")  # telephone-band speech, a pause to end it
     out = tmp_path / "heard.srt"
     env = {**os.environ, **pulse_server.env, "PARLEY_HOME": str(tmp_path / "home")}
-    live, lines, listening, reader = start_live(pack_int8, eight_k_sink, out, env)
-    try:
-        assert listening.wait(60), "".join(lines)  # the model is loaded and the stream runs: play now
-        subprocess.run(["paplay", f"--device={EIGHT_K_SINK}", str(speech)], check=True, timeout=60,
-                       env={**os.environ, **pulse_server.env})
-        time.sleep(3.0)  # the last sentence is finalised at its pause
-        live.send_signal(signal.SIGINT)  # Ctrl-C
-        stdout = live.stdout.read()  # (stderr is the reader's alone: nothing it reads is lost)
-        live.wait(60)
-        reader.join(10)
-        stderr = "".join(lines)
-    finally:
-        if live.poll() is None:
-            live.kill()
-            live.communicate()
-    assert live.returncode == 0, stderr
+    code, stdout, stderr = run_live(pack_int8, eight_k_sink, out, env, EIGHT_K_SINK, speech,
+                                    lambda live: live.send_signal(signal.SIGINT), timeout=60)  # Ctrl-C
+    assert code == 0, stderr
     assert "Traceback" not in stderr and "0 audio blocks dropped" in stderr, stderr
     heard = " ".join(out.read_text().lower().split())
     for words in ("best of times", "worst of times", "age of wisdom", "age of foolishness"):
@@ -241,22 +242,9 @@ def test_parley_live_on_a_device_unplugged_mid_stream_ends_naming_it_and_keeps_w
     sf.write(speech, np.concatenate([audio, np.zeros(int(2.5 * rate), np.float32)]), rate)  # a pause ends it
     out = tmp_path / "heard.srt"
     env = {**os.environ, **pulse_server.env, "PARLEY_HOME": str(tmp_path / "home")}
-    live, lines, listening, reader = start_live(pack_int8, f"{UNPLUG_SINK}.monitor", out, env)
-    try:
-        assert listening.wait(60), "".join(lines)  # the model is loaded and the stream runs: play now
-        subprocess.run(["paplay", f"--device={UNPLUG_SINK}", str(speech)], check=True, timeout=60,
-                       env={**os.environ, **pulse_server.env})
-        time.sleep(3.0)  # the sentence is finalised at its pause
-        unplug_sink["unplug"]()
-        stdout = live.stdout.read()
-        live.wait(30)
-        reader.join(10)
-        stderr = "".join(lines)
-    finally:
-        if live.poll() is None:
-            live.kill()
-            live.communicate()
-    assert live.returncode == 1, stderr
+    code, stdout, stderr = run_live(pack_int8, f"{UNPLUG_SINK}.monitor", out, env, UNPLUG_SINK, speech,
+                                    lambda live: unplug_sink["unplug"](), timeout=30)
+    assert code == 1, stderr
     assert "Traceback" not in stderr
     errors = [line for line in stderr.splitlines() if line.startswith("parley: error: ")]
     assert len(errors) == 1 and f"({UNPLUG_SINK}.monitor) was removed" in errors[0], stderr
