@@ -51,7 +51,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pack", default=None)
     ap.add_argument("--minutes", type=float, default=60.0)
-    ap.add_argument("--step", type=float, default=3.0)
+    ap.add_argument("--step", type=float, default=LiveOptions().min_step_s,
+                    help="seconds of new audio between decodes (default: parley live's, %(default)s)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--speed", type=float, default=1.0,
                     help="release the audio at this many times real time (default 1: as live); 0 fast-forwards")
