@@ -46,6 +46,16 @@ wanted() {
 form=$([ "$full" = 1 ] && echo full || echo short)
 log=docs/results/reproduce.md
 started=$(date +%s)
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+# With --only/--skip the rows of the steps not re-run are kept from the last reproduce.md (each row says when
+# and at which commit it ran), so the file always lists every step's latest run.
+kept=()
+if { [ ${#only[@]} -gt 0 ] || [ ${#skip[@]} -gt 0 ]; } && [ -f "$log" ]; then
+    while IFS= read -r row; do
+        name=$(echo "$row" | cut -d'|' -f2 | tr -d ' ')
+        wanted "$name" || kept+=("$row")
+    done < <(grep -E '^[|] [a-z_]+ [|] `' "$log" || true)
+fi
 timings=()
 failed=()
 step() {
@@ -56,7 +66,7 @@ step() {
     local t0=$SECONDS rc=0
     "$@" || rc=$?
     local took=$((SECONDS - t0))
-    timings+=("| $name | \`$*\` | $took s | $([ $rc = 0 ] && echo ok || echo "failed ($rc)") |")
+    timings+=("| $name | \`$*\` | $took s | $([ $rc = 0 ] && echo ok || echo "failed ($rc)") | $(date -u '+%Y-%m-%d %H:%M') $commit |")
     [ $rc = 0 ] || failed+=("$name")
     echo "== $name: $took s, exit $rc"
 }
@@ -101,13 +111,13 @@ total=$(( $(date +%s) - started ))
 {
     echo "# bench/reproduce.sh ($form form)"
     echo
-    echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown); whole run $total s."
+    echo "Last run: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), commit $commit; whole run $total s:"
     echo
     echo "    bench/reproduce.sh $*"
     echo
-    echo "| step | command | wall | result |"
-    echo "|---|---|---|---|"
-    printf '%s\n' "${timings[@]}"
+    echo "| step | command | wall | result | run at, commit |"
+    echo "|---|---|---|---|---|"
+    printf '%s\n' "${kept[@]}" "${timings[@]}" | sed '/^$/d'
 } > "$log"
 echo
 echo "whole run: $total s; steps in $log"

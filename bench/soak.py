@@ -1,6 +1,6 @@
-"""Soak: a long stream through one live session, released at the clock's pace (``--speed`` × real time).
+"""Soak: a long stream through one live job (engine.jobs.start_live_job, as parley live runs), released at the clock's pace (``--speed`` × real time).
 
-    .venv/bin/python bench/soak.py [--minutes 60] [--step 3] [--speed 1]
+    .venv/bin/python bench/soak.py [--minutes 60] [--step 1] [--speed 1]
 
 Reports resident memory (after the first 5 minutes, as a baseline, and at the end), committed words,
 WER against the script, repeated-text loops (an 8-gram that appears twice in a row in the committed
@@ -27,7 +27,8 @@ sys.path.insert(0, str(ROOT))
 from bench import clips  # noqa: E402
 from engine.events import Committed, Stats  # noqa: E402
 from engine.audio.file_source import FileSource  # noqa: E402
-from engine.live.session import LiveOptions, LiveSession  # noqa: E402
+from engine.jobs import plan_live_job, start_live_job  # noqa: E402
+from engine.live.options import LiveOptions  # noqa: E402
 from stream_latency import build_audio  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 SR = 16000
@@ -83,17 +84,15 @@ def main() -> int:
         elif isinstance(e, Stats):
             max_buffer[0] = max(max_buffer[0], e.buffered_s)
 
-    session = LiveSession(model, LiveOptions(language="en", min_step_s=args.step), on_event=on_event,
-                          source=FileSource(audio=audio, realtime=args.speed > 0, speed=args.speed or 1.0,
-                                            block_s=args.step))
+    source = FileSource(audio=audio, realtime=args.speed > 0, speed=args.speed or 1.0, block_s=args.step)
     t = time.perf_counter()
-    session.start()
+    job = start_live_job(model, plan_live_job(language="en", min_step_s=args.step), on_event, source=source)
     last_print = time.perf_counter()
-    while not session.wait(5):
+    while not job.wait(5):
         if time.perf_counter() - last_print > 60:
             last_print = time.perf_counter()
             print(f"  {received[0] / 60:5.1f} min in, rss {rss_mb():.0f} MB, {len(words)} words", flush=True)
-    session.finish()
+    dropped = job.finish().dropped_blocks
     wall = time.perf_counter() - t
     rss["end"] = rss_mb()
     text = "".join(words)
@@ -105,7 +104,6 @@ def main() -> int:
           f"{rss.get('peak_seen', 0):.0f}; growth after 5 min {rss['end'] - base:+.0f} MB")
     print(f"committed words {len(words)}, WER vs script {clips.wer(script, text):.3f}, max buffer {max_buffer[0]:.1f} s")
     print(f"8-grams repeated back to back: {len(loops)}" + (f" e.g. {loops[0]!r}" if loops else ""))
-    dropped = session.source.dropped_blocks
     if args.out is not None:
         write_report(args, {
             "audio_min": round(audio.size / SR / 60, 1), "pace": pace, "step_s": args.step, "pack": pack.name,
