@@ -1,4 +1,5 @@
-"""Soak: a long stream through one live job (engine.jobs.start_live_job, as parley live runs), released at the clock's pace (``--speed`` × real time).
+"""Soak: a long stream through one live job (engine.jobs.start_live_job, as parley live runs it), released at
+the clock's pace (``--speed`` × real time).
 
     .venv/bin/python bench/soak.py [--minutes 60] [--step 1] [--speed 1]
 

@@ -1,4 +1,5 @@
-"""Live latency: a file fed in real time (1x, wall clock) through Parley's live pipeline.
+"""Live latency: a file fed in real time (1x, wall clock) through Parley's live job (engine.jobs, as parley
+live runs it).
 
     .venv/bin/python bench/stream_latency.py [--minutes 10] [--encoder audio full] [--peer]
 
@@ -41,7 +42,7 @@ from bench import clips  # noqa: E402
 from engine.audio.capture import Capture, DeviceInfo  # noqa: E402
 from engine.audio.decode import load_audio  # noqa: E402
 from engine.events import Committed, Partial, Stats  # noqa: E402
-from engine.live.session import LiveOptions, LiveSession  # noqa: E402
+from engine.jobs import plan_live_job, start_live_job  # noqa: E402
 from fake_audio import FakeInputStream  # noqa: E402
 
 SR = 16000
@@ -77,28 +78,26 @@ def run_parley(model, audio: np.ndarray, encoder: str, step_s: float | None, edg
     words: list[tuple[str, float, float]] = []
     partials: list[float] = []
     max_buffer = [0.0]
-    session: LiveSession | None = None
+    job = []  # the live job, for its start time (set before any word can be committed)
 
     def on_event(e) -> None:
         if isinstance(e, Committed):
-            words.extend((w.text, w.end_s, e.emitted_at - session.started_at) for w in e.words)
+            words.extend((w.text, w.end_s, e.emitted_at - job[0].session.started_at) for w in e.words)
         elif isinstance(e, Partial):
             partials.append(e.emitted_at)
         elif isinstance(e, Stats):
             max_buffer[0] = max(max_buffer[0], e.buffered_s)
 
-    options = LiveOptions(language="en", encoder_frames=encoder)
-    if step_s is not None:
-        options = dataclasses.replace(options, min_step_s=step_s)
+    options = plan_live_job(language="en", encoder_frames=encoder,
+                            **({} if step_s is None else {"min_step_s": step_s}))
     policy = {k: v for k, v in (("edge_guard_s", edge_guard_s), ("agree_gap_s", agree_gap_s)) if v is not None}
     if policy:
         options = dataclasses.replace(options, policy=dataclasses.replace(options.policy, **policy))
-    session = LiveSession(model, options, on_event=on_event, source=source)
     t0 = time.monotonic()
-    session.start()
+    job.append(start_live_job(model, options, on_event, source=source))
     time.sleep(audio.size / SR + 0.5)
-    session.finish()
-    return RunResult(f"parley {encoder}", words, partials, session.step_times_s, source.dropped_blocks,
+    result = job[0].finish()
+    return RunResult(f"parley {encoder}", words, partials, job[0].session.step_times_s, result.dropped_blocks,
                      max_buffer[0], time.monotonic() - t0)
 
 

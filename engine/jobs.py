@@ -1,5 +1,6 @@
 """The jobs both front-ends run: the command line (engine/cli/) and the app's worker (desktop_app/worker.py)
-parse, show and write; what is done, and by which rules, is here.
+parse, show and write; what is done, and by which rules, is here (the app translates no text on its own: the
+text job has the CLI only, so far).
 
     open_model       a model by name or pack folder, the pack's precision following the device that will run it
     translator_into  the installed text packs' translator into a language (refused early where none serves)
@@ -8,6 +9,9 @@ parse, show and write; what is done, and by which rules, is here.
     plan_live_job    LiveOptions for what was asked, by the same task rules
     start_live_job   one live session: its translation stage, events out, stop (finish what was heard) or cancel
     run_live_job     the same, until its source runs out, a stop, or a duration → LiveJobResult
+    plan_text_job    what a text translation does: a pack, the installed packs (pivoting), or a Whisper pack's
+                     shared speech/text space
+    run_text_job     lines of text → TextJobResult (the translations, and a pivot's note)
 
 A translation that fails after transcription (its pair is known only once the language is detected) does not
 lose the transcript: the result keeps it and says why the translation is missing.
@@ -277,3 +281,88 @@ def run_live_job(model, options: LiveOptions, on_event: Callable[[object], None]
     """:func:`start_live_job`, run until its source runs out, ``stop`` is set or ``duration_s`` passed."""
     return start_live_job(model, options, on_event, source=source, text_translator=text_translator).run(
         stop, duration_s)
+
+
+# --- text ----------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class TextJob:
+    source: str
+    target: str
+    via: str = "pack"  # "pack": the text packs; "shared": a fine-tuned Whisper pack's text encoder into its decoder
+    pack: Path | None = None  # this text pack instead of choosing among the installed ones
+    model: str | None = None  # with via "shared": the Whisper pack (folder or installed name)
+    beam_size: int | None = None  # None: the pack's (via "shared": greedy)
+
+
+@dataclasses.dataclass(frozen=True)
+class TextJobResult:
+    texts: list[str]  # one translation per input line ("" for an empty line via "shared")
+    note: str | None = None  # how it was done when that is worth saying (a pivot through English)
+
+
+def plan_text_job(source: str | None, target: str | None, via: str = "pack", pack: str | Path | None = None,
+                  model: str | None = None, beam_size: int | None = None) -> TextJob:
+    """What a text translation does: ``via`` "pack" (a pack folder, or the installed packs, pivoting through
+    English where none serves the pair) or "shared" (into English, Whisper's translate task, or back into the
+    source language). ParleyError for what cannot be done."""
+    if not source or not target:
+        raise ParleyError("say which languages: --from <code> --to <code> (e.g. --from en --to de)")
+    if via not in ("pack", "shared"):
+        raise ParleyError(f"via {via!r}: 'pack' or 'shared'")
+    if via == "shared" and target != source and canonical(target) != "en":
+        raise ParleyError(f"--via shared writes English (--to en) or the source language (--to {source}); "
+                          f"for --to {target} use a translation pack (--via pack)")
+    return TextJob(source, target, via, Path(pack) if pack else None, model, beam_size)
+
+
+def run_text_job(lines: list[str], job: TextJob, device: str = "auto", threads: int | None = None,
+                 packs_root: str | Path | None = None) -> TextJobResult:
+    """Translate each of ``lines``. MissingPairError (naming the installed pairs) when no pack serves the
+    pair; ParleyError for a pack that cannot be used."""
+    if job.via == "shared":
+        return TextJobResult(_via_shared_space(lines, job, device, threads))
+    if job.pack is not None:
+        from engine.translate.translator import Translator
+
+        return TextJobResult(Translator.load(job.pack, device, threads).translate(
+            lines, job.source, job.target, job.beam_size))
+    from engine.translate.registry import PairRegistry
+    from engine.translate.router import RouteTranslator
+
+    routed = RouteTranslator(PairRegistry.scan(packs_root), device, threads).translate(
+        lines, job.source, job.target, job.beam_size)
+    return TextJobResult(routed.texts, routed.note if routed.route.pivoted else None)
+
+
+def _via_shared_space(lines: list[str], job: TextJob, device: str, threads: int | None) -> list[str]:
+    """Text → the pack's text encoder → the Whisper decoder: into English (Whisper's translate task) or back
+    into the source language (transcribe: what the decoder reconstructs from the shared space)."""
+    from engine.whisper.text_encoder import text_via_shared_space
+
+    task = "transcribe" if job.target == job.source else "translate"
+    whisper = WhisperModel.load(_shared_pack(job.model), device=device, threads=threads)
+    whisper.check_language(job.source)
+    return [text_via_shared_space(whisper, line, language=job.source, task=task, beam_size=job.beam_size or 1)
+            if line.strip() else "" for line in lines]
+
+
+def _shared_pack(model: str | None) -> Path:
+    """The Whisper pack to run text through: the one named, else the installed pack with a text encoder."""
+    from engine.packs.installed import installed_packs
+    from engine.packs.paths import packs_root
+    from engine.whisper.text_encoder import TEXT_ENCODER_FILE, has_text_encoder
+
+    if model:
+        path = Path(model) if Path(model).is_dir() else packs_root() / model
+        if not path.is_dir():
+            raise ParleyError(f"{model}: no such pack folder or installed pack (see `parley models list`)")
+        if not has_text_encoder(path):
+            raise ParleyError(f"{path}: this pack has no {TEXT_ENCODER_FILE}; train one with `python -m export "
+                              "train --text-encoder-epochs N` (docs/training.md)")
+        return path
+    found = [p.path for p in installed_packs() if p.kind == "whisper" and has_text_encoder(p.path)]
+    if not found:
+        raise ParleyError("no installed Whisper pack has a text encoder; train one with `python -m export train "
+                          "--text-encoder-epochs N --out <pack>` (docs/training.md), or name it with --model")
+    return found[-1]

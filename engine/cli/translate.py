@@ -1,4 +1,5 @@
-"""``parley translate "text" --from en --to de [--pack DIR]`` — the text stage on its own.
+"""``parley translate "text" --from en --to de [--pack DIR]`` — the text stage on its own (the text job of
+engine/jobs.py: plan_text_job, run_text_job).
 
 Also ``parley translate --list`` (installed pairs) and ``parley translate --download REPO``
 (a pack from the Hugging Face hub into the packs root). Text comes from the arguments, or from
@@ -50,57 +51,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _shared_pack(model: str | None) -> Path:
-    """The Whisper pack to run text through: the one named, else the installed pack with a text encoder."""
-    from engine.packs.installed import installed_packs
-    from engine.packs.paths import packs_root
-    from engine.whisper.text_encoder import TEXT_ENCODER_FILE, has_text_encoder
-
-    if model:
-        path = Path(model) if Path(model).is_dir() else packs_root() / model
-        if not path.is_dir():
-            raise ParleyError(f"{model}: no such pack folder or installed pack (see `parley models list`)")
-        if not has_text_encoder(path):
-            raise ParleyError(f"{path}: this pack has no {TEXT_ENCODER_FILE}; train one with `python -m export "
-                              "train --text-encoder-epochs N` (docs/training.md)")
-        return path
-    found = [p.path for p in installed_packs() if p.kind == "whisper" and has_text_encoder(p.path)]
-    if not found:
-        raise ParleyError("no installed Whisper pack has a text encoder; train one with `python -m export train "
-                          "--text-encoder-epochs N --out <pack>` (docs/training.md), or name it with --model")
-    return found[-1]
-
-
-def run_shared(lines: list[str], source: str, target: str, model: str | None, device: str,
-               threads: int | None, beam: int | None) -> list[str]:
-    """Text → the pack's text encoder → the Whisper decoder: into English (Whisper's translate task) or back
-    into the source language (transcribe: what the decoder reconstructs from the shared space)."""
-    from engine.whisper import WhisperModel
-    from engine.whisper.text_encoder import text_via_shared_space
-
-    if target == source:
-        task = "transcribe"
-    elif target == "en":
-        task = "translate"
-    else:
-        raise ParleyError(f"--via shared writes English (--to en) or the source language (--to {source}); "
-                          f"for --to {target} use a translation pack (--via pack)")
-    whisper = WhisperModel.load(_shared_pack(model), device=device, threads=threads)
-    whisper.check_language(source)
-    return [text_via_shared_space(whisper, line, language=source, task=task, beam_size=beam or 1) if line.strip()
-            else "" for line in lines]
-
-
 def _progress(name: str, done: int, total: int | None) -> None:
     if total:
         print(f"\r{name}: {done * 100 // total:3d}%", end="" if done < total else "\n", file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
+    from engine.jobs import plan_text_job, run_text_job
     from engine.packs.hub import HUB_URL, download_pack
     from engine.translate.registry import PairRegistry, default_root
-    from engine.translate.router import RouteTranslator
-    from engine.translate.translator import Translator
 
     root = args.packs_root or default_root()
     try:
@@ -128,8 +87,8 @@ def run(args: argparse.Namespace) -> int:
             name = args.download.strip().strip("/").split("/")[-1]
             print(install_staged(root, name, fetch, force=args.force, what="translation pack"))
             return 0
-        registry = PairRegistry.scan(root, [args.pack] if args.pack else [])
         if args.list:
+            registry = PairRegistry.scan(root, [args.pack] if args.pack else [])
             for pack in registry.packs:
                 pairs = ", ".join(f"{s}→{t}" for s, t in pack.pairs)
                 print(f"{pack.name} ({pack.architecture}, {pack.precision}) {pack.path}: {pairs}")
@@ -140,19 +99,13 @@ def run(args: argparse.Namespace) -> int:
             print("parley: error: say which languages: --from <code> --to <code> (e.g. --from en --to de)",
                   file=sys.stderr)
             return 2
+        job = plan_text_job(args.source, args.target, args.via, args.pack, args.model, args.beam)
         lines = [" ".join(args.text)] if args.text and args.text != ["-"] else [
             line.rstrip("\n") for line in sys.stdin]
-        if args.via == "shared":
-            outputs = run_shared(lines, args.source, args.target, args.model, args.device, args.threads, args.beam)
-        elif args.pack:
-            translator = Translator.load(args.pack, args.device, args.threads)
-            outputs = translator.translate(lines, args.source, args.target, args.beam)
-        else:
-            result = RouteTranslator(registry, args.device, args.threads).translate(lines, args.source, args.target,
-                                                                                   args.beam)
-            if result.route.pivoted:
-                print(f"note: {result.note}", file=sys.stderr)
-            outputs = result.texts
+        result = run_text_job(lines, job, args.device, args.threads, root)
+        if result.note:
+            print(f"note: {result.note}", file=sys.stderr)
+        outputs = result.texts
     except (ParleyError, ValueError) as e:
         print(f"parley: error: {e}", file=sys.stderr)
         return 1

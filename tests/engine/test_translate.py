@@ -187,6 +187,30 @@ def test_cli_translates_lists_and_reports_a_missing_pair(marian, tmp_path, capsy
     assert err.startswith("parley: error: no translation pack for de → ja") and "en→de" in err
 
 
+def test_the_text_job_translates_without_a_front_end(marian, tmp_path):
+    """parley translate's job (engine/jobs.py) driven directly: the installed packs (pivoting through English,
+    which the result says), one pack folder, a missing pair, and what a plan refuses."""
+    from engine.errors import ParleyError
+    from engine.jobs import plan_text_job, run_text_job
+
+    root = tmp_path / "packs"
+    _relabel(marian, root / "opus-mt-fr-en", "opus-mt-fr-en", "fr", "en")
+    _relabel(marian, root / "opus-mt-en-de", "opus-mt-en-de", "en", "de")
+    lines = SENTENCES[:2]
+    result = run_text_job(lines, plan_text_job("fr", "de", beam_size=1), "cpu", 1, root)
+    english = Translator.load(root / "opus-mt-fr-en", "cpu", 1).translate(lines, "fr", "en", 1)
+    assert result.texts == Translator.load(root / "opus-mt-en-de", "cpu", 1).translate(english, "en", "de", 1)
+    assert result.note is not None and "via en" in result.note
+    direct = run_text_job(lines, plan_text_job("en", "de", pack=root / "opus-mt-en-de"), "cpu", 1, tmp_path / "none")
+    assert direct.texts == Translator.load(marian, "cpu", 1).translate(lines, "en", "de") and direct.note is None
+    with pytest.raises(MissingPairError, match="en→de"):
+        run_text_job(lines, plan_text_job("de", "ja"), "cpu", 1, root)
+    with pytest.raises(ParleyError, match="--via shared writes English"):
+        plan_text_job("en", "de", via="shared")
+    with pytest.raises(ParleyError, match="say which languages"):
+        plan_text_job("en", None)
+
+
 def test_io_binding_translates_the_same(marian):
     """The CUDA code path (K/V kept as device values, beam rows selected on the device) run on the CPU."""
     from engine.translate.model import Seq2SeqModel
