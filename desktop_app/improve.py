@@ -1,9 +1,11 @@
-"""Improve recognition: fine-tune the current model on the user's saved corrections, in the background.
+"""Improve recognition and Learn these words: fine-tune the current model, in the background, on the user's saved
+corrections (all of them) or on the glossary's words spoken by espeak-ng (with the corrections, when there are any).
 
-The fine-tune is ``python -m export train`` (docs/training.md) run as a child process (a QProcess), so
-torch never loads into the app and a crash or a cancel cannot take the window with it. Its progress
-lines ("step 12/40 … loss 0.81") drive the bar; its last stdout line is the pack it wrote, which lands
-among the installed packs and is offered to the window (``installed``).
+The fine-tune is ``python -m export learn`` (docs/training.md) run as a child process (a QProcess), so torch
+never loads into the app and a crash or a cancel cannot take the window with it. Its progress lines
+("step 12/40 … loss 0.81") drive the bar; it writes a pack only if the result is better on voices and sentences
+it did not train on (its last stdout line, which lands among the installed packs and is offered to the window:
+``installed``); otherwise it exits with corrections.LEARN_REFUSED and its line 'not installed: …' is shown.
 """
 
 from __future__ import annotations
@@ -39,14 +41,15 @@ class ImproveDialog(QDialog):
     installed = Signal(str)  # the new pack's folder
 
     def __init__(self, base_pack: str | None, parent=None, data: Path | None = None, python: str | None = None,
-                 anchors: Path | None = None):
+                 anchors: Path | None = None, glossary: Path | None = None):
         super().__init__(parent)
-        self.setWindowTitle("Improve recognition")
+        self.glossary = Path(glossary) if glossary is not None else None  # Learn these words: the glossary file
+        self.setWindowTitle("Learn these words" if self.glossary is not None else "Improve recognition")
         self.setObjectName("improveDialog")
         self.base_pack = Path(base_pack) if base_pack else None
         self.data = Path(data) if data is not None else corr.training_root()
         self.anchors = Path(anchors) if anchors is not None else corr.anchors_root()
-        self.fisher = corr.use_fisher(self.anchors)
+        self.terms = self._terms()
         self.python = python
         self.out: Path | None = None
         self.result_message = ""
@@ -59,7 +62,7 @@ class ImproveDialog(QDialog):
         self.summary = QLabel(self)
         self.summary.setWordWrap(True)
         self.alpha = QDoubleSpinBox(self, decimals=2, minimum=0.0, maximum=1.0, singleStep=0.05,
-                                    value=corr.FISHER_ALPHA if self.fisher else corr.DEFAULT_ALPHA)
+                                    value=corr.FISHER_ALPHA)
         self.alpha.setToolTip("α weighs learning your corrections against staying close to the model's "
                               "starting weights: L = α·L_recon + (1−α)·L_reg. 1.0 = no pull back "
                               "(general speech gets worse).")
@@ -99,22 +102,40 @@ class ImproveDialog(QDialog):
             return "No model is selected: choose the model to improve first."
         if not is_pack_dir(self.base_pack):
             return f"{self.base_pack} is not a model pack: choose an installed model to improve."
+        if self.glossary is not None:
+            return None if self.terms else ("The glossary has no words yet: type them in Training → Glossary… first."
+                                            if self.terms is not None else
+                                            "The glossary does not read: fix it in Training → Glossary… first.")
         if self.clips < corr.MIN_CLIPS:
             return (f"{self.clips} corrected line{'s' if self.clips != 1 else ''} saved so far; at least "
                     f"{corr.MIN_CLIPS} are needed. Correct lines in the transcript (double-click a line), then "
                     "Training → Save corrections.")
         return None
 
+    def _terms(self) -> int | None:
+        """How many words the glossary holds (None: it does not read)."""
+        if self.glossary is None or not self.glossary.exists():
+            return 0
+        from engine.glossary import GlossaryError, load_glossary
+
+        try:
+            return len(load_glossary(self.glossary).terms)
+        except GlossaryError:
+            return None
+
     def _describe(self) -> None:
         base = self.base_pack.name if self.base_pack else "no model"
-        kept = corr.collected_clips(self.anchors)
-        keep = (f" {kept} line(s) it got right weigh the pull back toward what it knew (Fisher-weighted L_reg)."
-                if self.fisher else
-                f" Only {kept} line(s) it got right are saved (at least {corr.MIN_ANCHORS} weigh the pull back toward "
-                "what it knew); the plain L2 pull is used.")
-        self.summary.setText(f"Fine-tune <b>{base}</b> on <b>{self.clips}</b> corrected line(s) saved in "
-                             f"{self.data}. A fifth of them is held out to measure the error rate before and "
-                             f"after; the result is a new model beside the old one (the old one stays).{keep}")
+        check = ("It is installed only if, on voices and sentences it did not train on, it makes fewer errors and "
+                 "general English gets no worse than half a point; otherwise the current model stays.")
+        if self.glossary is not None:
+            extra = f" and your {self.clips} saved correction(s)" if self.clips else ""
+            self.summary.setText(f"Teach <b>{base}</b> the <b>{self.terms or 0}</b> word(s) of your glossary: Parley "
+                                 f"writes sentences with each of them, speaks them with several voices, speeds and "
+                                 f"pitches, and fine-tunes on them{extra}. {check}")
+        else:
+            self.summary.setText(f"Fine-tune <b>{base}</b> on all <b>{self.clips}</b> corrected line(s) saved in "
+                                 f"{self.data} (a fifth is first held out to check the result, then learned too). "
+                                 f"{check}")
         problem = self.ready_problem()
         self.start_button.setEnabled(problem is None)
         if problem:
@@ -131,8 +152,9 @@ class ImproveDialog(QDialog):
                 self.state.setText(problem)
             return False
         self.out = corr.tuned_pack_path(self.base_pack)
-        command = corr.improve_command(self.base_pack, self.out, self.data, alpha=self.alpha.value(),
-                                       epochs=self.epochs.value(), python=self.python, anchors=self.anchors)
+        corrections = self.data if self.glossary is None or self.clips else None
+        command = corr.learn_command(self.base_pack, self.out, self.glossary, corrections, self.anchors,
+                                     alpha=self.alpha.value(), epochs=self.epochs.value(), python=self.python)
         self._lines.clear()
         self._stdout.clear()
         self.log_view.clear()
@@ -167,8 +189,9 @@ class ImproveDialog(QDialog):
                 self.bar.setMaximum(100)
                 self.bar.setValue(int(100 * done / max(total, 1)))
                 self.state.setText(f"Training: step {done} of {total}, loss {loss:.3f}")
-            elif "WER" in line or "held-out" in line:
-                self.state.setText(line.strip())
+            elif line.startswith(("speaking ", "encoding ", "measuring ", "training again", "installed:",
+                                  "not installed:")):
+                self.state.setText(line.strip()[0].upper() + line.strip()[1:])
 
     def _read_stdout(self) -> None:
         data = bytes(self._process.readAllStandardOutput()).decode("utf-8", "replace")
@@ -185,13 +208,18 @@ class ImproveDialog(QDialog):
         crashed = status == QProcess.ExitStatus.CrashExit
         ok = code == 0 and not crashed and pack is not None and is_pack_dir(pack)
         corr.finish_improvement(self.out, ok)
+        verdict = next((ln.strip() for ln in reversed(self._lines) if ln.startswith(("installed:", "not installed:"))),
+                       "")
         if ok:
             self.bar.setValue(100)
-            summary = [ln for ln in self._lines if "WER" in ln]
-            self.result_message = (f"Installed the improved model {pack.name}."
-                                   + (f" {summary[-1].strip()}" if summary else ""))
+            self.result_message = (f"Installed the improved model {pack.name}"
+                                   + (f" ({verdict.removeprefix('installed: ')})." if verdict else "."))
             self.state.setText(self.result_message)
             self.installed.emit(str(pack))
+        elif code == corr.LEARN_REFUSED and not crashed and verdict.startswith("not installed:"):
+            self.bar.setValue(100)
+            self.result_message = "Not installed: " + verdict.removeprefix("not installed: ")
+            self.state.setText(self.result_message)
         elif self._cancelled:
             self.result_message = "Cancelled; the current model is unchanged."
             self.state.setText(self.result_message)

@@ -155,6 +155,7 @@ class MainWindow(QMainWindow):
         self.training.save_action = self.save_corrections_action
         self.improve_action = training_menu.addAction("&Improve recognition…", self.open_improve_dialog)
         self.glossary_action = training_menu.addAction("&Glossary…", self.training.open_glossary_dialog)
+        self.learn_action = training_menu.addAction("&Learn these words…", self.training.open_learn_dialog)
         training_menu.addSeparator()
         self.record_live_action = training_menu.addAction("&Record live sessions (to correct their lines)")
         self.record_live_action.setCheckable(True)

@@ -141,8 +141,9 @@ class TrainingController(QObject):
         self.status.showMessage(report.summary().rstrip(".") + kept + ". Training → Improve recognition… learns "
                                 "from them.", 8000)
 
-    def open_improve_dialog(self):
-        """The fine-tune runs in the background: the dialog is not modal, and the window stays usable."""
+    def open_improve_dialog(self, glossary: bool = False):
+        """The fine-tune runs in the background: the dialog is not modal, and the window stays usable. One at a
+        time: while one runs (Improve recognition or Learn these words), opening either shows it."""
         from desktop_app.improve import ImproveDialog
 
         dialog = self.dialog
@@ -152,11 +153,16 @@ class TrainingController(QObject):
             return dialog
         if dialog is not None:
             dialog.deleteLater()
-        dialog = ImproveDialog(self.model_path() or None, self._parent)
+        dialog = ImproveDialog(self.model_path() or None, self._parent,
+                               glossary=self.settings.glossary_path if glossary else None)
         dialog.installed.connect(self._on_improved_pack)
         self.dialog = dialog
         dialog.show()
         return dialog
+
+    def open_learn_dialog(self):
+        """Training → Learn these words…: the glossary's words, spoken and learned (engine.learn_words)."""
+        return self.open_improve_dialog(glossary=True)
 
     def glossary(self):
         """The saved glossary (engine.glossary.Glossary) for the next job, or None: no file, no words, or a file

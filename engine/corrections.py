@@ -32,17 +32,13 @@ from engine.packs.paths import packs_root, parley_home
 PAD_S = 0.25  # audio kept before and after a corrected line (word edges are rarely exact)
 MAX_CLIP_S = 30.0  # one Whisper window: longer lines are not saved as clips
 MIN_CLIP_S = 0.3
-# Measured with bench/adaptation.py (docs/training.md): decoder only, 5 epochs, lr 5e-5 halves the error on
-# new terms; the L2 pull towards the starting weights (alpha 0.9) limits what general speech loses.
-DEFAULT_ALPHA = 0.9
+# Measured with bench/adaptation.py (docs/training.md): decoder only, 5 epochs, lr 5e-5, and L_reg Fisher-weighted on
+# general English (alpha 0.75) learned the new terms and left general English WER unchanged (+0.0 points, where
+# the plain L2 cost +1.6 and no regulariser +8.7). `python -m export learn` runs that recipe.
 DEFAULT_EPOCHS = 5
 DEFAULT_LR = 5e-5
-MIN_CLIPS = 4  # fewer, and there is nothing to hold out for the before/after measurement
-# Lines the user left as they were keep what the model knows: they are the anchors of the Fisher-weighted
-# L_reg (bench/adaptation.py: with it, alpha 0.75 learned the new terms and left general English WER
-# unchanged, +0.0 points, where the plain L2 cost +1.6 and no regulariser +8.7).
+MIN_CLIPS = 4  # fewer, and there is nothing to hold out to check the result
 FISHER_ALPHA = 0.75
-MIN_ANCHORS = 4
 ANCHORS_PER_SAVE = 20  # uncorrected lines saved with each batch of corrections, spread over the transcript
 
 
@@ -205,30 +201,32 @@ def pack_precision(pack: Path) -> str:
     return precision if precision in ("int8", "fp32", "fp16") else "int8"
 
 
-def use_fisher(anchors: Path | None) -> bool:
-    return anchors is not None and collected_clips(anchors) >= MIN_ANCHORS
+LEARN_REFUSED = 3  # exit status of ``python -m export learn`` when the gate kept the current model
 
 
-def improve_command(base_pack: Path, out: Path, data: Path | None = None, alpha: float | None = None,
-                    epochs: int = DEFAULT_EPOCHS, lr: float = DEFAULT_LR, python: str | None = None,
-                    anchors: Path | None = None) -> list[str]:
-    """The fine-tune the app runs: ``python -m export train`` on the saved corrections, starting from the
-    weights `base_pack` was built from, writing a pack of the same precision to `out`. With at least
-    MIN_ANCHORS clips in `anchors`, L_reg is Fisher-weighted on them (alpha default 0.75), else the plain
-    distance from the starting weights (alpha default 0.9)."""
+def learn_command(base_pack: Path, out: Path, glossary: Path | None = None, corrections: Path | None = None,
+                  anchors: Path | None = None, alpha: float = FISHER_ALPHA, epochs: int = DEFAULT_EPOCHS,
+                  lr: float = DEFAULT_LR, python: str | None = None) -> list[str]:
+    """What Training → Learn these words… and Improve recognition… run: ``python -m export learn`` from
+    `base_pack` (θ₀ and the Fisher weights stay the stock model's however often it is improved) on the glossary's
+    spoken sentences and/or every saved correction; the pack at `out` is written only if, on voices and
+    sentences it did not train on, the terms' errors (or the held-out corrections' WER) fall and general WER
+    rises by at most 0.5 point. Exit status LEARN_REFUSED and a line 'not installed: …' otherwise."""
     base_pack = Path(base_pack)
     if not is_pack_dir(base_pack):
         raise FileNotFoundError(f"{base_pack}: not a model pack; choose an installed model to improve")
-    data = Path(data) if data is not None else training_root()
-    fisher = use_fisher(anchors)
-    if alpha is None:
-        alpha = FISHER_ALPHA if fisher else DEFAULT_ALPHA
-    command = [python or sys.executable, "-m", "export", "train", "--base", str(base_pack), "--data", str(data),
-               "--out", str(out), "--alpha", f"{alpha:g}", "--epochs", str(epochs), "--lr", f"{lr:g}",
-               "--trainable", "decoder", "--precision", pack_precision(base_pack),
-               "--name", re.sub(r"-(int8|fp32|fp16)$", "", Path(out).name)]
-    if fisher:
-        command += ["--regulariser", "fisher", "--anchor-data", str(anchors)]
+    if glossary is None and corrections is None:
+        raise ValueError("nothing to learn: a glossary and/or saved corrections")
+    command = [python or sys.executable, "-m", "export", "learn", "--base", str(base_pack), "--out", str(out),
+               "--alpha", f"{alpha:g}", "--epochs", str(epochs), "--lr", f"{lr:g}",
+               "--precision", pack_precision(base_pack), "--name", re.sub(r"-(int8|fp32|fp16)$", "", Path(out).name),
+               "--speech-dir", str(parley_home() / "training" / "speech")]
+    if glossary is not None:
+        command += ["--glossary", str(glossary)]
+    if corrections is not None:
+        command += ["--corrections", str(corrections)]
+    if anchors is not None and collected_clips(anchors) > 0:
+        command += ["--anchors", str(anchors)]
     return command
 
 

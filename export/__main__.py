@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         from export.bergamot.cli import run as run_bergamot
 
         return run_bergamot(args)
-    if args.command == "train":
+    if args.command in ("train", "learn"):
         from export.train.cli import run as run_train
 
         return run_train(args)

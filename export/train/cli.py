@@ -11,6 +11,10 @@ from export.train.options import REGULARISERS, TRAINABLE, TrainOptions
 
 log = logging.getLogger(__name__)
 
+# The founding document's plain sum of theta^2 is ~1.55e5 over whisper-base's 52 M decoder weights: its gradient
+# dwarfs the cross-entropy's at any alpha from 0.5 to 0.99 (issue 15), so below this the CLI refuses it.
+PLAIN_MIN_ALPHA = 0.99
+
 
 def add_parsers(sub) -> None:
     t = sub.add_parser("train", help="fine-tune Whisper on your recordings and export a pack",
@@ -49,6 +53,30 @@ def add_parsers(sub) -> None:
     t.add_argument("--text-lr", type=float, default=1e-3, help="text encoder learning rate (default 1e-3)")
     t.add_argument("--align-weight", type=float, default=1.0, help="weight of the text/speech alignment term")
     t.add_argument("--parallel", type=Path, help="TSV of source text<TAB>English text<TAB>source language")
+    add_learn_parser(sub)
+
+
+def add_learn_parser(sub) -> None:
+    p = sub.add_parser("learn", help="learn a glossary's words (and saved corrections) into a new pack, installed "
+                                     "only if it is better on held-out voices",
+                       description="A glossary (and saved corrections) spoken by espeak-ng, fine-tuned (decoder only, Fisher-weighted L_reg toward the stock model), installed only if term errors fall and general WER rises by at most 0.5 point on voices and sentences it never trained on (docs/training.md).")
+    p.add_argument("--base", required=True, help="the current pack (or a checkpoint / known model name)")
+    p.add_argument("--out", required=True, type=Path, help="pack folder to write when the gate passes")
+    p.add_argument("--glossary", type=Path, help="glossary file (one term per line; engine/glossary.py)")
+    p.add_argument("--corrections", type=Path, help="folder of saved corrections (audio + same-named .txt)")
+    p.add_argument("--anchors", type=Path, help="folder of lines the model got right (the app's kept lines)")
+    p.add_argument("--alpha", type=float, default=0.75, help="weight of L_recon (default 0.75)")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-general-rise", type=float, default=0.5,
+                   help="points of general WER the new model may add (default 0.5)")
+    p.add_argument("--precision", default=None, choices=("int8", "fp32", "fp16"),
+                   help="of the new pack (default: the base pack's)")
+    p.add_argument("--name", default=None, help="pack name recorded in parley.json (default: the --out folder's)")
+    p.add_argument("--speech-dir", type=Path, help="where the spoken sentences are kept (default: <out>.train/speech)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--no-progress", action="store_true")
 
 
 def _cuda() -> bool:
@@ -63,12 +91,22 @@ def _cuda() -> bool:
 def run(args: argparse.Namespace) -> int:
     from export.train.run import train
 
+    if args.command == "learn":
+        from export.train.learn import run as run_learn
+
+        return run_learn(args)
     if args.out is None and not args.no_export:
         print("error: --out is required (or pass --no-export)", file=sys.stderr)
         return 1
     if (args.regulariser == "fisher") != (args.anchor_data is not None):
         print("error: --regulariser fisher and --anchor-data go together", file=sys.stderr)
         return 1
+    if args.regulariser == "plain" and args.alpha < PLAIN_MIN_ALPHA:
+        print(f"error: --regulariser plain with --alpha {args.alpha:g} destroys the model: sum theta^2 (about 1.5e5 over "
+              f"whisper-base's decoder) outweighs the cross-entropy below alpha {PLAIN_MIN_ALPHA:g} and shrinks every "
+              "weight toward zero; use --regulariser fisher or from_start (the pull toward the starting weights), or "
+              f"--alpha {PLAIN_MIN_ALPHA:g} or more", file=sys.stderr)
+        return 2
     try:
         options = TrainOptions(alpha=args.alpha, regulariser=args.regulariser, trainable=args.trainable,
                                epochs=args.epochs, max_steps=args.max_steps, lr=args.lr, batch_size=args.batch_size,

@@ -157,12 +157,14 @@ def _anchor_fisher(model: Whisper, tok: TargetTokenizer, anchors: list[Example],
 def fine_tune(model: Whisper, tok: TargetTokenizer, train: list[Example], held_out: list[Example],
               options: TrainOptions, work_dir: Path, stream: TextIO | None = None,
               audio_states: torch.Tensor | None = None, anchors: list[Example] | None = None,
-              anchor_states: torch.Tensor | None = None) -> TrainResult:
+              anchor_states: torch.Tensor | None = None, reference: Whisper | None = None) -> TrainResult:
     """Train `model` in place on `train`; WER on `held_out` before and after; checkpoints in `work_dir`.
 
     audio_states: the frozen encoder's outputs for `train`, [n, n_audio_ctx, d] (trainable="decoder" only;
     computed here when not given). anchors: clips the model must keep recognising, for the ``fisher``
-    regulariser (anchor_states: their encoder outputs, as audio_states)."""
+    regulariser (anchor_states: their encoder outputs, as audio_states). reference: the model whose weights are
+    theta_0 and on which the Fisher weights are measured (the stock model, when `model` was tuned before);
+    None: `model` itself as it is now."""
     if not train:
         raise ValueError("no training examples left after the held-out split; add data or lower --held-out")
     if options.regulariser == "fisher" and not anchors:
@@ -175,10 +177,20 @@ def fine_tune(model: Whisper, tok: TargetTokenizer, train: list[Example], held_o
     work_dir.mkdir(parents=True, exist_ok=True)
     model.to(device).float()
     params = trainable_parameters(model, options.trainable)
-    weights = None
-    if options.regulariser == "fisher":
+    weights, start = None, None
+    if reference is not None:
+        reference.to(device).float()
+        ref_params = trainable_parameters(reference, options.trainable)
+        if set(ref_params) != set(params) or any(ref_params[n].shape != p.shape for n, p in params.items()):
+            raise ValueError("the reference model (theta_0) is not the same architecture as the trained one")
+        if options.regulariser == "fisher":
+            weights = _anchor_fisher(reference, tok, anchors, ref_params, anchor_states, device)
+        start = {n: p.detach() for n, p in ref_params.items()}
+        for p in ref_params.values():
+            p.requires_grad_(False)
+    elif options.regulariser == "fisher":
         weights = _anchor_fisher(model, tok, anchors, params, anchor_states, device)
-    regulariser = Regulariser(params, options.regulariser, weights)
+    regulariser = Regulariser(params, options.regulariser, weights, start)
     optimizer = torch.optim.AdamW(params.values(), lr=options.lr, weight_decay=0.0)  # L_reg is the only penalty
     steps_per_epoch = math.ceil(len(train) / options.batch_size)
     total = steps_per_epoch * options.epochs

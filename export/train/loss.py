@@ -27,7 +27,9 @@ class Regulariser:
     """L_reg over named parameters; ``from_start`` and ``fisher`` remember theta_0 when it is created."""
 
     def __init__(self, params: dict[str, nn.Parameter], kind: str = "from_start",
-                 weights: dict[str, Tensor] | None = None):
+                 weights: dict[str, Tensor] | None = None, start: dict[str, Tensor] | None = None):
+        """``start``: theta_0 when it is not the parameters' present value (the stock model's weights, when
+        training continues from a model tuned before: the pull is always toward the stock model)."""
         if kind not in ("from_start", "plain", "fisher"):
             raise ValueError(f"regulariser must be 'from_start', 'plain' or 'fisher', got {kind!r}")
         if (kind == "fisher") != (weights is not None):
@@ -37,7 +39,14 @@ class Regulariser:
         self.kind = kind
         self.params = params
         self.weights = weights or {}
-        self.start = {n: p.detach().clone() for n, p in params.items()} if kind != "plain" else {}
+        if start is not None and set(start) != set(params):
+            raise ValueError("theta_0 must cover exactly the trained parameters")
+        if kind == "plain":
+            self.start = {}
+        elif start is not None:
+            self.start = {n: start[n].detach().to(p.device, p.dtype).clone() for n, p in params.items()}
+        else:
+            self.start = {n: p.detach().clone() for n, p in params.items()}
 
     def __call__(self) -> Tensor:
         total = None

@@ -95,14 +95,19 @@ def test_the_fine_tune_command_starts_from_the_pack_and_keeps_its_precision(tmp_
     out = corr.tuned_pack_path(pack)
     assert out.parent == tmp_path / "home" / "packs" and out.name.startswith("whisper-base-tuned-")
     assert out.name.endswith("-fp32")
-    cmd = corr.improve_command(pack, out, tmp_path / "data", alpha=0.8, epochs=2, python="py")
-    assert cmd[:4] == ["py", "-m", "export", "train"]
+    cmd = corr.learn_command(pack, out, corrections=tmp_path / "data", alpha=0.8, epochs=2, python="py")
+    assert cmd[:4] == ["py", "-m", "export", "learn"]
     args = dict(zip(cmd[4::2], cmd[5::2]))
-    assert args["--base"] == str(pack) and args["--data"] == str(tmp_path / "data") and args["--out"] == str(out)
+    assert args["--base"] == str(pack) and args["--corrections"] == str(tmp_path / "data") and args["--out"] == str(out)
     assert args["--alpha"] == "0.8" and args["--epochs"] == "2" and args["--precision"] == "fp32"
-    assert args["--trainable"] == "decoder"
+    assert "--glossary" not in args and "--anchors" not in args  # no kept lines saved yet
+    words = corr.learn_command(pack, out, glossary=tmp_path / "glossary.txt", python="py")
+    assert words[words.index("--glossary") + 1] == str(tmp_path / "glossary.txt") and "--corrections" not in words
+    assert words[words.index("--alpha") + 1] == "0.75"  # the measured recipe: Fisher-weighted, alpha 0.75
     with pytest.raises(FileNotFoundError, match="not a model pack"):
-        corr.improve_command(tmp_path / "nothing", out)
+        corr.learn_command(tmp_path / "nothing", out, corrections=tmp_path / "data")
+    with pytest.raises(ValueError, match="nothing to learn"):
+        corr.learn_command(pack, out)
 
 
 def test_a_failed_fine_tune_leaves_nothing_behind_and_a_good_one_drops_its_checkpoint(tmp_path):
@@ -120,20 +125,15 @@ def test_a_failed_fine_tune_leaves_nothing_behind_and_a_good_one_drops_its_check
             assert not out.exists() and not work.exists()
 
 
-def test_with_enough_anchors_the_fine_tune_keeps_what_it_knows_by_fisher(tmp_path, talk):
+def test_the_lines_it_got_right_go_with_the_fine_tune(tmp_path, talk):
     pack = tmp_path / "whisper-base-int8"
     pack.mkdir()
     (pack / "encoder_model.onnx").write_bytes(b"")
     anchors = tmp_path / "anchors"
     path, _, spans = talk
     corr.save_corrections([corr.Correction(path, a, b, t) for a, b, t in spans], anchors)
-    plain = corr.improve_command(pack, tmp_path / "out", tmp_path / "data", anchors=anchors)  # 3 < MIN_ANCHORS
-    assert "--regulariser" not in plain and plain[plain.index("--alpha") + 1] == "0.9"
-    (anchors / "extra.wav").write_bytes((anchors / next(anchors.glob("*.wav")).name).read_bytes())
-    (anchors / "extra.txt").write_text("one more\n")
-    fisher = corr.improve_command(pack, tmp_path / "out", tmp_path / "data", anchors=anchors)
-    assert fisher[fisher.index("--regulariser") + 1] == "fisher" and fisher[fisher.index("--anchor-data") + 1] == str(anchors)
-    assert fisher[fisher.index("--alpha") + 1] == "0.75"
+    cmd = corr.learn_command(pack, tmp_path / "out", corrections=tmp_path / "data", anchors=anchors)
+    assert cmd[cmd.index("--anchors") + 1] == str(anchors)
 
 
 def test_anchors_are_spread_over_the_transcript_and_a_corrected_line_leaves_them(talk, tmp_path):

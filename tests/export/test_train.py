@@ -262,3 +262,13 @@ def test_cli_trains_exports_and_the_engine_agrees_with_torch(base, data, tmp_pat
     (no_encoder / meta["text_encoder"]["file"]).unlink()
     assert parley(["translate", "--via", "shared", "--model", str(no_encoder), "--from", "en", "--to", "en", "w1"]) == 1
     assert "plain: this pack has no text_encoder_model.onnx" in capsys.readouterr().err
+
+
+def test_cli_refuses_the_plain_regulariser_where_it_destroys_the_model(tmp_path, capsys):
+    from export.__main__ import main
+
+    code = main(["train", "--base", "whisper-base", "--data", str(tmp_path), "--out", str(tmp_path / "p"),
+                 "--regulariser", "plain", "--alpha", "0.9"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: --regulariser plain with --alpha 0.9 destroys")
+    assert not (tmp_path / "p").exists()
