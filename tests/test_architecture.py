@@ -126,6 +126,7 @@ LEVELS = {
     "engine.errors": 0,
     "engine.events": 1, "engine.features": 1, "engine.metrics": 1, "engine.runtime": 1, "engine.subtitles": 1,
     "engine.packs": 2, "engine.seq2seq": 2, "engine.glossary": 2,
+    "engine.learn_words": 3,
     "engine.audio": 3,
     "engine.whisper": 4, "engine.translate": 4,
     "engine.live": 5, "engine.file_translation": 5, "engine.corrections": 5, "engine.logfile": 5,
