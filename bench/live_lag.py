@@ -16,7 +16,7 @@ run it reports:
   utterance that follows a pause − the end of its first word);
 - WER of the committed text against the script, beside the offline WER of the same model on the same wav;
   chrF of the translations against references written for them; CPU RTF (the child's CPU time / audio time);
-  dropped audio blocks.
+  dropped audio blocks; and every line Parley printed, with the time it was read (``printed`` in the JSON).
 
 (Over 400 lines: the inputs, the run through PulseAudio and the analysis of what was printed belong to this one
 measurement and are used nowhere else.)
@@ -73,8 +73,11 @@ CONFIGS = {  # name → extra `parley live` arguments
     "no-first-draft": ["--no-first-draft"],
     "final-beam-2": ["--final-beam", "2"],
     "final-beam-3": ["--final-beam", "3"],
-    "final-beam-5": ["--final-beam", "5"],  # the finalising decode searched again with beam 5 when unsure of a word
+    # the finalising decode searched again with beam 5 when unsure of a word, if the sentence is still final in time
+    "final-beam-5": ["--final-beam", "5"],
     "final-beam-always": ["--final-beam", "5", "--final-beam-below", "1"],  # ... at every pause
+    # searched again when unsure whatever the search costs (the rule that searches only in time never binds)
+    "final-beam-5-unguarded": ["--final-beam", "5", "--final-beam-within", "60"],
     "no-hold": ["--hold", "0"],  # commit what two decodes agree on at once, also inside a short utterance
 }
 _LINE = re.compile(r"^\[(\d+):(\d+\.\d)\s*→\s*(\d+):(\d+\.\d)\]\s*(.*)$")
@@ -306,6 +309,9 @@ def analyse(inp: Input, lines: list[Printed], extra: dict, words, offline_text: 
         "cpu_rtf": round(extra["cpu_s"] / audio_s, 3), "dropped_blocks": int(dropped[-1]) if dropped else None,
         "sentences": len(sentence_ends), "sentences_untranslated": untranslated, "lines": len(committed), "stream_offset_s": round(offset, 3),
         "returncode": extra["returncode"], "played_s": round(extra.get("played_s", audio_s), 1), "text": streamed,
+        # every line Parley printed, as read (seconds after paplay started, stdout/stderr, the text): what a
+        # reader of this report needs to see why a phrase went missing or a sentence came late
+        "printed": [[round(p.at_s, 3), p.stream, p.text] for p in lines],
     }
     if inp.references:
         import sacrebleu

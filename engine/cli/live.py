@@ -46,6 +46,11 @@ def add_parsers(sub) -> None:
     p.add_argument("--final-beam-below", type=probability, default=LiveOptions.final_beam_below_p, metavar="P",
                    help="with --final-beam: search again with that beam only when the greedy decode was unsure "
                         "of a word (its least probable word below P; 1: always search with the beam)")
+    p.add_argument("--final-beam-within", type=seconds_in(0, 60), default=LiveOptions.final_beam_within_s,
+                   metavar="S",
+                   help="with --final-beam: search only if, at what the last searches cost, the sentence is still "
+                        "final within S seconds of the speaker stopping — never once the recogniser is behind "
+                        "(default %(default)s; 60: search whatever it costs)")
     p.add_argument("--step", type=seconds_in(0, 10), default=LiveOptions.min_step_s, metavar="S",
                    help="seconds of new audio per decode, at least (default %(default)s; 0.5: tentative text twice "
                         "as often, for twice the CPU and, with --agree-gap 1, a few more mistakes)")
@@ -207,7 +212,8 @@ def live_options(args) -> LiveOptions:
                          beam_size=args.beam_size, min_step_s=args.step, first_step_s=args.first_step,
                          first_draft_s=first_draft, finalize_pause_s=None if args.no_pause_final else args.pause,
                          hold_commits_s=args.hold, final_beam_size=args.final_beam,
-                         final_beam_below_p=args.final_beam_below, encoder_frames=args.encoder,
+                         final_beam_below_p=args.final_beam_below, final_beam_within_s=args.final_beam_within,
+                         encoder_frames=args.encoder,
                          vad=not args.no_vad, glossary=args.glossary,
                          policy=dataclasses.replace(LiveOptions.policy, agree_gap_s=args.agree_gap))
 

@@ -57,6 +57,11 @@ class LiveOptions:
     # that searches only while the speaker is still silent, it would be.
     final_beam_size: int | None = None
     final_beam_below_p: float | None = 0.4
+    # A search runs only if, by what the last searches cost (as a multiple of their greedy decodes), the
+    # utterance is still final this long after the speaker stopped — counted from the speech's end in real time,
+    # so audio waiting since before the pause (the recogniser behind) counts too — and not once the speaker has
+    # gone on. None: always (a file fast-forwarded always searches: it cannot fall behind).
+    final_beam_within_s: float | None = 1.3
     encoder_frames: str = "audio"  # "audio": encode the buffered audio only; "full": pad to 30 s
     # "audio" mode appends this much silence (zero log-mel frames) after the buffered audio before
     # encoding: without it the decoder, seeing speech run to the very last frame, does not end and loops
@@ -114,6 +119,8 @@ class LiveOptions:
                              f"got {self.finalize_pause_s}")
         if self.final_beam_size is not None and self.final_beam_size < 1:
             raise ValueError(f"final_beam_size must be None or ≥ 1, got {self.final_beam_size}")
+        if self.final_beam_within_s is not None and self.final_beam_within_s <= 0:
+            raise ValueError(f"final_beam_within_s must be None or > 0, got {self.final_beam_within_s}")
         if self.final_beam_below_p is not None and not 0 < self.final_beam_below_p <= 1:
             raise ValueError(f"final_beam_below_p must be None or in (0, 1], got {self.final_beam_below_p}")
         if not 0 <= self.hold_commits_s < self.policy.trim_after_s:

@@ -32,6 +32,7 @@ for a real model, a scripted one in tests.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import time
@@ -64,6 +65,12 @@ _HOLD_FOR_PAUSE = 0.4
 _MIN_RESUME_S = 0.1
 # A finalising decode searched again with the beam is taken only if it keeps at least this share of greedy's words.
 _KEEP_WORDS = 0.8
+# The cost of a search, as a multiple of the greedy decode (encoder included) it searches again, until searches have
+# been measured; then the median of the last _SEARCH_COSTS_KEPT measured. (Greedy and search slow down together when
+# the CPU is shared, so the ratio holds where the times do not.)
+_SEARCH_COST_PRIOR = 1.0
+_SEARCH_COSTS_KEPT = 5
+_ANCHOR_WINDOW_S = 10.0  # (realtime) how far back the stream's clock is matched to the timer's
 HISTORY_S = 28.0  # audio kept for speech translation (a sentence longer than this is cut to its end)
 
 
@@ -205,6 +212,13 @@ class StreamingRecognizer:
         self.steps = 0
         self.finalized = 0  # decodes that finalised an utterance at a pause
         self.final_searches = 0  # finalising decodes searched again with final_beam_size (final_beam_below_p)
+        self.final_searches_skipped = 0  # ... that were unsure but not searched: the search would have been late
+        self._search_costs: list[float] = []  # the last searches' times / their greedy decodes' times
+        # (realtime) timer() − received_s as each feed got its audio, over the last _ANCHOR_WINDOW_S: its least is
+        # the timer's reading when audio time 0 was spoken, and timer() − that − received_s how much audio has been
+        # spoken and not yet handed to feed. (A window: a monitor of an idle output delivers no samples, and the
+        # stream's clock then falls behind the timer's for good.)
+        self._anchors: collections.deque[tuple[float, float]] = collections.deque()
         self.step_times_s: list[float] = []
         self._audio = np.zeros(0, np.float32)  # the rolling buffer: policy.buffer_start_s → buffer_end_s
         self._received = 0  # samples since the stream started
@@ -235,6 +249,11 @@ class StreamingRecognizer:
         chunk = np.asarray(chunk, np.float32).reshape(-1)
         if chunk.size:
             self._ingest(chunk, out)
+            if self.realtime:
+                now = self.timer()
+                self._anchors.append((now, now - self.received_s))
+                while self._anchors[0][0] < now - _ANCHOR_WINDOW_S:
+                    self._anchors.popleft()
         if self._pause_due():
             if self._blip():  # nothing to finalise, and nothing worth a decode: the buffer starts again
                 end_s = self._pause[0] if self._spoke_after_pause else None
@@ -382,7 +401,8 @@ class StreamingRecognizer:
         if late:  # the pause was heard during the last decode and the speaker has gone on: up to the pause
             end_s, speech_end = self._pause
             audio = self._audio[:max(0, round((end_s - offset) * SAMPLE_RATE))]
-        hypothesis = self._recognise(finalize, audio) if audio.size >= HOP_LENGTH else Hypothesis(())
+        hypothesis = (self._recognise(finalize, audio, speech_end, late) if audio.size >= HOP_LENGTH
+                      else Hypothesis(()))
         words = trim_collapsed(hypothesis.words)
         decoded = _Decoded(hypothesis, [_shift(w, offset) for w in words], offset, end_s, words)
         if finalize:
@@ -426,7 +446,8 @@ class StreamingRecognizer:
             return final
         return previous if previous.hypothesis.avg_logprob > final.hypothesis.avg_logprob else final
 
-    def _recognise(self, finalize: bool, audio: np.ndarray) -> Hypothesis:
+    def _recognise(self, finalize: bool, audio: np.ndarray, speech_end_s: float = 0.0,
+                   late: bool = False) -> Hypothesis:
         opts = self.options
         prompt = self.policy.prompt()
         beam = opts.final_beam_size if finalize and opts.final_beam_size != opts.beam_size else None
@@ -434,18 +455,44 @@ class StreamingRecognizer:
         if beam is not None and (below is None or below >= 1):
             hypothesis = self.recognise(audio, prompt, self.language, beam_size=beam)
         else:
+            started = self.timer()
             hypothesis = self.recognise(audio, prompt, self.language)
+            greedy_s = self.timer() - started
             if beam is not None and hypothesis.words and min(w.probability for w in hypothesis.words) < below:
-                self.final_searches += 1
-                searched = self.recognise(audio, prompt, self.language, beam_size=beam, encoded=hypothesis.encoded)
-                # The search is there to mend a misheard word, not to drop words (a beam can skip a repeated
-                # phrase greedy kept).
-                if len(searched.words) >= _KEEP_WORDS * len(hypothesis.words):
-                    hypothesis = searched
+                if self._search_in_time(speech_end_s, greedy_s, late):
+                    self.final_searches += 1
+                    started = self.timer()
+                    searched = self.recognise(audio, prompt, self.language, beam_size=beam,
+                                              encoded=hypothesis.encoded)
+                    if greedy_s > 0:
+                        self._search_costs = (self._search_costs + [(self.timer() - started) / greedy_s])[
+                            -_SEARCH_COSTS_KEPT:]
+                    # The search is there to mend a misheard word, not to drop words (a beam can skip a repeated
+                    # phrase greedy kept).
+                    if len(searched.words) >= _KEEP_WORDS * len(hypothesis.words):
+                        hypothesis = searched
+                else:
+                    self.final_searches_skipped += 1
         if self.language is None and hypothesis.words and hypothesis.language and self.policy.buffered_s >= 2.0:
             self.language = hypothesis.language
             self._detected = Status(f"detected language: {self.language}", emitted_at=self.clock())
         return hypothesis
+
+    def _search_in_time(self, speech_end_s: float, greedy_s: float, late: bool) -> bool:
+        """Would a search of the finalising decode just made (greedy_s long) still finish the utterance within
+        final_beam_within_s of the speaker stopping, as the last searches cost? A search delays everything
+        after it — the next utterance's decodes, the translation — so none runs once the recogniser is behind
+        (audio waiting since before the pause counts in the lag already) or the speaker has gone on."""
+        within = self.options.final_beam_within_s
+        if within is None or not self.realtime:
+            return True  # a file fast-forwarded is never behind the speaker
+        if late or not self._anchors:
+            return False  # the next utterance has started: it must not wait for this one's search
+        costs = sorted(self._search_costs)
+        ratio = costs[len(costs) // 2] if costs else _SEARCH_COST_PRIOR
+        anchor = min(a for _, a in self._anchors)
+        lag_s = self.timer() - anchor - speech_end_s  # how long ago the speaker stopped, now
+        return lag_s + ratio * greedy_s <= within
 
     def _apply(self, step: StepResult, out: list) -> None:
         if self._detected is not None:

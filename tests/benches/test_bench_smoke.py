@@ -165,3 +165,23 @@ def test_glossary(pack_int8, tmp_path):
     # the two sentences say "Kubernetes", which stock whisper-base misspells ("Cubernite's") and the glossary fixes
     assert rows["none"]["term_error_pct"] == 100 and rows["both (+2)"]["term_error_pct"] == 0, data["texts"]
     assert "| both (+2) |" in out.with_suffix(".md").read_text()
+
+
+def test_live_lag_keeps_every_printed_line_with_its_time():
+    """bench/live_lag.py's report holds each line `parley live` printed, with when it was read: a run that lost a
+    phrase must show what was printed instead (the analysis of a scripted run, no sound server or model)."""
+    from bench import live_lag
+    from engine.events import Word
+
+    script = "We had everything before us. We had nothing before us."
+    words = [Word(0.3 * i, 0.3 * i + 0.25, " " + t) for i, t in enumerate(script.split())]
+    printed = [live_lag.Printed(-1.0, "err", "[listening to Monitor of Null Output]"),
+               live_lag.Printed(1.2, "err", "~ We had everything"),
+               live_lag.Printed(2.1, "err", "+ [00:00.0 → 00:01.5] We had everything before us."),
+               live_lag.Printed(2.1, "out", "[00:00.0 → 00:01.5] We had everything before us."),
+               live_lag.Printed(4.3, "out", "[00:01.5 → 00:03.3] We had before us.")]
+    inp = live_lag.Input("en", Path("unused.wav"), "en", script)
+    r = live_lag.analyse(inp, printed, {"cpu_s": 1.0, "returncode": 0, "played_s": 3.3}, words, script, 3.3)
+    assert r["printed"] == [[p.at_s, p.stream, p.text] for p in printed]
+    assert r["wer_streamed"] == 10.0 and r["text"].endswith("We had before us.")  # 1 word of 10 lost, and seen where
+    json.dumps(r)  # (it goes into the JSON report)

@@ -75,14 +75,14 @@ def test_what_parley_live_is_given_reaches_the_live_options():
         return live_options(build_parser().parse_args(["live", "--input", "in.wav", *argv]))
 
     default, stock = planned(), LiveOptions()
-    for field in ("final_beam_size", "final_beam_below_p", "beam_size", "min_step_s", "first_step_s",
+    for field in ("final_beam_size", "final_beam_below_p", "final_beam_within_s", "beam_size", "min_step_s", "first_step_s",
                   "first_draft_s", "finalize_pause_s", "hold_commits_s", "encoder_frames", "vad", "glossary"):
         assert getattr(default, field) == getattr(stock, field), field
     given = planned("--final-beam", "3", "--final-beam-below", "0.7", "--hold", "2", "--pause", "0.6",
-                    "--step", "0.5", "--no-vad", "--encoder", "full", "--beam-size", "2")
+                    "--step", "0.5", "--no-vad", "--encoder", "full", "--beam-size", "2", "--final-beam-within", "2.5")
     assert (given.final_beam_size, given.final_beam_below_p, given.hold_commits_s, given.finalize_pause_s,
-            given.min_step_s, given.vad, given.encoder_frames, given.beam_size) == (3, 0.7, 2.0, 0.6, 0.5, False,
-                                                                                  "full", 2)
+            given.min_step_s, given.vad, given.encoder_frames, given.beam_size,
+            given.final_beam_within_s) == (3, 0.7, 2.0, 0.6, 0.5, False, "full", 2, 2.5)
 
 
 def test_a_file_is_transcribed_then_each_spoken_segment_translated_with_progress_in_order():

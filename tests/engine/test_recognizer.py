@@ -50,6 +50,23 @@ class ScriptedRecognise:
         return Hypothesis(tuple(heard), (), "en", encoded=("encoder output", start, end))
 
 
+class TimedRecognise(ScriptedRecognise):
+    """A scripted recogniser on a clock of its own: each decode moves it on by what it 'takes' (greedy_s, or
+    search_s for a decode with a beam), and nothing else does."""
+
+    def __init__(self, words: list[Word], greedy_s: float, search_s: float = 0.0):
+        super().__init__(words)
+        self.greedy_s, self.search_s = greedy_s, search_s
+        self.time_s = 0.0
+
+    def now(self) -> float:
+        return self.time_s
+
+    def __call__(self, audio, prompt, language, beam_size=None, encoded=None):
+        self.time_s += self.search_s if beam_size and beam_size > 1 else self.greedy_s
+        return super().__call__(audio, prompt, language, beam_size, encoded)
+
+
 class ScriptedGate:
     """Speech wherever a scripted word is (gaps between words under 0.1 s count as speech)."""
 
@@ -230,10 +247,9 @@ def test_a_slow_machine_waits_out_its_backlog_but_not_at_an_utterances_first_ste
     """Each decode 'takes' 1.5 s (the timer says so): steps then wait for 1.5 s of audio, except the first step
     of an utterance after a pause, which shows its first words after first_step_s."""
     words = script((0.5, "One two three four five six seven eight."), (6.0, "Nine ten eleven."))
-    recognise = ScriptedRecognise(words)
-    ticks = iter(range(1000))
+    recognise = TimedRecognise(words, greedy_s=1.5)
     rec = StreamingRecognizer(recognise, LiveOptions(language="en", first_draft_s=None), ScriptedGate(words),
-                              realtime=True, timer=lambda: 1.5 * next(ticks), clock=lambda: 0.0)
+                              realtime=True, timer=recognise.now, clock=lambda: 0.0)
     for first in range(0, 9 * SR, 1600):
         rec.feed(np.arange(first, first + 1600, dtype=np.float32))
     ends = [end for _, end in recognise.calls]
@@ -367,3 +383,53 @@ def test_speech_without_pauses_keeps_committing_once_past_the_hold():
     times = [t for t, e in out if isinstance(e, Committed) and t < 24.0]
     assert times and times[0] <= 7.5
     assert max(b - a for a, b in zip(times, times[1:])) <= 2.5, times
+
+
+class TimedUnsure(TimedRecognise):
+    """Greedy is unsure of each utterance's last word (probability 0.2); a search is sure of it."""
+
+    def __call__(self, audio, prompt, language, beam_size=None, encoded=None):
+        hypothesis = super().__call__(audio, prompt, language, beam_size, encoded)
+        if beam_size or not hypothesis.words:
+            return hypothesis
+        last = dataclasses.replace(hypothesis.words[-1], probability=0.2)
+        return dataclasses.replace(hypothesis, words=hypothesis.words[:-1] + (last,))
+
+
+def run_in_time(recognise: TimedRecognise, words: list[Word], total_s: float, **options):
+    """As a live source delivers it: each feed gets the audio spoken by the recogniser's clock (0.1 s when it
+    kept up, all that waited when a decode took long). Returns the recogniser and each finished sentence's lag
+    (the clock when feed returned it − its end in the audio)."""
+    rec = StreamingRecognizer(recognise, LiveOptions(language="en", final_beam_size=5, **options),
+                              ScriptedGate(words), realtime=True, timer=recognise.now, clock=recognise.now)
+    fed, lags = 0, []
+    while fed < total_s * SR:
+        recognise.time_s = max(recognise.time_s, (fed + SR // 10) / SR)  # waits for the next block
+        upto = min(int(total_s * SR), int(recognise.time_s * 10 + 1e-6) * SR // 10)
+        lags += [recognise.time_s - e.end_s for e in rec.feed(np.arange(fed, upto, dtype=np.float32))
+                 if isinstance(e, FinalSentence)]
+        fed = upto
+    return rec, lags
+
+
+def test_a_search_at_a_pause_runs_only_while_it_keeps_the_recogniser_in_time():
+    # Eight 1.8 s sentences with 0.8 s pauses, greedy unsure of a word in each (the Spanish input, where greedy
+    # was unsure 14 times in 16), greedy decodes 0.3 s.
+    words = script(*[(0.5 + 2.6 * k, f"Sentence{k} has six words in it.") for k in range(8)])
+    # Searches as cheap as greedy fit in final_beam_within_s (1.3 s): every sentence is searched, each final in it.
+    rec, lags = run_in_time(TimedUnsure(words, greedy_s=0.3, search_s=0.3), words, 22.0)
+    assert (rec.final_searches, rec.final_searches_skipped, len(lags)) == (8, 0, 8)
+    assert max(lags) <= LiveOptions().final_beam_within_s + 0.15, lags
+    # Searches of 2.5 s (as the Spanish's were, queued behind one another and the translation): searching every
+    # unsure sentence falls further behind with each one ...
+    rec, always = run_in_time(TimedUnsure(words, greedy_s=0.3, search_s=2.5), words, 32.0,
+                              final_beam_within_s=None)
+    assert rec.final_searches >= 7 and always[-1] > always[0] + 1.0 and max(always) > 4.0, always
+    # ... the rule searches once (what a search costs is not known before one ran), then no more: the sentences
+    # after it are final at greedy's pace, and none waits for a search behind another.
+    rec, lags = run_in_time(TimedUnsure(words, greedy_s=0.3, search_s=2.5), words, 32.0)
+    assert (rec.final_searches, rec.final_searches_skipped, len(lags)) == (1, 7, 8)
+    assert lags[0] <= 0.4 + 0.2 + 0.3 + 2.5 + 0.1 and max(lags[1:]) <= LiveOptions().final_beam_within_s, lags
+    assert sorted(lags)[4] <= 1.0, lags
+    with pytest.raises(ValueError, match="final_beam_within_s"):
+        LiveOptions(final_beam_within_s=0)
