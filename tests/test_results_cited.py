@@ -328,3 +328,32 @@ def test_glossary_tables_are_the_results_files(header, stem):
         check(where, cells[3], [row["general_wer_pct"]])
         check(where, cells[4], [row["human_wer_pct"]])
     assert len(table["rows"]) == len(rows)
+
+
+def test_before_after_tables_are_the_results_file():
+    """docs/architecture.md's behaviour-unchanged tables (bench/before_after.py): time, WER and whether the texts
+    are the same; the deterministic texts table where the doc has one."""
+    table = find_table("docs/architecture.md", "| config | wall before (median) |")
+    report = the_file(table, "before_after")
+    rows = report["timed"]["rows"]
+    for cells in table["rows"]:
+        r, where = rows[cells[0]], f"docs/architecture.md before/after time, {cells[0]}"
+        check(where, cells[1], [r["median_wall_s_before"]])
+        check(where, cells[2], [r["median_wall_s_after"]])
+        check(where, cells[3], [r["wall_after_over_before"]])
+        check(where, cells[4], [r["median_cpu_s_before"]])
+        check(where, cells[5], [r["median_cpu_s_after"]])
+        check(where, cells[6], [100 * r["wer_before"]])
+        check(where, cells[7], [100 * r["wer_after"]])
+        assert cells[8] == ("yes" if r["identical"] else "no"), f"{where}: {cells[8]!r}"
+    assert {c[0] for c in table["rows"]} == set(rows)
+    if not any(t["header"].startswith("| config | texts identical |") for t in tables(ROOT / "docs/architecture.md")):
+        return
+    table = find_table("docs/architecture.md", "| config | texts identical |")
+    rows = the_file(table, "before_after")["texts"]["rows"]
+    for cells in table["rows"]:
+        r, where = rows[cells[0]], f"docs/architecture.md before/after texts, {cells[0]}"
+        assert cells[1] == ("yes" if r["identical"] else "no"), f"{where}: {cells[1]!r}"
+        check(where, cells[2], [100 * r["wer_before"]])
+        check(where, cells[3], [100 * r["wer_after"]])
+    assert {c[0] for c in table["rows"]} == set(rows)
