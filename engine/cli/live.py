@@ -41,8 +41,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--beam-size", type=BEAM_SIZE, default=1)
     p.add_argument("--final-beam", type=BEAM_SIZE, default=LiveOptions.final_beam_size, metavar="N",
                    help="beam that searches again the decode finishing an utterance at a pause when it was unsure "
-                        "of a word (default: none; 5 mends a misheard word in a third of English utterances, "
-                        "~1 s each on a CPU)")
+                        "of a word, if there is time (--final-beam-within) (default %(default)s; 1: never)")
     p.add_argument("--final-beam-below", type=probability, default=LiveOptions.final_beam_below_p, metavar="P",
                    help="with --final-beam: search again with that beam only when the greedy decode was unsure "
                         "of a word (its least probable word below P; 1: always search with the beam)")

@@ -51,11 +51,13 @@ class LiveOptions:
     # beam 5 on every utterance instead cost a second (English p50 1.97 s) and delayed the next utterance's
     # decodes. Streamed WER in real time moves by ±1 point from run to run of the same options, more than
     # either change: 5.54 / 6.37 / 6.78 % in that run.
-    # Not the default: in the run of 12:47 with it (English sentence-final 1.04/1.36 s, WER 5.34 %) the Spanish,
-    # whose utterances greedy is unsure of 14 times in 16, fell behind (sentence-final p90 4.93 s, translation
-    # p90 5.71 s): its searches, ~1 s each on two cores, queued behind one another. On a GPU, or with a rule
-    # that searches only while the speaker is still silent, it would be.
-    final_beam_size: int | None = None
+    # In the run of 12:47 with it (English sentence-final 1.04/1.36 s, WER 5.34 %) the Spanish, whose utterances
+    # greedy is unsure of 14 times in 16, fell behind (sentence-final p90 4.93 s, translation p90 5.71 s): its
+    # searches queued behind one another. With final_beam_within_s (a search only while the sentence is still
+    # final in time) it is the default: side by side at 15:07 (docs/results/live_lag_final_beam_in_time.md)
+    # English 5.75 % (greedy 5.95 %) at sentence-final 1.00/1.34 s, Spanish 32.43 % (34.46 %) at 1.32/1.89 s,
+    # Spanish→English translation 1.70/2.53 s, first partial 0.42 s, nothing dropped.
+    final_beam_size: int | None = 5
     final_beam_below_p: float | None = 0.4
     # A search runs only if, by what the last searches cost (as a multiple of their greedy decodes), the
     # utterance is still final this long after the speaker stopped — counted from the speech's end in real time,
