@@ -172,6 +172,8 @@ def learn(base: str | Path, out: Path, glossary: Glossary | None = None, correct
                  f"{len(options.train_voices)} training and {len(options.validation_voices)} validation voices)")
 
     def load(utterances, folder: str) -> list[Example]:
+        if not utterances:  # corrections alone: no sentences to speak (and no folder to read)
+            return []
         target = speech_dir / folder
         keep = {u.key for u in utterances}
         if target.exists():  # only this corpus' clips: those of an earlier glossary are removed, the rest reused
