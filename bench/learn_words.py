@@ -22,7 +22,6 @@ import logging
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -49,7 +48,7 @@ def table(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--base", default=str(Path("~/.cache/parley/packs/whisper-base-int8").expanduser()))
+    ap.add_argument("--base", default=None, help="the stock pack (default: whisper-base int8, as setup.sh installs it)")
     ap.add_argument("--pack", type=Path, default=None, help="a pack `python -m export learn` already wrote")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--stock", type=Path, default=record.RESULTS / "glossary.json",
@@ -61,9 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     work = record.work_dir("learn_words")
     pack = args.pack
     learn_seconds = None
+    if args.base is None:
+        from engine.packs.installed import resolve_pack
+        args.base = str(resolve_pack("whisper-base", "int8"))
     if pack is None:
         pack = work / "whisper-base-learned-int8"
-        words = Path(tempfile.mkdtemp()) / "words.txt"
+        words = work / "words.txt"
         words.write_text(gb.GLOSSARY, encoding="utf-8")
         t0 = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", "export", "learn", "--base", args.base, "--out", str(pack),

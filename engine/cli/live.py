@@ -44,7 +44,8 @@ def add_parsers(sub) -> None:
                         "of a word, if there is time (--final-beam-within) (default %(default)s; 1: never)")
     p.add_argument("--final-beam-below", type=probability, default=LiveOptions.final_beam_below_p, metavar="P",
                    help="with --final-beam: search again with that beam only when the greedy decode was unsure "
-                        "of a word (its least probable word below P; 1: always search with the beam)")
+                        "of a word (its least probable word below P; 1: always decode with the beam, in place of greedy, "
+                        "whatever it costs: --final-beam-within does not apply)")
     p.add_argument("--final-beam-within", type=seconds_in(0, 60), default=LiveOptions.final_beam_within_s,
                    metavar="S",
                    help="with --final-beam: search only if, at what the last searches cost, the sentence is still "

@@ -200,6 +200,9 @@ def learn(base: str | Path, out: Path, glossary: Glossary | None = None, correct
         if not all_corrections and not glossary:
             raise ValueError(f"{corrections}: no usable clip (audio with a non-empty same-named .txt)")
         corr_train, held = split(all_corrections, options.held_out, options.seed)
+        if not held and not glossary:  # nothing would decide the gate: refuse before a whole training run
+            raise ValueError(f"{corrections}: {len(all_corrections)} usable correction(s); at least 2 are needed "
+                             "(one is held out to check the result)")
     if anchors is not None and Path(anchors).is_dir():
         kept, _ = load_examples(Path(anchors), model.dims.n_mels, tok, "en", max_tokens)
         fisher_set += kept[0::2]  # the user's own lines: half rest the pull, half are measured
