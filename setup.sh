@@ -30,8 +30,8 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 # Every system command the app, the tests and the benches run, as command:Debian package. The self-check at
 # the end names any that is still missing; tests/test_setup_commands.py fails when the code runs a command
 # that is not here (nvidia-smi comes with the NVIDIA driver and is only used where there is a GPU).
-COMMANDS="espeak-ng:espeak-ng pulseaudio:pulseaudio pactl:pulseaudio-utils paplay:pulseaudio-utils Xvfb:xvfb"
-APT_PKGS="libportaudio2 libsndfile1 espeak-ng pulseaudio pulseaudio-utils xvfb libegl1 libgl1 \
+COMMANDS="git:git espeak-ng:espeak-ng pulseaudio:pulseaudio pactl:pulseaudio-utils paplay:pulseaudio-utils Xvfb:xvfb"
+APT_PKGS="git libportaudio2 libsndfile1 espeak-ng pulseaudio pulseaudio-utils xvfb libegl1 libgl1 \
 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libxcb-cursor0 libxcb-icccm4 \
 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0 libxcb-xkb1"
 if [ "${PARLEY_SKIP_APT:-0}" != 1 ] && command -v apt-get >/dev/null; then
