@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Re-runs every bench behind a table of the README or docs/, on a fresh clone after ./setup.sh --no-run, and
 # writes their results to docs/results/ (JSON + markdown, each with the date, the machine, the versions and
-# the exact command). Short forms by default (under an hour on a 2-core CPU); --full for the long ones.
+# the exact command). Short forms by default (under an hour on a quiet 2-core CPU: every README table's
+# bench in full, smaller runs of the docs-only ones into *_short files); --full for the long ones.
 #
 #   bench/reproduce.sh                     # everything, short forms
-#   bench/reproduce.sh --full              # + the 60-minute soak, every live setting, the large MT model,
-#                                          #   the whole adaptation sweep and the shared-space run
+#   bench/reproduce.sh --full              # the 60-minute soak, every live setting, the large MT model, the
+#                                          #   whole speech-translation table, the adaptation runs of docs/
 #   bench/reproduce.sh --only file_speed bergamot_speed
 #   bench/reproduce.sh --skip live_lag     # e.g. where no PulseAudio server can be started
 #
@@ -76,33 +77,44 @@ if [ "$full" = 1 ]; then
     SOAK_MINUTES=60
     SOAK_OUT=docs/results/soak.json
     MT=()
-    ADAPT=(--alphas 1.0 0.75 --regularisers from_start fisher --epochs 5 --shared-epochs 0 --threads 2 --pack-check)
 else
     LIVE_CONFIGS=(default)
     SOAK_MINUTES=5
     SOAK_OUT=docs/results/soak_short.json   # the 60-minute soak's file (README) is only --full's
     MT=(--skip-large)
-    ADAPT=(--alphas 1.0 0.75 --regularisers from_start fisher --epochs 5 --shared-epochs 0 --threads 2 --pack-check)
 fi
+# The short form re-runs every README table's bench in full (file speed, live lag, Bergamot, glossary) and a
+# smaller run of the docs-only ones into *_short files (speech translation: int8 beam 1 on 4 clips per
+# language; adaptation: the α = 1 and Fisher rows, no pack check — the runs are deterministic, and
+# tests/test_results_cited.py checks the short rows equal the full file's); --full regenerates the docs' files.
 
 step reference bench/setup_reference.sh
 step file_speed "$PY" bench/file_speed.py --precisions int8 fp32 --beams 1 5 --out docs/results/file_speed.json
-step speech_translation "$PY" bench/speech_translation.py --precisions int8 --beams 1 5 \
-    --out docs/results/speech_translation.json
-step speech_translation "$PY" bench/speech_translation.py --precisions fp32 int8 --beams 1 --no-fallback \
-    --out docs/results/speech_translation_no_fallback.json
+if [ "$full" = 1 ]; then
+    step speech_translation "$PY" bench/speech_translation.py --precisions int8 --beams 1 5 \
+        --out docs/results/speech_translation.json
+    step speech_translation "$PY" bench/speech_translation.py --precisions fp32 int8 --beams 1 --no-fallback \
+        --out docs/results/speech_translation_no_fallback.json
+else
+    step speech_translation "$PY" bench/speech_translation.py --precisions int8 --beams 1 --clips-per-language 4 \
+        --out docs/results/speech_translation_short.json
+fi
 step mt_speed "$PY" bench/mt_speed.py "${MT[@]}" --out docs/results/mt_speed.json
 step bergamot_parity "$PY" bench/bergamot_parity.py --out docs/results/bergamot_parity.json
 step bergamot_speed "$PY" bench/bergamot_speed.py --threads 2 --out docs/results/bergamot_speed.json
 step live_lag "$PY" bench/live_lag.py --configs "${LIVE_CONFIGS[@]}" --inputs en es en-pt --out docs/results/live_lag.json
 step soak "$PY" bench/record.py --out "$SOAK_OUT" --title "Soak: one live session, fast-forwarded" \
     -- bench/soak.py --minutes "$SOAK_MINUTES" --speed 0
-step adaptation "$PY" bench/adaptation.py "${ADAPT[@]}" --out docs/results/adaptation.json
 if [ "$full" = 1 ]; then
+    step adaptation "$PY" bench/adaptation.py --alphas 1.0 0.75 --regularisers from_start fisher --epochs 5 \
+        --shared-epochs 0 --threads 2 --pack-check --out docs/results/adaptation.json
     step adaptation "$PY" bench/adaptation.py --alphas 1.0 0.9 0.75 0.5 --regularisers from_start fisher --epochs 5 \
         --shared-epochs 0 --threads 2 --out docs/results/adaptation_sweep.json
     step adaptation "$PY" bench/adaptation.py --alphas --shared-epochs 20 --threads 2 \
         --out docs/results/adaptation_shared.json
+else
+    step adaptation "$PY" bench/adaptation.py --alphas 1.0 0.75 --regularisers fisher --epochs 5 --shared-epochs 0 \
+        --threads 2 --out docs/results/adaptation_short.json
 fi
 step glossary "$PY" bench/glossary.py --bias 2 4 --out docs/results/glossary.json
 step glossary "$PY" bench/glossary.py --beam-size 1 --bias 2 --out docs/results/glossary_greedy.json

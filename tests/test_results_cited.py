@@ -357,3 +357,32 @@ def test_before_after_tables_are_the_results_file():
         check(where, cells[2], [100 * r["wer_before"]])
         check(where, cells[3], [100 * r["wer_after"]])
     assert {c[0] for c in table["rows"]} == set(rows)
+
+
+def test_the_short_adaptation_run_reproduces_the_full_one():
+    """bench/reproduce.sh's short form re-runs the α = 1 and Fisher rows into adaptation_short.json; training is
+    deterministic, so its scores must be the full run's (docs/results/adaptation.json, what the docs cite)."""
+    short_file = ROOT / "docs/results/adaptation_short.json"
+    if not short_file.exists():
+        pytest.skip("bench/reproduce.sh has not written docs/results/adaptation_short.json yet")
+    short = json.loads(short_file.read_text())["rows"]
+    full = json.loads((ROOT / "docs/results/adaptation.json").read_text())["rows"]
+    assert short[0]["run"] == full[0]["run"] and len(short) >= 3
+    for r in short:
+        same = [f for f in full if f["alpha"] == r["alpha"]  # at α = 1 the regulariser has no weight
+                and (r["alpha"] in (None, 1.0) or f["regulariser"] == r["regulariser"])]
+        assert same, f"adaptation.json has no run like {r['run']!r}"
+        for part in ("held", "general"):
+            for metric in ("wer", "term_error"):
+                assert r[part][metric] == pytest.approx(same[0][part][metric], abs=0.005), \
+                    f"{r['run']}: {part} {metric} {r[part][metric]:.3f} in the short run, {same[0][part][metric]:.3f} in the full"
+
+
+def test_the_short_speech_translation_run_compares_both_engines():
+    short_file = ROOT / "docs/results/speech_translation_short.json"
+    if not short_file.exists():
+        pytest.skip("bench/reproduce.sh has not written docs/results/speech_translation_short.json yet")
+    rows = {r["language"]: r for r in json.loads(short_file.read_text())["scores"]["int8_beam1"]}
+    assert {"de", "fr", "es", "zh", "ja", "all"} <= set(rows)
+    for r in rows.values():
+        assert r["clips"] > 0 and r["chrf_parley"] > 0 and r["chrf_faster-whisper"] > 0

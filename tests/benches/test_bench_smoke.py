@@ -146,7 +146,7 @@ def test_reproduce_runs_every_step_it_names():
     steps = script.split("\nSTEPS=(")[1].split(")")[0].split()
     assert {"file_speed", "speech_translation", "live_lag", "soak", "adaptation"} <= set(steps)
     for name in steps:
-        lines = [line for line in script.splitlines() if line.startswith(f"step {name} ")]
+        lines = [line.strip() for line in script.splitlines() if line.strip().startswith(f"step {name} ")]
         assert lines, f"reproduce.sh names step {name} but never runs it"
         for line in lines:
             target = next(w for w in line.split()[2:] if w.startswith("bench/"))
