@@ -363,8 +363,7 @@ def test_the_short_adaptation_run_reproduces_the_full_one():
     """bench/reproduce.sh's short form re-runs the α = 1 and Fisher rows into adaptation_short.json; training is
     deterministic, so its scores must be the full run's (docs/results/adaptation.json, what the docs cite)."""
     short_file = ROOT / "docs/results/adaptation_short.json"
-    if not short_file.exists():
-        pytest.skip("bench/reproduce.sh has not written docs/results/adaptation_short.json yet")
+    assert short_file.exists(), "run bench/reproduce.sh --only adaptation (it writes docs/results/adaptation_short.json)"
     short = json.loads(short_file.read_text())["rows"]
     full = json.loads((ROOT / "docs/results/adaptation.json").read_text())["rows"]
     assert short[0]["run"] == full[0]["run"] and len(short) >= 3
@@ -380,8 +379,7 @@ def test_the_short_adaptation_run_reproduces_the_full_one():
 
 def test_the_short_speech_translation_run_compares_both_engines():
     short_file = ROOT / "docs/results/speech_translation_short.json"
-    if not short_file.exists():
-        pytest.skip("bench/reproduce.sh has not written docs/results/speech_translation_short.json yet")
+    assert short_file.exists(), "run bench/reproduce.sh --only speech_translation (it writes this file)"
     rows = {r["language"]: r for r in json.loads(short_file.read_text())["scores"]["int8_beam1"]}
     assert {"de", "fr", "es", "zh", "ja", "all"} <= set(rows)
     for r in rows.values():
