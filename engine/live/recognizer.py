@@ -23,11 +23,13 @@ front-ends and ``FinalSentence`` for the translation stage. A ``FinalSentence`` 
 output of the decode that finalised it when that decode held this sentence and nothing else, so the
 translation into English needs no second encoder pass.
 
-(Over 400 lines: the decode scheduling — pause, step, draft — and the sentence assembly share one buffer
-and one utterance state; split apart, each half would reach into the other's.)
-
 The recogniser itself is any callable ``(audio, prompt, language, beam_size=None) -> Hypothesis``: ``WhisperRecognise``
-for a real model, a scripted one in tests.
+for a real model, a scripted one in tests (both, with the gate without a VAD and ``FinalSentence``, in
+engine.live.recognise).
+
+(Over 400 lines: this is the one class ``StreamingRecognizer`` — the decode scheduling (pause, step, draft),
+the final-beam search rule and the sentence assembly share one buffer and one utterance state; split apart,
+each half would reach into the other's.)
 """
 
 from __future__ import annotations
@@ -37,7 +39,6 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
 
 import numpy as np
 
@@ -45,14 +46,12 @@ from engine.events import Committed, Partial, SentenceEnd, Stats, Status, Word
 from engine.features import HOP_LENGTH, SAMPLE_RATE
 from engine.live.options import LiveOptions
 from engine.live.policy import StepResult, StreamingPolicy, deloop, is_sentence_end, join_words, trim_collapsed
-from engine.whisper.decoding import DecodeOptions
-from engine.whisper.encode import EncodedAudio, encode_audio
-from engine.whisper.transcribe import glossary_prompt_tokens
+from engine.live.recognise import AudioHistory, FinalSentence, Hypothesis, LevelGate, Recognise
+from engine.whisper.encode import EncodedAudio
 
 log = logging.getLogger(__name__)
 
 _INGEST_S = 0.1  # the gate and the policy see the audio in pieces this long
-_TOKENS_PER_FRAME = 0.12  # 12 tokens per second of audio, timestamps included
 # A pause finalises an utterance only after this much speech (as the gate counts it) since the last one: a
 # VAD blip in a pause (a breath, a click) would otherwise have the buffer decoded, and a decode of near
 # silence with the committed text as prompt echoes the prompt (seen: a whole sentence repeated).
@@ -71,110 +70,6 @@ _KEEP_WORDS = 0.8
 _SEARCH_COST_PRIOR = 1.0
 _SEARCH_COSTS_KEPT = 5
 _ANCHOR_WINDOW_S = 10.0  # (realtime) how far back the stream's clock is matched to the timer's
-HISTORY_S = 28.0  # audio kept for speech translation (a sentence longer than this is cut to its end)
-
-
-@dataclasses.dataclass(frozen=True)
-class Hypothesis:
-    words: tuple[Word, ...]  # times relative to the start of the decoded audio
-    segment_ends_s: tuple[float, ...] = ()  # same time base
-    language: str | None = None  # what the recogniser heard (or was told)
-    encoded: Any = None  # the encoder output it decoded; the translation stage may decode it again
-    avg_logprob: float | None = None  # the decoder's mean token log-probability (how sure it was)
-
-
-class Recognise(Protocol):
-    # beam_size None: the recogniser's own; encoded: an earlier Hypothesis.encoded of this same audio, decoded
-    # again instead of encoding the audio anew
-    def __call__(self, audio: np.ndarray, prompt: str, language: str | None,
-                 beam_size: int | None = None, encoded: Any = None) -> Hypothesis: ...
-
-
-@dataclasses.dataclass(frozen=True)
-class FinalSentence:
-    """A finished sentence, for the translation stage (front-ends get ``Committed`` and ``SentenceEnd``)."""
-
-    segment_id: int  # of its last Committed fragment: the translation is shown with it
-    text: str
-    start_s: float
-    end_s: float
-    language: str | None
-    encoded: Any = None  # encoder output of exactly this sentence's audio (one decode held it alone), or None
-    audio: np.ndarray | None = None  # its audio (± margins) when speech translation may need it and encoded is None
-
-
-class WhisperRecognise:
-    """The live decode of a Whisper model: the buffered audio encoded as it is (plus padding, or the 30 s
-    window), decoded with word timestamps, the committed text as prompt, bounded fallback and guards."""
-
-    def __init__(self, model, options: LiveOptions):
-        self.model = model
-        self.options = options
-        self._glossary = glossary_prompt_tokens(model, options.glossary, model.pack.dims.n_text_ctx // 4)
-
-    def __call__(self, audio: np.ndarray, prompt: str, language: str | None,
-                 beam_size: int | None = None, encoded: EncodedAudio | None = None) -> Hypothesis:
-        opts = self.options
-        if encoded is None:
-            encoded = encode_audio(self.model, audio, None if opts.encoder_frames == "full" else opts.encoder_pad_s)
-        if encoded is None:
-            return Hypothesis(())
-        decode = DecodeOptions(task=opts.task, language=language, beam_size=beam_size or opts.beam_size,
-                               max_fallbacks=opts.max_fallbacks, word_timestamps=True,
-                               no_speech_threshold=opts.no_speech_threshold,
-                               log_prob_threshold=opts.log_prob_threshold,
-                               compression_ratio_threshold=opts.compression_ratio_threshold,
-                               # Real speech is < 8 tokens/s; a short buffer that starts to loop stops here.
-                               sample_len=min(224, 16 + int(encoded.frames * _TOKENS_PER_FRAME)),
-                               bias_terms=opts.glossary.words if opts.glossary else ())
-        # As a file's windows are primed: the glossary's terms first (as many as fit in a quarter of the decoder's
-        # context), then the prompt and the committed text, cut from the front to what is left.
-        history = self.model.encode_text(" ".join(filter(None, [opts.initial_prompt, prompt])))
-        history = history[max(0, len(history) - (self.model.pack.dims.n_text_ctx // 2 - 1 - len(self._glossary))):]
-        result = self.model.decode_window(encoded.states, decode, self._glossary + history,
-                                          num_frames=encoded.frames)
-        if result.skipped:
-            return Hypothesis((), language=result.language, encoded=encoded)
-        return Hypothesis(tuple(w for seg in result.segments for w in seg.words),
-                          tuple(s.end_s for s in result.segments), result.language, encoded, result.avg_logprob)
-
-
-class LevelGate:
-    """The gate without a VAD: a piece is speech when its peak reaches ``threshold_db`` (None: always)."""
-
-    def __init__(self, threshold_db: float | None):
-        self.threshold = None if threshold_db is None else 10 ** (threshold_db / 20)
-        self.silence_s = 0.0  # how long the input has been silent, up to now
-        self.speech_s = 0.0  # how much of it was speech, since the start
-
-    def update(self, chunk: np.ndarray) -> bool:
-        speech = self.threshold is None or (chunk.size > 0 and float(np.max(np.abs(chunk))) >= self.threshold)
-        self.silence_s = 0.0 if speech else self.silence_s + chunk.size / SAMPLE_RATE
-        self.speech_s += chunk.size / SAMPLE_RATE if speech else 0.0
-        return speech
-
-
-class AudioHistory:
-    """The last ``seconds`` of the stream, addressable by absolute time (a ring: appending copies a piece)."""
-
-    def __init__(self, seconds: float = HISTORY_S):
-        self._ring = np.zeros(int(seconds * SAMPLE_RATE), np.float32)
-        self._end = 0  # absolute sample index just after the newest sample
-
-    def append(self, x: np.ndarray) -> None:
-        x = x[-self._ring.size:]
-        at = self._end % self._ring.size
-        first = min(x.size, self._ring.size - at)
-        self._ring[at:at + first] = x[:first]
-        self._ring[:x.size - first] = x[first:]
-        self._end += x.size
-
-    def slice(self, start_s: float, end_s: float) -> np.ndarray:
-        oldest = max(0, self._end - self._ring.size)
-        a = max(int(start_s * SAMPLE_RATE), oldest)
-        b = max(min(int(end_s * SAMPLE_RATE), self._end), a)
-        idx = np.arange(a, b) % self._ring.size
-        return self._ring[idx].copy()
 
 
 @dataclasses.dataclass

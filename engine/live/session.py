@@ -30,7 +30,8 @@ from engine.errors import AudioDeviceError, ParleyError
 from engine.events import Committed, Error, Level, Partial, SessionEnded, Stats, Status
 from engine.features import SAMPLE_RATE
 from engine.live.options import LiveOptions
-from engine.live.recognizer import FinalSentence, StreamingRecognizer, WhisperRecognise
+from engine.live.recognise import FinalSentence, WhisperRecognise
+from engine.live.recognizer import StreamingRecognizer
 from engine.live.policy import join_words
 
 __all__ = ["LiveOptions", "LiveSession"]

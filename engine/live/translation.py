@@ -29,7 +29,7 @@ import numpy as np
 
 from engine.events import Status, Translated
 from engine.features import HOP_LENGTH
-from engine.live.recognizer import FinalSentence
+from engine.live.recognise import FinalSentence
 from engine.whisper.encode import speech_to_english, translate_encoded
 
 log = logging.getLogger(__name__)

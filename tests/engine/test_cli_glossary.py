@@ -66,7 +66,7 @@ def test_the_live_recogniser_writes_the_term_with_the_glossary(pack_int8, tmp_pa
     from engine.audio.decode import load_audio
     from engine.glossary import parse_glossary
     from engine.live.options import LiveOptions
-    from engine.live.recognizer import WhisperRecognise
+    from engine.live.recognise import WhisperRecognise
     from engine.whisper.model import WhisperModel
 
     require_command("espeak-ng", "espeak-ng")

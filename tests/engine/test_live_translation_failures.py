@@ -21,7 +21,7 @@ from engine import cli  # noqa: E402
 from engine.cli.live import _Printer  # noqa: E402
 from engine.errors import ParleyError  # noqa: E402
 from engine.events import Status, Translated  # noqa: E402
-from engine.live.recognizer import FinalSentence  # noqa: E402
+from engine.live.recognise import FinalSentence  # noqa: E402
 from engine.live.translation import LiveTranslator  # noqa: E402
 from engine.logfile import detach_log_file  # noqa: E402
 from engine.translate.installed import InstalledTextTranslator  # noqa: E402

@@ -14,7 +14,8 @@ import pytest
 
 from engine.events import Committed, Partial, SentenceEnd, Word
 from engine.live.options import LiveOptions
-from engine.live.recognizer import FinalSentence, Hypothesis, StreamingRecognizer
+from engine.live.recognise import FinalSentence, Hypothesis
+from engine.live.recognizer import StreamingRecognizer
 
 SR = 16000
 
