@@ -10,7 +10,7 @@ Configs (whisper-base int8, 2 threads, English):
   file-human     the recorded two_cities clip (44.1 kHz: resampled), as a file
   live-en        the espeak English through a live session fast-forwarded (no clock: deterministic), 1 s blocks;
                  each version's own LiveOptions defaults (before: a LiveSession; HEAD: start_live_job)
-  live-en-old    the same with HEAD's later live settings (issue 11: hold_commits_s, first_draft_s) set as the
+  live-en-old    the same with HEAD's later live settings (issue 11: hold_commits_s, first_draft_s, final_beam_size) set as the
                  behaviour before them, so what differs is the code's, not a default's
 
 ``--part texts`` runs each config once per version and says whether the texts are identical, with each WER.
@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 from bench import clips, record  # noqa: E402
 
 BEFORE = "dd0cb0d"
-OLD_LIVE_SETTINGS = {"hold_commits_s": "0.0", "first_draft_s": "null"}
+OLD_LIVE_SETTINGS = {"hold_commits_s": "0.0", "first_draft_s": "null", "final_beam_size": "null"}
 
 
 def git(*args: str) -> str:
