@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         args.base = str(resolve_pack("whisper-base", "int8"))
     if pack is None:
         pack = work / "whisper-base-learned-int8"
+        work.mkdir(parents=True, exist_ok=True)  # record.work_dir names the folder; on a fresh cache it is not there
         words = work / "words.txt"
         words.write_text(gb.GLOSSARY, encoding="utf-8")
         t0 = time.perf_counter()
@@ -105,7 +106,11 @@ def main(argv: list[str] | None = None) -> int:
             f"never used in training or validation), Parley's file path, beam 5, {args.threads} threads; the stock rows "
             f"are docs/results/glossary.json's.\n\n")
     print(table(rows))
-    data = {"glossary": gb.GLOSSARY.splitlines(), "learn": {k: v for k, v in learned.items() if k != "rows"},
+    summary = {k: v for k, v in learned.items() if k != "rows"}
+    for k in ("pack", "stock"):  # learn.json's absolute paths, as a results file may show them
+        if summary.get(k):
+            summary[k] = record.shown(summary[k])
+    data = {"glossary": gb.GLOSSARY.splitlines(), "learn": summary,
             "learn_seconds": learn_seconds, "validation_rows": learned["rows"], "rows": rows, "texts": texts_by_arm}
     record.write(args.out, "Learn these words: the glossary learned, on voices it never heard", data, note + table(rows))
     print(f"wrote {record.shown(args.out)}", file=sys.stderr)
