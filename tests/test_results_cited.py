@@ -384,3 +384,20 @@ def test_the_short_speech_translation_run_compares_both_engines():
     assert {"de", "fr", "es", "zh", "ja", "all"} <= set(rows)
     for r in rows.values():
         assert r["clips"] > 0 and r["chrf_parley"] > 0 and r["chrf_faster-whisper"] > 0
+
+
+def test_learn_words_table_is_the_results_file():
+    """docs/training.md's "Learn these words" table (bench/learn_words.py): stock and learned rows, each figure."""
+    table = find_table("docs/training.md", "| model | arm | term errors | WER, term sentences")
+    report = the_file(table, "learn_words")
+    rows = {(r["model"], r["arm"]): r for r in report["rows"]}
+    for cells in table["rows"]:
+        key = (cells[0].strip("*"), cells[1].strip("*"))
+        row, where = rows[key], f"docs/training.md learn-these-words table, {key}"
+        errors = row["term_occurrences"] - row["terms_written"]
+        check(where, cells[2], [row["term_error_pct"], errors, row["term_occurrences"]])
+        check(where, cells[3], [row["term_sentence_wer_pct"]])
+        check(where, cells[4], [row["general_wer_pct"]])
+        check(where, cells[5], [row["human_wer_pct"]])
+    assert len(table["rows"]) == len(rows)
+    assert report["learn"]["installed"] is True  # the text below the table says the gate installed it
