@@ -143,15 +143,13 @@ def test_improve_recognition_fine_tunes_in_the_background_and_installs_the_model
     assert any("fisher weights from 22 anchor clip(s)" in line for line in dialog._lines)  # 20 spoken + 2 kept lines
     verdict = [line for line in dialog._lines if line.startswith(("installed:", "not installed:"))]
     assert len(verdict) == 1 and "WER on held-out corrections on held-out voices" in verdict[0]
-    if verdict[0].startswith("installed:"):  # the held-out line is then learned too, and the pack installed
-        assert any(line.startswith("training again with the 1 held-out") for line in dialog._lines)
-        new = Path(window.controls.model_path())
-        assert new.parent == packs_root() and new.name.startswith("tiny-tuned-") and new.name.endswith("-fp32")
-        assert "Installed the improved model" in dialog.result_message and new in [p.path for p in installed_packs()]
-        assert (new.parent / (new.name + ".train") / "stock.json").exists()
-    else:  # said in one line; nothing written, the window keeps its model
-        assert dialog.result_message.startswith("Not installed: ") and "current model is kept" in dialog.result_message
-        assert window.controls.model_path() == str(base) and [p.path for p in installed_packs()] == [base]
+    # Deterministic (seed 0, tiny model seed 3): the gate installs it; the held-out line is then learned too.
+    assert verdict[0].startswith("installed:"), verdict[0]
+    assert any(line.startswith("training again with the 1 held-out") for line in dialog._lines)
+    new = Path(window.controls.model_path())
+    assert new.parent == packs_root() and new.name.startswith("tiny-tuned-") and new.name.endswith("-fp32")
+    assert "Installed the improved model" in dialog.result_message and new in [p.path for p in installed_packs()]
+    assert (new.parent / (new.name + ".train") / "stock.json").exists()
     assert dialog.bar.value() == 100
     dialog.close()
 
@@ -187,12 +185,11 @@ def test_learn_these_words_speaks_the_glossary_trains_in_the_background_and_says
     assert any(0 < v < 100 for v in seen) and (2, 2) in [s[:2] for s in map(corr.parse_progress, dialog._lines) if s]
     verdict = [line for line in dialog._lines if line.startswith(("installed:", "not installed:"))]
     assert len(verdict) == 1 and "term errors on held-out voices" in verdict[0]
-    if verdict[0].startswith("not installed:"):
-        assert dialog.result_message.startswith("Not installed: ") and "current model is kept" in dialog.result_message
-        assert window.controls.model_path() == str(base) and [p.path for p in installed_packs()] == [base]
-    else:
-        assert dialog.result_message.startswith("Installed the improved model")
-        assert window.controls.model_path() != str(base)
+    # Deterministic (seed 0, tiny model seed 3): one epoch of a random model does not lower the term errors, so
+    # the gate refuses it, says why in one line, and the window keeps its model.
+    assert verdict[0].startswith("not installed:"), verdict[0]
+    assert dialog.result_message.startswith("Not installed: ") and "current model is kept" in dialog.result_message
+    assert window.controls.model_path() == str(base) and [p.path for p in installed_packs()] == [base]
     dialog.close()
 
 
