@@ -301,12 +301,16 @@ def analyse(inp: Input, lines: list[Printed], extra: dict, words, offline_text: 
 
     streamed = " ".join(c[3] for c in committed)
     dropped = re.findall(r"(\d+) audio blocks dropped", "\n".join(p.text for p in lines))
+    searches = re.findall(r"(\d+) searched at a pause \((\d+) left greedy", "\n".join(p.text for p in lines))
     result = {
         "sentence_final_lag_s": stats(final_lag), "translation_lag_s": stats(trans_lag),
         "word_commit_lag_s": stats(word_lag), "first_partial_lag_s": stats(first_lag),
         "wer_streamed": round(100 * wer(inp.script, streamed), 2),
         "wer_offline": round(100 * wer(inp.script, offline_text), 2),
         "cpu_rtf": round(extra["cpu_s"] / audio_s, 3), "dropped_blocks": int(dropped[-1]) if dropped else None,
+        # finalising decodes searched again with the beam, and unsure ones the in-time rule left greedy
+        "searches": int(searches[-1][0]) if searches else None,
+        "searches_skipped": int(searches[-1][1]) if searches else None,
         "sentences": len(sentence_ends), "sentences_untranslated": untranslated, "lines": len(committed), "stream_offset_s": round(offset, 3),
         "returncode": extra["returncode"], "played_s": round(extra.get("played_s", audio_s), 1), "text": streamed,
         # every line Parley printed, as read (seconds after paplay started, stdout/stderr, the text): what a
@@ -438,7 +442,8 @@ def summary_line(r: dict) -> str:
     return (f"{r['input']} {r['config']}: sentence-final {f('sentence_final_lag_s')}  translation "
             f"{f('translation_lag_s')}  first partial {f('first_partial_lag_s')}  word commit "
             f"{f('word_commit_lag_s')}  WER {r['wer_streamed']} (offline {r['wer_offline']})"
-            + (f"  chrF {r['chrf']}" if "chrf" in r else "") + f"  RTF {r['cpu_rtf']}  dropped {r['dropped_blocks']}")
+            + (f"  chrF {r['chrf']}" if "chrf" in r else "") + f"  RTF {r['cpu_rtf']}  searched {r.get('searches')} (left greedy {r.get('searches_skipped')})"
+            + f"  dropped {r['dropped_blocks']}")
 
 
 def markdown(report: dict) -> str:
@@ -447,13 +452,14 @@ def markdown(report: dict) -> str:
 
     rows = ["| input | config | sentence-final lag p50 / p90 / max | translation lag p50 / p90 / max | "
             "first partial p50 / p90 / max | word commit p50 / p90 / max | WER streamed (offline greedy / beam 5) | chrF | "
-            "CPU s per audio s | dropped |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+            "CPU s per audio s | searched at a pause (left greedy) | dropped |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in report["runs"]:
         rows.append(f"| {r['input']} ({r['audio_s']:.0f} s{', → ' + r['translate_to'] if r['translate_to'] else ''}) "
                     f"| {r['config']} | {f(r['sentence_final_lag_s'])} | {f(r['translation_lag_s'])} | "
                     f"{f(r['first_partial_lag_s'])} | {f(r['word_commit_lag_s'])} | {r['wer_streamed']} % "
-                    f"({r.get('wer_offline_greedy', '–')} / {r['wer_offline']} %) | {r.get('chrf', '–')} | {r['cpu_rtf']} | {r['dropped_blocks']} |")
+                    f"({r.get('wer_offline_greedy', '–')} / {r['wer_offline']} %) | {r.get('chrf', '–')} | {r['cpu_rtf']} | "
+                    f"{r.get('searches', '–')} ({r.get('searches_skipped', '–')}) | {r['dropped_blocks']} |")
     head = (f"Live lag through PulseAudio, {report['date']}, {report['machine']['cores']} cores "
             f"({report['machine']['cpu']}), {report['model']}, {report['threads']} threads. "
             f"`{report['command']}`\n\n")

@@ -202,6 +202,7 @@ class LiveJobResult:
     failed: str | None  # why the session ended early (the device went away, a failure); None: it did not
     steps: int  # decodes run
     dropped_blocks: int  # audio blocks the capture ring dropped: the machine did not keep up
+    searches: tuple[int, int] = (0, 0)  # finalising decodes searched with the beam, and unsure ones left greedy
 
     @property
     def text(self) -> str:
@@ -255,7 +256,7 @@ class LiveJob:
         with self._lock:
             dropped = max(self._dropped, int(getattr(self.session.source, "dropped_blocks", 0)))
             return LiveJobResult(committed, list(self._translated), self.session.failed, self.session.steps,
-                                 dropped)
+                                 dropped, self.session.final_searches)
 
     def run(self, stop: threading.Event | None = None, duration_s: float | None = None) -> LiveJobResult:
         """Wait until the source runs out, ``stop`` is set or ``duration_s`` of listening passed, then finish."""

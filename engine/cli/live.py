@@ -250,7 +250,9 @@ def cmd_live(args) -> int:
             signal.signal(signal.SIGINT, previous)
     printer.finish()
     if not args.quiet:
-        print(f"[stopped: {result.steps} decodes, {result.dropped_blocks} audio blocks dropped]", file=sys.stderr)
+        searched, skipped = result.searches
+        print(f"[stopped: {result.steps} decodes, {searched} searched at a pause ({skipped} left greedy: "
+              f"late), {result.dropped_blocks} audio blocks dropped]", file=sys.stderr)
     if args.output is not None:
         subtitles.write(result.cues(bilingual=bool(options.translate_to)), args.output, fmt,
                         bilingual=bool(options.translate_to))

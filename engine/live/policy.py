@@ -119,9 +119,11 @@ def _shift(word: TimedWord, offset_s: float) -> TimedWord:
 
 def trim_collapsed(words: Sequence[TimedWord], min_s: float = 0.02) -> list[TimedWord]:
     """The hypothesis up to where the decoder stopped listening: words squeezed into no audio (each ≤ ``min_s``
-    long) that repeat the words before them ("Fail better. Fail@9.10-9.10 better.@9.10-9.10 ..."), or three
-    such words in a row whatever they say (the prompt echoed at the buffer's end). Real speech, repeated or
-    not, takes time to say."""
+    long) that repeat the words before them ("Fail better. Fail@9.10-9.10 better.@9.10-9.10 ..."), three
+    such words in a row whatever they say (the prompt echoed at the buffer's end), or a phrase of two or more
+    words repeated at once in under a quarter of the time it first took ("Fail again.@6.50-7.50
+    Fail@7.50-7.50 again.@7.50-7.64": seen committed twice at a pause). Real speech, repeated or not, takes
+    time to say."""
     out = list(words)
     seen: set[str] = set()
     for i, word in enumerate(out):
@@ -129,11 +131,21 @@ def trim_collapsed(words: Sequence[TimedWord], min_s: float = 0.02) -> list[Time
         run = collapsed and all(w.end_s - w.start_s <= min_s for w in out[i:i + 3]) and len(out[i:i + 3]) == 3
         pair = (collapsed and i + 1 < len(out) and out[i + 1].end_s - out[i + 1].start_s <= min_s
                 and normalise(word.text) in seen)
-        if run or pair:
+        if run or pair or _squeezed_repeat(out, i):
             log.debug("dropping %d collapsed word(s): %r", len(out) - i, join_words(out[i:]))
             return out[:i]
         seen.add(normalise(word.text))
     return out
+
+
+def _squeezed_repeat(words: Sequence[TimedWord], i: int, longest: int = 6) -> bool:
+    """Do the words from ``i`` repeat the 2–``longest`` words just before them in under a quarter of their time?"""
+    for n in range(2, min(longest, i, len(words) - i) + 1):
+        if [normalise(w.text) for w in words[i:i + n]] == [normalise(w.text) for w in words[i - n:i]]:
+            first_s = words[i - 1].end_s - words[i - n].start_s
+            if words[i + n - 1].end_s - words[i].start_s < 0.25 * first_s:
+                return True
+    return False
 
 
 class StreamingPolicy:

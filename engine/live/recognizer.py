@@ -62,13 +62,16 @@ _HOLD_FOR_PAUSE = 0.4
 # Speech heard after a pause that a decode kept the recogniser from finalising at once: this much means the
 # speaker went on (the pause is finalised up to where it was heard), less is a breath or a click.
 _MIN_RESUME_S = 0.1
-# A finalising decode searched again with the beam is taken only if it keeps at least this share of greedy's words.
+# A finalising decode searched again with the beam is taken only if it keeps at least this share of greedy's words
+# (and has no more than greedy's words / this + 2).
 _KEEP_WORDS = 0.8
 # The cost of a search, as a multiple of the greedy decode (encoder included) it searches again, until searches have
-# been measured; then the median of the last _SEARCH_COSTS_KEPT measured. (Greedy and search slow down together when
+# been measured; then the median of the last _SEARCH_COSTS_KEPT measured (the prior filling in up to
+# _SEARCH_COSTS_TRUSTED). (Greedy and search slow down together when
 # the CPU is shared, so the ratio holds where the times do not.)
 _SEARCH_COST_PRIOR = 1.0
 _SEARCH_COSTS_KEPT = 5
+_SEARCH_COSTS_TRUSTED = 3
 _ANCHOR_WINDOW_S = 10.0  # (realtime) how far back the stream's clock is matched to the timer's
 
 
@@ -363,8 +366,9 @@ class StreamingRecognizer:
                         self._search_costs = (self._search_costs + [(self.timer() - started) / greedy_s])[
                             -_SEARCH_COSTS_KEPT:]
                     # The search is there to mend a misheard word, not to drop words (a beam can skip a repeated
-                    # phrase greedy kept).
-                    if len(searched.words) >= _KEEP_WORDS * len(hypothesis.words):
+                    # phrase greedy kept) nor to add them (a beam that loops).
+                    n = len(hypothesis.words)
+                    if _KEEP_WORDS * n <= len(searched.words) <= n / _KEEP_WORDS + 2:
                         hypothesis = searched
                 else:
                     self.final_searches_skipped += 1
@@ -383,8 +387,12 @@ class StreamingRecognizer:
             return True  # a file fast-forwarded is never behind the speaker
         if late or not self._anchors:
             return False  # the next utterance has started: it must not wait for this one's search
-        costs = sorted(self._search_costs)
-        ratio = costs[len(costs) // 2] if costs else _SEARCH_COST_PRIOR
+        # The prior counts as a measurement until _SEARCH_COSTS_TRUSTED searches were measured: one slow search
+        # (a beam that looped, the translation's thread busy) would otherwise stop every search after it, and
+        # with none run no faster one is ever measured.
+        measured = self._search_costs
+        costs = sorted(measured + [_SEARCH_COST_PRIOR] * max(0, _SEARCH_COSTS_TRUSTED - len(measured)))
+        ratio = costs[len(costs) // 2]
         anchor = min(a for _, a in self._anchors)
         lag_s = self.timer() - anchor - speech_end_s  # how long ago the speaker stopped, now
         return lag_s + ratio * greedy_s <= within

@@ -153,6 +153,13 @@ class LiveSession:
         return self.recognizer.steps if self.recognizer is not None else 0
 
     @property
+    def final_searches(self) -> tuple[int, int]:
+        """(searched, skipped): unsure finalising decodes searched again with the beam, and those the in-time
+        rule left greedy (the search would have made the sentence late)."""
+        r = self.recognizer
+        return (r.final_searches, r.final_searches_skipped) if r is not None else (0, 0)
+
+    @property
     def step_times_s(self) -> list[float]:
         return list(self.recognizer.step_times_s) if self.recognizer is not None else []
 

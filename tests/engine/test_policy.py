@@ -353,3 +353,10 @@ def test_words_squeezed_into_no_audio_are_a_loop_and_are_cut():
     assert join_words(trim_collapsed(echo)) == "El"
     spoken = [w("no,", 0.0, 0.3), w("no,", 0.3, 0.6), w("no.", 0.6, 0.9), w("matter.", 1.0, 1.0)]
     assert trim_collapsed(spoken) == spoken  # a repeat that takes time, and one instant word, are speech
+    # a phrase repeated at once in a fraction of its time (seen at a pause: "Fail again." committed twice)
+    squeezed = [w("Fail", 6.50, 7.34), w("again.", 7.34, 7.50), w("Fail", 7.50, 7.50), w("again.", 7.50, 7.64)]
+    assert join_words(trim_collapsed(squeezed)) == "Fail again."
+    said_twice = [w("Fail", 6.50, 7.34), w("again.", 7.34, 7.50), w("Fail", 8.0, 8.5), w("again.", 8.5, 8.9)]
+    assert trim_collapsed(said_twice) == said_twice
+    quick = [w("very", 0.0, 0.3), w("good", 0.3, 0.6), w("very", 0.6, 0.8), w("good", 0.8, 1.0)]
+    assert trim_collapsed(quick) == quick  # said faster the second time, but said
