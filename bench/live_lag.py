@@ -383,6 +383,8 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", type=Path, default=None, help="where the inputs are synthesised (default: a temp folder)")
     ap.add_argument("--analyse-only", action="store_true",
                     help="recompute the report from the lines a run kept in --cache (no new runs)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run each input and setting this many times (streamed WER moves from run to run)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "live_lag.json")
     args = ap.parse_args(argv)
 
@@ -404,21 +406,25 @@ def main(argv=None) -> int:
     try:
         for inp in inputs:
             audio_s = load_audio(inp.path).size / SR
-            for name in args.configs:
-                raw = cache / f"lines-{inp.name}-{name}.json"  # for analysing a run again without re-running it
+            for name, run in [(n, k) for n in args.configs for k in range(1, args.repeat + 1)]:
+                # for analysing a run again without re-running it
+                raw = cache / f"lines-{inp.name}-{name}{'' if run == 1 else f'-{run}'}.json"
                 if args.analyse_only:
                     if not raw.exists():
                         continue  # not run for this input
                     kept = json.loads(raw.read_text())
                     lines, extra = [Printed(**p) for p in kept[:-1]], kept[-1]
                 else:
-                    print(f"== {inp.name} ({audio_s:.0f} s), {name}", file=sys.stderr, flush=True)
+                    print(f"== {inp.name} ({audio_s:.0f} s), {name}" + (f", run {run}" if args.repeat > 1 else ""),
+                          file=sys.stderr, flush=True)
                     lines, extra = run_once(inp, CONFIGS[name], env, sink, model_args)
                     raw.write_text(json.dumps([dataclasses.asdict(p) for p in lines] + [extra], ensure_ascii=False))
                 words, offline_text = truth[inp.name]
                 r = analyse(inp, lines, extra, words, offline_text, audio_s)
                 r["wer_offline_greedy"] = round(100 * clips.wer(inp.script, greedy[inp.name]), 2)
                 r.update(input=inp.name, config=name, audio_s=round(audio_s, 1), translate_to=inp.translate_to)
+                if args.repeat > 1:
+                    r["run"] = run
                 results.append(r)
                 print(summary_line(r), file=sys.stderr, flush=True)
     finally:
@@ -456,7 +462,7 @@ def markdown(report: dict) -> str:
             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in report["runs"]:
         rows.append(f"| {r['input']} ({r['audio_s']:.0f} s{', → ' + r['translate_to'] if r['translate_to'] else ''}) "
-                    f"| {r['config']} | {f(r['sentence_final_lag_s'])} | {f(r['translation_lag_s'])} | "
+                    f"| {r['config']}{' (run %d)' % r['run'] if 'run' in r else ''} | {f(r['sentence_final_lag_s'])} | {f(r['translation_lag_s'])} | "
                     f"{f(r['first_partial_lag_s'])} | {f(r['word_commit_lag_s'])} | {r['wer_streamed']} % "
                     f"({r.get('wer_offline_greedy', '–')} / {r['wer_offline']} %) | {r.get('chrf', '–')} | {r['cpu_rtf']} | "
                     f"{r.get('searches', '–')} ({r.get('searches_skipped', '–')}) | {r['dropped_blocks']} |")
