@@ -63,7 +63,12 @@ class LiveOptions:
     # utterance is still final this long after the speaker stopped — counted from the speech's end in real time,
     # so audio waiting since before the pause (the recogniser behind) counts too — and not once the speaker has
     # gone on. None: always (a file fast-forwarded always searches: it cannot fall behind).
-    final_beam_within_s: float | None = 1.3
+    # 1.3 s until 2026-12-03: a typical English utterance is decided ~0.9 s after the speaker stopped (the 0.4 s
+    # pause, then its greedy decode) and a search costs about one greedy decode more, so 1.3 s left it to the
+    # machine's noise whether a search ran: three real-time runs of the same English (docs/results/live_lag.md,
+    # live_lag_en_repeat.md) left 2, 6 and 0 unsure utterances greedy and scored 4.31, 5.95 and 3.08 % WER, at
+    # sentence-final p90 ≤ 1.04 s — far inside the 2.5 s target. At 1.8 s they run.
+    final_beam_within_s: float | None = 1.8
     encoder_frames: str = "audio"  # "audio": encode the buffered audio only; "full": pad to 30 s
     # "audio" mode appends this much silence (zero log-mel frames) after the buffered audio before
     # encoding: without it the decoder, seeing speech run to the very last frame, does not end and loops

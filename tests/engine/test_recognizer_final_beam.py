@@ -103,7 +103,7 @@ def test_a_search_at_a_pause_runs_only_while_it_keeps_the_recogniser_in_time():
     # Eight 1.8 s sentences with 0.8 s pauses, greedy unsure of a word in each (the Spanish input, where greedy
     # was unsure 14 times in 16), greedy decodes 0.3 s.
     words = script(*[(0.5 + 2.6 * k, f"Sentence{k} has six words in it.") for k in range(8)])
-    # Searches as cheap as greedy fit in final_beam_within_s (1.3 s): every sentence is searched, each final in it.
+    # Searches as cheap as greedy fit in final_beam_within_s (1.8 s): every sentence is searched, each final in it.
     rec, lags = run_in_time(TimedUnsure(words, greedy_s=0.3, search_s=0.3), words, 22.0)
     assert (rec.final_searches, rec.final_searches_skipped, len(lags)) == (8, 0, 8)
     assert max(lags) <= LiveOptions().final_beam_within_s + 0.15, lags
