@@ -67,7 +67,9 @@ class LiveOptions:
     # pause, then its greedy decode) and a search costs about one greedy decode more, so 1.3 s left it to the
     # machine's noise whether a search ran: three real-time runs of the same English (docs/results/live_lag.md,
     # live_lag_en_repeat.md) left 2, 6 and 0 unsure utterances greedy and scored 4.31, 5.95 and 3.08 % WER, at
-    # sentence-final p90 ≤ 1.04 s — far inside the 2.5 s target. At 1.8 s they run.
+    # sentence-final p90 ≤ 1.04 s — far inside the 2.5 s target. At 1.8 s they run (0–2 left greedy in three
+    # runs, same p90: 1.00–1.04 s), but the WER did not follow (6.78, 3.08, 5.34 %): the spread is where each
+    # run's decodes fall, not the searches. Kept for the words a search mends without a clock (4.72 → 3.90 %).
     final_beam_within_s: float | None = 1.8
     encoder_frames: str = "audio"  # "audio": encode the buffered audio only; "full": pad to 30 s
     # "audio" mode appends this much silence (zero log-mel frames) after the buffered audio before

@@ -122,7 +122,8 @@ def trim_collapsed(words: Sequence[TimedWord], min_s: float = 0.02) -> list[Time
     long) that repeat the words before them ("Fail better. Fail@9.10-9.10 better.@9.10-9.10 ..."), three
     such words in a row whatever they say (the prompt echoed at the buffer's end), or a phrase of two or more
     words repeated at once in under a quarter of the time it first took ("Fail again.@6.50-7.50
-    Fail@7.50-7.50 again.@7.50-7.64": seen committed twice at a pause). Real speech, repeated or not, takes
+    Fail@7.50-7.50 again.@7.50-7.64": seen committed twice at a pause) or in under 80 ms a word ("Fail
+    again.@7.6-7.7 Fail again.@7.7-7.7 ...": committed three times). Real speech, repeated or not, takes
     time to say."""
     out = list(words)
     seen: set[str] = set()
@@ -139,11 +140,12 @@ def trim_collapsed(words: Sequence[TimedWord], min_s: float = 0.02) -> list[Time
 
 
 def _squeezed_repeat(words: Sequence[TimedWord], i: int, longest: int = 6) -> bool:
-    """Do the words from ``i`` repeat the 2–``longest`` words just before them in under a quarter of their time?"""
+    """Do the words from ``i`` repeat the 2–``longest`` words just before them in under a quarter of their time,
+    or faster than anyone speaks (under 80 ms a word: the first time was squeezed too)?"""
     for n in range(2, min(longest, i, len(words) - i) + 1):
         if [normalise(w.text) for w in words[i:i + n]] == [normalise(w.text) for w in words[i - n:i]]:
             first_s = words[i - 1].end_s - words[i - n].start_s
-            if words[i + n - 1].end_s - words[i].start_s < 0.25 * first_s:
+            if words[i + n - 1].end_s - words[i].start_s < max(0.25 * first_s, 0.08 * n):
                 return True
     return False
 

@@ -358,5 +358,8 @@ def test_words_squeezed_into_no_audio_are_a_loop_and_are_cut():
     assert join_words(trim_collapsed(squeezed)) == "Fail again."
     said_twice = [w("Fail", 6.50, 7.34), w("again.", 7.34, 7.50), w("Fail", 8.0, 8.5), w("again.", 8.5, 8.9)]
     assert trim_collapsed(said_twice) == said_twice
+    both_squeezed = [w("Fail", 7.60, 7.66), w("again.", 7.66, 7.70), w("Fail", 7.70, 7.72), w("again.", 7.72, 7.75),
+                     w("Fail", 7.75, 7.85), w("again.", 7.85, 8.0)]
+    assert join_words(trim_collapsed(both_squeezed)) == "Fail again."
     quick = [w("very", 0.0, 0.3), w("good", 0.3, 0.6), w("very", 0.6, 0.8), w("good", 0.8, 1.0)]
     assert trim_collapsed(quick) == quick  # said faster the second time, but said
