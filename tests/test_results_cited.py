@@ -35,8 +35,6 @@ HISTORICAL = {
 # (bench/reproduce.sh writes the file; --full for the long ones): the first words of the header → that file.
 # Once the file exists, cite it above the table and remove the entry (a test says so).
 AWAITING_RUN = {
-    "| run | error rate on the new terms | held-out term-sentence WER | general WER | train time | final L_reg":
-        "docs/results/adaptation_sweep.json",
     "| text encoder | vectors | cosine same": "docs/results/adaptation_shared.json",
 }
 
