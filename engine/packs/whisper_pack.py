@@ -71,6 +71,9 @@ class WhisperPack:
     is_multilingual: bool
     files: dict[str, Path]  # role (encoder, decoder, decoder_with_past, decoder_merged, tokenizer) → file
     checksums: dict[str, tuple[str | None, int | None]]  # file name → (sha256, bytes) from parley.json
+    # The glossary terms this model was taught (Learn these words records them in parley.json, ``learned_terms``):
+    # decoding neither prompts nor biases them again (engine.glossary.for_pack). () for a stock model.
+    learned_terms: tuple[str, ...] = ()
 
     @classmethod
     def load(cls, path: str | Path, verify: bool = False) -> WhisperPack:
@@ -128,7 +131,8 @@ def _from_parley_json(path: Path, meta_path: Path) -> WhisperPack:
             begin_suppress_tokens=tuple(int(t) for t in meta.get("begin_suppress_tokens", ())),
             alignment_heads=tuple((int(a), int(b)) for a, b in meta.get("alignment_heads", ())),
             is_multilingual=bool(meta.get("is_multilingual", len(languages) > 1)),
-            files=graph_files(path), checksums=checksums)
+            files=graph_files(path), checksums=checksums,
+            learned_terms=tuple(str(t) for t in meta.get("learned_terms", ())))
     except (KeyError, TypeError, ValueError) as e:
         raise PackError(f"{meta_path}: incomplete pack description ({type(e).__name__}: {e}); "
                         f"{_rebuild_hint(name)}") from e

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from engine.errors import CancelledError
-from engine.glossary import Glossary
+from engine.glossary import Glossary, for_pack
 from engine.features import HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPLE_RATE, log_mel_spectrogram
 from engine.whisper.decoding import DecodeOptions
 from engine.whisper.results import Segment, Transcript
@@ -58,6 +58,9 @@ class TranscribeOptions:
     glossary_prompt: bool = True
     glossary_bias: float = 2.0
     glossary_first_bias: float | None = None  # a term's first token's bonus (None: glossary_bias)
+    # The terms the model's pack learned (Learn these words) are neither prompted nor biased (engine.glossary.
+    # for_pack): the learned model is better without them. True keeps them (bench/learn_words.py measures both).
+    glossary_keep_learned: bool = False
     prefix: str | None = None  # text the first window's output must start with
     word_timestamps: bool = False
     without_timestamps: bool = False
@@ -170,6 +173,8 @@ def transcribe(model: WhisperModel, audio: np.ndarray | str | Path, options: Tra
                progress: Callable[[float, float], None] | None = None,
                cancel: threading.Event | None = None) -> Transcript:
     language = model.check_language(options.language)
+    if options.glossary and not options.glossary_keep_learned:
+        options = dataclasses.replace(options, glossary=for_pack(options.glossary, model.pack))
     chunks, expected_s = _open(audio)
     source = AudioWindows(chunks)
     n_mels = model.pack.dims.n_mels

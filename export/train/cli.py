@@ -75,6 +75,9 @@ def add_learn_parser(sub) -> None:
                    help="of the new pack (default: the base pack's)")
     p.add_argument("--name", default=None, help="pack name recorded in parley.json (default: the --out folder's)")
     p.add_argument("--speech-dir", type=Path, help="where the spoken sentences are kept (default: <out>.train/speech)")
+    p.add_argument("--keep-refused", type=Path, default=None, metavar="DIR",
+                   help="if the gate refuses the model, export it to DIR anyway to measure it (never --out; still "
+                        "exit 3; for benches, the app does not use it)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-progress", action="store_true")
 

@@ -13,7 +13,12 @@ it is better on what it never trained on.
    WER) must fall and the general WER (the other half, validation voices) may rise by at most 0.5 point, both
    against the current model. Otherwise nothing is written and one line says why.
 4. Corrections are split (a fifth held out) to measure; once the gate passes, training runs again on all of
-   them (the split folded back in) and that model is exported.
+   them (the split folded back in) and that model is exported. Its parley.json lists the glossary's terms it
+   learned (``learned_terms``, with those the base pack had learned): decoding with it no longer prompts or
+   biases them (engine.glossary.for_pack).
+
+``--keep-refused DIR`` (benches only; the app never passes it): a model the gate refuses is still exported, to
+DIR, so it can be measured — never to ``--out``, and the command still exits 3.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from typing import TextIO
 import torch
 
 from engine import learn_words as lw
-from engine.glossary import Glossary
+from engine.glossary import Glossary, format_glossary
 from export.train.base import TRAINED_CHECKPOINT, export_trained, load_base, resolve_base
 from export.train.data import Example, TargetTokenizer, collate, load_examples, split
 from export.train.evaluate import greedy
@@ -80,6 +85,7 @@ class LearnReport:
     n_train: int
     n_validation: int
     seconds: float
+    refused_pack: Path | None = None  # where keep_refused exported a model the gate refused (never installed)
 
 
 def stock_source(base: str | Path) -> Path:
@@ -96,12 +102,28 @@ def stock_source(base: str | Path) -> Path:
     return source
 
 
-def install(model: Whisper, vocab, work_dir: Path, out: Path, precision: str, name: str, stock: Path) -> Path:
+def learned_terms(base: str | Path) -> tuple[str, ...]:
+    """The glossary terms the pack ``base`` was taught (its parley.json's ``learned_terms``); () for anything
+    else (a stock pack, a checkpoint, a model name)."""
+    meta = Path(base).expanduser() / "parley.json"
+    if not meta.is_file():
+        return ()
+    return tuple(str(t) for t in json.loads(meta.read_text(encoding="utf-8")).get("learned_terms", ()))
+
+
+def install(model: Whisper, vocab, work_dir: Path, out: Path, precision: str, name: str, stock: Path,
+            terms: tuple[str, ...] = ()) -> Path:
     """Export the learned model as a pack at ``out`` (trained.pt in ``work_dir``), and record beside trained.pt the
-    stock checkpoint its line started from: the next improvement of this pack pulls toward that one."""
+    stock checkpoint its line started from: the next improvement of this pack pulls toward that one. ``terms``:
+    the glossary terms the model has learned, listed in the pack's parley.json (``learned_terms``)."""
     pack = export_trained(model, vocab, work_dir, Path(out), precision, name)
     (Path(work_dir) / STOCK).write_text(json.dumps({"stock": str(stock)}) + "\n", encoding="utf-8")
     (Path(work_dir) / "checkpoint.pt").unlink(missing_ok=True)
+    if terms:  # parley.json is not among the checksummed files: adding a key keeps the pack verified
+        meta_path = Path(pack) / "parley.json"
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta["learned_terms"] = list(dict.fromkeys(terms))
+        meta_path.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return pack
 
 
@@ -143,15 +165,19 @@ def _scores(model, tok, device, terms, validation, v_states, held, h_states, gen
 def learn(base: str | Path, out: Path, glossary: Glossary | None = None, corrections: Path | None = None,
           anchors: Path | None = None, options: LearnOptions = LearnOptions(), precision: str = "int8",
           name: str = "whisper-learned", work_dir: Path | None = None, speech_dir: Path | None = None,
-          stream: TextIO | None = None) -> LearnReport:
+          stream: TextIO | None = None, keep_refused: Path | None = None) -> LearnReport:
     """Learn ``glossary``'s terms (and the clips in ``corrections``) into a new pack at ``out`` — written only if
     the gate passes. ``anchors``: clips the model got right (the app's kept lines), split between the Fisher
-    anchors and the gate's general set. ``speech_dir``: where the spoken sentences are kept (reused)."""
+    anchors and the gate's general set. ``speech_dir``: where the spoken sentences are kept (reused).
+    ``keep_refused``: a folder (not ``out``) where a model the gate refuses is exported anyway, to be measured
+    (learn.json's ``refused_pack``); the report still says not installed."""
     started = time.perf_counter()
     glossary = glossary or Glossary()
     if not glossary and corrections is None:
         raise ValueError("nothing to learn: give a glossary with terms and/or a folder of corrections")
     out = Path(out)
+    if keep_refused is not None and Path(keep_refused).resolve() == out.resolve():
+        raise ValueError(f"--keep-refused {keep_refused}: the folder a refused model is kept in cannot be --out")
     work_dir = Path(work_dir) if work_dir is not None else out.parent / (out.name + ".train")
     speech_dir = Path(speech_dir) if speech_dir is not None else work_dir / "speech"
     model, vocab, source = load_base(base)
@@ -237,18 +263,29 @@ def learn(base: str | Path, out: Path, glossary: Glossary | None = None, correct
                                         g_states)
     ok, reason = lw.gate(current, candidate, options.max_general_rise)
     _say(stream, reason)
-    pack = None
+    pack = refused = None
+    if keep_refused is not None:  # a refused model of an earlier run must not pass for this run's
+        for stale in (Path(keep_refused), Path(keep_refused).parent / (Path(keep_refused).name + ".train")):
+            shutil.rmtree(stale, ignore_errors=True)
+    terms_now = learned_terms(base) + tuple(terms)  # what the model knows: the base pack's terms and these
     if ok:
         if held:  # the held-out corrections are learned too: the same training on all of them
             _say(stream, f"training again with the {len(held)} held-out correction(s) folded back in")
             model = load_base(base)[0]
             run(train + all_corrections)
-        pack = install(model, vocab, work_dir, out, precision, name, stock_path)
+        pack = install(model, vocab, work_dir, out, precision, name, stock_path, terms_now)
+    elif keep_refused is not None:  # to be measured, never installed: its own folder, not --out
+        keep_refused = Path(keep_refused)
+        refused = install(model, vocab, keep_refused.parent / (keep_refused.name + ".train"), keep_refused,
+                          precision, name, stock_path, terms_now)
+        _say(stream, f"the refused model is kept for measuring (not installed): {refused}")
     report = LearnReport(ok, reason, pack, stock_path, current, candidate, len(first), len(validation),
-                         time.perf_counter() - started)
+                         time.perf_counter() - started, refused)
     work_dir.mkdir(parents=True, exist_ok=True)
     (work_dir / REPORT).write_text(json.dumps({
         "installed": ok, "reason": reason, "pack": None if pack is None else str(pack), "stock": str(stock_path),
+        "refused_pack": None if refused is None else str(refused), "base": str(base), "glossary": list(terms),
+        "glossary_text": format_glossary(glossary).splitlines(), "learned_terms": list(dict.fromkeys(terms_now)),
         "options": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(options).items()},
         "current": dataclasses.asdict(current), "candidate": dataclasses.asdict(candidate),
         "n_train": len(first), "n_validation": len(validation), "n_general": len(general),
@@ -274,7 +311,8 @@ def run(args) -> int:
         precision = args.precision or (pack_precision(Path(args.base)) if Path(args.base).is_dir() else "int8")
         name = args.name or args.out.name.removesuffix(f"-{precision}")
         report = learn(args.base, args.out, glossary, args.corrections, args.anchors, options, precision, name,
-                       speech_dir=args.speech_dir)
+                       speech_dir=args.speech_dir,
+                       keep_refused=getattr(args, "keep_refused", None))
     except KeyboardInterrupt:
         print("error: interrupted; nothing was installed", file=sys.stderr)
         return 130

@@ -1,14 +1,18 @@
 """The glossary: its file format (what a user writes by hand, and the one-line error naming file and line on a
 bad one) and the logit bias it drives (TermBias: the bonus lands on the token that continues a term after the
-term's prefix, nowhere else, in greedy and beam search alike)."""
+term's prefix, nowhere else, in greedy and beam search alike); a model that learned some of its terms is neither
+primed nor biased with those (for_pack), a stock one with all of them."""
 
 from __future__ import annotations
+
+import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from engine.glossary import (MAX_TERM_CHARS, Glossary, GlossaryError, Term, format_glossary, load_glossary,
-                             parse_glossary, save_glossary)
+from engine.glossary import (MAX_TERM_CHARS, Glossary, GlossaryError, Term, for_pack, format_glossary,
+                             load_glossary, parse_glossary, save_glossary)
 from engine.whisper.decoding import DecodeOptions, TermBias, beam_search, greedy_or_sample, rank
 
 GOOD = """\
@@ -172,3 +176,54 @@ def test_a_first_token_bonus_of_its_own_goes_to_the_terms_first_tokens_only():
     same = np.zeros((1, 10), np.float32)
     TermBias([TERM_A], 2.0, first_bonus=2.0).apply(same, [[]])
     assert same[0, 5] == 2.0 and np.count_nonzero(same) == 1
+
+
+def test_the_terms_a_pack_learned_are_dropped_and_the_others_kept_in_order():
+    g = parse_glossary(GOOD)
+    learned = SimpleNamespace(learned_terms=("Okonkwo", "Zorvanic"))  # Zorvanic: learned, not in this glossary
+    assert for_pack(g, learned) == Glossary((g.terms[0], g.terms[2]))  # Kubernetes, Zyrtec: sounds-like kept
+    assert for_pack(g, SimpleNamespace(learned_terms=())) is g  # a stock pack keeps every term
+    assert for_pack(g, object()) is g  # so does a pack that records nothing
+    assert for_pack(None, learned) is None
+    assert not for_pack(parse_glossary("Okonkwo\n"), learned)  # all learned: nothing left to prompt
+    # the user respelled a learned term: the model writes the old spelling, so the new one is prompted again
+    assert for_pack(parse_glossary("OKonkwo\n"), learned).words == ("OKonkwo",)
+
+
+@pytest.mark.model
+def test_a_learned_pack_is_neither_primed_nor_biased_with_its_terms(pack_int8, tmp_path):
+    """Through the file path, as a learned pack records them (``learned_terms`` in parley.json): the prompt and
+    the bias list of every window leave those terms out and keep the others; the stock pack keeps them all."""
+    from engine.whisper.model import WhisperModel
+    from engine.whisper.transcribe import TranscribeOptions
+
+    learned = tmp_path / "whisper-base-learned-int8"
+    learned.mkdir()
+    for f in pack_int8.iterdir():  # the same model files; only the description differs
+        if f.name != "parley.json":
+            (learned / f.name).symlink_to(f.resolve())
+    meta = json.loads((pack_int8 / "parley.json").read_text(encoding="utf-8"))
+    assert "learned_terms" not in meta
+    (learned / "parley.json").write_text(json.dumps({**meta, "learned_terms": ["Kubernetes", "Okonkwo"]}),
+                                         encoding="utf-8")
+    glossary = parse_glossary(GOOD)
+    audio = (0.1 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)).astype(np.float32)  # 1 s: one window
+
+    def windows(pack, **options) -> list[tuple[tuple[str, ...], str]]:
+        model = WhisperModel.load(pack, device="cpu", threads=1)
+        seen, decode = [], model.decode_window
+
+        def spy(states, decode_options, prompt, **kw):
+            seen.append((decode_options.bias_terms, model.tokenizer.decode(prompt)))
+            return decode(states, decode_options, prompt, **kw)
+
+        model.decode_window = spy
+        model.transcribe(audio, TranscribeOptions(language="en", beam_size=1, glossary=glossary, **options))
+        assert seen
+        return seen
+
+    for bias, prompt in windows(learned):
+        assert bias == ("Zyrtec",) and "Zyrtec" in prompt
+        assert "Kubernetes" not in prompt and "Okonkwo" not in prompt
+    for bias, prompt in windows(pack_int8) + windows(learned, glossary_keep_learned=True):
+        assert bias == ("Kubernetes", "Okonkwo", "Zyrtec") and "Kubernetes, Okonkwo, Zyrtec." in prompt

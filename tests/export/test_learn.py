@@ -1,5 +1,6 @@
 """Learn these words, end to end on a tiny Whisper with real weights: a model that got worse is refused with the
-reason and the current model kept; θ₀ and the Fisher weights stay the stock model's across improvements.
+reason and the current model kept (kept aside only when asked, to be measured); θ₀ and the Fisher weights stay
+the stock model's across improvements; a learned pack lists the terms it learned, its base pack's too.
 
 The tiny model's vocabulary is the words of every sentence Parley writes (one token a word), and the "current"
 model has first been trained until it transcribes the general English clips: so "general WER" means something
@@ -11,6 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -22,7 +24,8 @@ from engine.glossary import parse_glossary
 from engine.metrics import normalize_text
 from export.train.base import load_base
 from export.train.data import TargetTokenizer, load_examples
-from export.train.learn import LearnOptions, install, learn, stock_source
+from engine.packs.whisper_pack import WhisperPack
+from export.train.learn import REPORT, LearnOptions, install, learn, learned_terms, stock_source
 from export.train.loop import fine_tune
 from export.train.loss import parameter_distance
 from export.train.options import TrainOptions
@@ -83,7 +86,9 @@ def test_a_model_that_got_worse_is_refused_with_the_reason_and_the_current_one_k
     out = tmp_path / "packs" / "tiny-learned-fp32"
     # no pull back (alpha 1) and a learning rate 200 times the recipe's: the terms are drilled in, English is lost
     wreck = dataclasses.replace(OPTIONS, alpha=1.0, lr=1e-2, epochs=3)
-    report = learn(current, out, GLOSSARY, options=wreck, precision="fp32", speech_dir=tmp_path / "speech")
+    kept = tmp_path / "measure" / "tiny-refused-fp32"  # a bench asks to measure the refused model
+    report = learn(current, out, GLOSSARY, options=wreck, precision="fp32", speech_dir=tmp_path / "speech",
+                   keep_refused=kept)
     assert report.current.general < 0.25  # the current model writes the general clips
     assert report.candidate.general > report.current.general + 0.005  # and the learned one got worse at them
     assert not report.installed and report.pack is None
@@ -92,6 +97,13 @@ def test_a_model_that_got_worse_is_refused_with_the_reason_and_the_current_one_k
     assert not out.exists()  # nothing written beside the packs
     assert digest(current) == before  # the current model is untouched
     assert report.stock == current
+    # kept aside where asked, never at --out: a pack of the refused model, named in learn.json
+    assert report.refused_pack == kept and WhisperPack.load(kept).learned_terms == GLOSSARY.words
+    recorded = json.loads((tmp_path / "packs" / "tiny-learned-fp32.train" / REPORT).read_text(encoding="utf-8"))
+    assert recorded["installed"] is False and recorded["pack"] is None and recorded["refused_pack"] == str(kept)
+    assert recorded["glossary"] == list(GLOSSARY.words) and recorded["options"]["alpha"] == 1.0
+    with pytest.raises(ValueError, match="cannot be --out"):
+        learn(current, out, GLOSSARY, options=wreck, keep_refused=out)
 
 
 def test_the_cli_says_why_in_one_line_and_exits_refused(current, tmp_path, capsys):
@@ -121,8 +133,13 @@ def test_theta0_and_the_fisher_weights_stay_the_stock_models_across_improvements
     with torch.no_grad():
         for p in tuned.decoder.parameters():
             p.add_(0.01 * torch.randn(p.shape, generator=torch.Generator().manual_seed(1)))
-    first = install(tuned, vocab, tmp_path / "first.train", tmp_path / "first-fp32", "fp32", "first", current)
+    first = install(tuned, vocab, tmp_path / "first.train", tmp_path / "first-fp32", "fp32", "first", current,
+                    ("Quillbrook",))
     assert stock_source(first) == current
+    # the pack lists the term it learned (decoding leaves it out of the glossary: engine.glossary.for_pack)
+    assert WhisperPack.load(first).learned_terms == learned_terms(first) == ("Quillbrook",)
+    WhisperPack.load(first, verify=True)  # parley.json's new key leaves every checksummed file as it was
+    assert learned_terms(current) == () and WhisperPack.load(tmp_path / "first-fp32").name == "first"
     # a second improvement starts from the first's weights; its θ₀ is still the stock model
     again, _, _ = load_base(first)
     reference = load_base(stock_source(first))[0]
@@ -139,5 +156,6 @@ def test_theta0_and_the_fisher_weights_stay_the_stock_models_across_improvements
     assert parameter_distance(again, stock_params) < 0.9 * parameter_distance(load_base(first)[0], stock_params)
     assert parameter_distance(again, start) > 0  # it moved, toward the stock model, away from where it started
     second = install(again, vocab, tmp_path / "second.train", tmp_path / "second-fp32", "fp32", "second",
-                     stock_source(first))
+                     stock_source(first), learned_terms(first) + ("Zyrtec", "Quillbrook"))
     assert stock_source(second) == current  # no chain: the third improvement pulls toward the stock model too
+    assert learned_terms(second) == ("Quillbrook", "Zyrtec")  # what the first learned is still known, once
