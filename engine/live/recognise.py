@@ -17,6 +17,7 @@ import numpy as np
 
 from engine.events import Word
 from engine.features import SAMPLE_RATE
+from engine.glossary import for_pack
 from engine.live.options import LiveOptions
 from engine.whisper.decoding import DecodeOptions
 from engine.whisper.encode import EncodedAudio, encode_audio
@@ -62,7 +63,9 @@ class WhisperRecognise:
     def __init__(self, model, options: LiveOptions):
         self.model = model
         self.options = options
-        self._glossary = glossary_prompt_tokens(model, options.glossary, model.pack.dims.n_text_ctx // 4)
+        # (without the terms the model's pack has learned: prompting those again made them worse)
+        self._terms = for_pack(options.glossary, model.pack)
+        self._glossary = glossary_prompt_tokens(model, self._terms, model.pack.dims.n_text_ctx // 4)
         self._first: tuple[Any, int] | None = None  # (encoded, tokens) of the last decode that encoded its audio
 
     def __call__(self, audio: np.ndarray, prompt: str, language: str | None,
@@ -87,7 +90,7 @@ class WhisperRecognise:
                                no_speech_threshold=opts.no_speech_threshold,
                                log_prob_threshold=opts.log_prob_threshold,
                                compression_ratio_threshold=opts.compression_ratio_threshold,
-                               sample_len=sample_len, bias_terms=opts.glossary.words if opts.glossary else ())
+                               sample_len=sample_len, bias_terms=self._terms.words if self._terms else ())
         # As a file's windows are primed: the glossary's terms first (as many as fit in a quarter of the decoder's
         # context), then the prompt and the committed text, cut from the front to what is left.
         history = self.model.encode_text(" ".join(filter(None, [opts.initial_prompt, prompt])))

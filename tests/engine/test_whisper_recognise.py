@@ -65,3 +65,24 @@ def test_a_search_that_fails_the_guards_leaves_the_first_decode(model, monkeypat
     monkeypatch.setattr(model, "decode_window", looping)
     searched = recognise(audio, "", "en", beam_size=5, encoded=first.encoded)
     assert searched.words == ()
+
+
+def test_terms_the_pack_learned_are_neither_prompted_nor_biased_live(model, monkeypatch):
+    from engine.glossary import parse_glossary
+
+    glossary = parse_glossary("Okonkwo\nBrennivox\n")
+    seen = []
+    real = model.decode_window
+
+    def spy(states, options, prompt_tokens=(), *args, **kwargs):
+        seen.append((options.bias_terms, list(prompt_tokens)))
+        return real(states, options, prompt_tokens, *args, **kwargs)
+
+    monkeypatch.setattr(model, "decode_window", spy)
+    audio = np.zeros(16000, np.float32) + 0.01
+    WhisperRecognise(model, LiveOptions(language="en", glossary=glossary))(audio, "", "en")
+    monkeypatch.setattr(model, "pack", dataclasses.replace(model.pack, learned_terms=("Okonkwo",)))
+    WhisperRecognise(model, LiveOptions(language="en", glossary=glossary))(audio, "", "en")
+    (stock_bias, stock_prompt), (learned_bias, learned_prompt) = seen
+    assert stock_bias == ("Okonkwo", "Brennivox") and learned_bias == ("Brennivox",)
+    assert model.encode_text(" Okonkwo")[0] in stock_prompt and len(learned_prompt) < len(stock_prompt)
