@@ -387,7 +387,8 @@ def test_the_short_speech_translation_run_compares_both_engines():
 
 
 def test_learn_words_table_is_the_results_file():
-    """docs/training.md's "Learn these words" table (bench/learn_words.py): stock and learned rows, each figure."""
+    """docs/training.md's "Learn these words" table (bench/learn_words.py): stock and learned rows (α = 0.75 and
+    α = 1, each with and without the glossary), each figure; and the gate's verdicts the text below it states."""
     table = find_table("docs/training.md", "| model | arm | term errors | WER, term sentences")
     report = the_file(table, "learn_words")
     rows = {(r["model"], r["arm"]): r for r in report["rows"]}
@@ -400,4 +401,13 @@ def test_learn_words_table_is_the_results_file():
         check(where, cells[4], [row["general_wer_pct"]])
         check(where, cells[5], [row["human_wer_pct"]])
     assert len(table["rows"]) == len(rows)
-    assert report["learn"]["installed"] is True  # the text below the table says the gate installed it
+    learned = {run["alpha"]: run for run in report["learn"]}
+    assert sorted(learned) == [0.75, 1.0]
+    # the text below the table: the gate installed α = 0.75 and refused α = 1 (its model measured, kept aside)
+    assert learned[0.75]["installed"] is True and learned[0.75]["reason"].startswith(
+        "installed: term errors on held-out voices 100.0% → 20.0%, general WER 23.8% → 21.3% (-2.5 points)")
+    assert learned[1.0]["installed"] is False and learned[1.0]["pack"] is None and learned[1.0]["refused_pack"]
+    assert "(term errors on held-out voices 100.0% → 10.0%, general WER 23.8% → 32.2% (+8.4 points))" in \
+        learned[1.0]["reason"]
+    # "both (+2)" leaves the learned terms out: it writes what "none" writes, every clip
+    assert all(run["glossary_on_equals_none"] is True for run in learned.values())
