@@ -37,6 +37,7 @@ import torch
 
 from engine import learn_words as lw
 from engine.glossary import Glossary, format_glossary
+from engine.packs.whisper_pack import WhisperPack
 from export.train.base import TRAINED_CHECKPOINT, export_trained, load_base, resolve_base
 from export.train.data import Example, TargetTokenizer, collate, load_examples, split
 from export.train.evaluate import greedy
@@ -105,10 +106,8 @@ def stock_source(base: str | Path) -> Path:
 def learned_terms(base: str | Path) -> tuple[str, ...]:
     """The glossary terms the pack ``base`` was taught (its parley.json's ``learned_terms``); () for anything
     else (a stock pack, a checkpoint, a model name)."""
-    meta = Path(base).expanduser() / "parley.json"
-    if not meta.is_file():
-        return ()
-    return tuple(str(t) for t in json.loads(meta.read_text(encoding="utf-8")).get("learned_terms", ()))
+    path = Path(base).expanduser()
+    return WhisperPack.load(path).learned_terms if (path / "parley.json").is_file() else ()
 
 
 def install(model: Whisper, vocab, work_dir: Path, out: Path, precision: str, name: str, stock: Path,
